@@ -1,0 +1,251 @@
+"""Local sandbox invoker: the sandbox handler in long-lived bubblewrap workers.
+
+Each worker stands in for one warm Lambda container: the same ``sandbox_runner`` code, started
+once (pre-warmed zygote), answering one execution at a time over JSON lines. Isolation follows
+the recipe in the security notes: an unprivileged uid (setpriv, when we are root), new
+user/pid/net/ipc/uts namespaces, no nested user namespaces, read-only root, a size- and
+inode-limited tmpfs work area, a clean environment. Without bubblewrap nothing runs: the
+result says why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..sandbox.port import ExecutionRequest, ExecutionResult, result_from_response
+
+NOBODY = 65534
+
+
+@dataclass(frozen=True)
+class LocalSandboxConfig:
+    python: str  # the sandbox interpreter (a venv readable by the unprivileged uid)
+    runner_dir: str  # the directory holding the sandbox_runner package
+    workers: int = 2
+    timeout_s: float = 30.0
+    memory_mb: int = 1024
+    max_output_bytes: int = 100_000
+    work_area_mb: int = 256
+    work_area_inodes: int = 4096
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class IsolationUnavailable(RuntimeError):
+    """No way to isolate code on this machine; code must not run."""
+
+
+def _world_readable_copy(source: str) -> str:
+    """Copy the runner package somewhere the unprivileged uid can read (the repo may be in /root)."""
+    target = tempfile.mkdtemp(prefix="agents-sbx-code-")
+    shutil.copytree(Path(source) / "sandbox_runner", Path(target) / "sandbox_runner",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for directory, dirs, files in os.walk(target):
+        os.chmod(directory, 0o755)
+        for name in files:
+            os.chmod(Path(directory) / name, 0o644)
+    return target
+
+
+class _Worker:
+    """One bubblewrap-isolated sandbox process."""
+
+    def __init__(self, config: LocalSandboxConfig, code_dir: str) -> None:
+        self.config = config
+        self.work_area: str | None = None
+        self.mounted = False
+        argv = self._command(code_dir)
+        self.process = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={"PATH": "/usr/bin:/bin"},
+            start_new_session=True,
+            text=True,
+            bufsize=1,
+        )
+        hello_line = self._read_line(timeout=180.0)
+        hello = json.loads(hello_line) if hello_line else {"ready": False, "error": "the worker did not start"}
+        if not hello.get("ready"):
+            self.stop()
+            raise IsolationUnavailable(f"the sandbox worker failed to start: {hello.get('error')}")
+        self.hello = hello
+
+    def _work_area_bind(self) -> list[str]:
+        mb = self.config.work_area_mb
+        if os.geteuid() == 0:
+            # A host tmpfs gives an inode limit as well as a size limit (bwrap's --size has none).
+            self.work_area = tempfile.mkdtemp(prefix="agents-sbx-tmp-")
+            options = f"size={mb}m,nr_inodes={self.config.work_area_inodes},mode=0700,uid={NOBODY},gid={NOBODY}"
+            mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", self.work_area],
+                                     capture_output=True, check=False)
+            if mounted.returncode == 0:
+                self.mounted = True
+                return ["--bind", self.work_area, "/tmp"]
+        return ["--size", str(mb * 1024 * 1024), "--tmpfs", "/tmp"]
+
+    def _command(self, code_dir: str) -> list[str]:
+        bwrap = shutil.which("bwrap")
+        if bwrap is None:
+            raise IsolationUnavailable("bubblewrap (bwrap) is not installed; run `make serve` or apt-get install bubblewrap")
+        venv = str(Path(self.config.python).parent.parent)
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": "/tmp",
+            "LANG": "C.UTF-8",
+            "SANDBOX_TIMEOUT_S": str(self.config.timeout_s),
+            "SANDBOX_MEMORY_MB": str(self.config.memory_mb),
+            "SANDBOX_MAX_OUTPUT_BYTES": str(self.config.max_output_bytes),
+            "SANDBOX_WORK_ROOT": "/tmp/sbx",
+            **self.config.extra_env,
+        }
+        prefix: list[str] = []
+        if os.geteuid() == 0:
+            # Drop to nobody first: RLIMIT_NPROC does not bind root, and a root-owned userns
+            # would map the child to host root.
+            prefix = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                      "--inh-caps=-all", "--bounding-set=-all", "--"]
+        argv = [*prefix, bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
+                "--new-session", "--clearenv"]
+        for key, value in env.items():
+            argv += ["--setenv", key, value]
+        argv += ["--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+                 "--symlink", "usr/bin", "/bin", "--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache",
+                 "--proc", "/proc", "--dev", "/dev"]
+        # /tmp first: a later bind under /tmp would otherwise be hidden by it.
+        argv += self._work_area_bind()
+        argv += ["--ro-bind", venv, venv, "--ro-bind", code_dir, "/opt/sandbox-code",
+                 "--remount-ro", "/", "--cap-drop", "ALL", "--chdir", "/tmp", "--",
+                 self.config.python, "-I", "-c",
+                 "import sys; sys.path.insert(0, '/opt/sandbox-code'); "
+                 "from sandbox_runner.worker import main; main()"]
+        return argv
+
+    def _read_line(self, timeout: float) -> str | None:
+        """Read one line, giving up after ``timeout`` (the worker may be wedged)."""
+        box: queue.Queue[str | None] = queue.Queue()
+
+        def read() -> None:
+            try:
+                box.put(self.process.stdout.readline() if self.process.stdout else None)
+            except (OSError, ValueError):
+                box.put(None)
+
+        threading.Thread(target=read, daemon=True).start()
+        try:
+            return box.get(timeout=timeout) or None
+        except queue.Empty:
+            return None
+
+    def execute(self, event: dict[str, object], timeout: float) -> dict[str, object] | None:
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(json.dumps(event) + "\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            return None
+        line = self._read_line(timeout=timeout)
+        return json.loads(line) if line else None
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.process.pid, 9)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        if self.work_area:
+            if self.mounted:
+                subprocess.run(["umount", "-l", self.work_area], capture_output=True, check=False)
+            shutil.rmtree(self.work_area, ignore_errors=True)
+
+
+class LocalSandbox:
+    """A pool of bubblewrap workers; implements the Sandbox port. Thread-safe."""
+
+    def __init__(self, config: LocalSandboxConfig) -> None:
+        self.config = config
+        self._code_dir: str | None = None
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._lock = threading.Lock()
+        self._started = 0
+        self._unavailable: str | None = None
+
+    def _code(self) -> str:
+        with self._lock:
+            if self._code_dir is None:
+                self._code_dir = _world_readable_copy(self.config.runner_dir)
+            return self._code_dir
+
+    def _acquire(self) -> _Worker:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            may_start = self._started < self.config.workers
+            if may_start:
+                self._started += 1
+        if may_start:
+            try:
+                return _Worker(self.config, self._code())
+            except BaseException:
+                with self._lock:
+                    self._started -= 1
+                raise
+        return self._idle.get()
+
+    def _release(self, worker: _Worker, healthy: bool) -> None:
+        if healthy and worker.alive():
+            self._idle.put(worker)
+            return
+        worker.stop()
+        with self._lock:
+            self._started -= 1
+
+    def warm_up(self) -> dict[str, object]:
+        """Start one worker now (serve does this so the first request is fast)."""
+        worker = self._acquire()
+        self._release(worker, True)
+        return worker.hello
+
+    def execute(self, request: ExecutionRequest) -> ExecutionResult:
+        if self._unavailable:
+            return ExecutionResult.unavailable(self._unavailable)
+        try:
+            worker = self._acquire()
+        except IsolationUnavailable as exc:
+            self._unavailable = str(exc)
+            return ExecutionResult.unavailable(str(exc))
+        timeout = (request.timeout_s or self.config.timeout_s) + 15.0
+        started = time.monotonic()
+        response = worker.execute(request.to_event(), timeout=timeout)
+        if response is None:
+            self._release(worker, False)
+            why = "timed out" if time.monotonic() - started >= timeout else "stopped"
+            return ExecutionResult(status="crashed", notes=[f"the sandbox worker {why}; it has been replaced"])
+        self._release(worker, worker.alive())
+        return result_from_response(response)
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._idle.get_nowait().stop()
+            except queue.Empty:
+                break
+        if self._code_dir:
+            shutil.rmtree(self._code_dir, ignore_errors=True)

@@ -1,0 +1,102 @@
+"""The Sandbox port and the API side's view of the sandbox protocol (see sandbox_image/sandbox_runner/protocol.py)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["ok", "error", "timeout", "memory", "output_truncated", "crashed", "unavailable"]
+
+
+class SandboxFile(BaseModel):
+    """A file handed to, or returned by, the code."""
+
+    name: str
+    mime_type: str = "application/octet-stream"
+    size: int = 0
+    content_b64: str = ""
+
+    def content(self) -> bytes:
+        return base64.b64decode(self.content_b64)
+
+
+class OutputRun(BaseModel):
+    stream: Literal["stdout", "stderr"]
+    text: str
+
+
+class ExecutionError(BaseModel):
+    name: str = ""
+    value: str = ""
+    traceback: str = ""
+
+
+class ExecutionResult(BaseModel):
+    """A sandbox response, validated: the API side does not trust its shape either."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: Status
+    outputs: list[OutputRun] = Field(default_factory=list)
+    display: str | None = None
+    error: ExecutionError | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    duration_ms: float = 0.0
+    files: list[SandboxFile] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    isolation: dict[str, object] = Field(default_factory=dict)
+
+    @classmethod
+    def unavailable(cls, why: str) -> ExecutionResult:
+        return cls(status="unavailable", notes=[f"code execution is unavailable: {why}"])
+
+    def code_output(self) -> str:
+        """What the model (and the user, in ``info.code_output``) reads: what a person would want."""
+        parts = [run.text for run in self.outputs]
+        text = "".join(parts)
+        if self.display is not None:
+            if text and not text.endswith("\n"):
+                text += "\n"
+            text += self.display + "\n"
+        if self.error is not None and self.error.traceback:
+            if text and not text.endswith("\n"):
+                text += "\n"
+            text += self.error.traceback
+        for note in self.notes:
+            if text and not text.endswith("\n"):
+                text += "\n"
+            text += f"[{note}]\n"
+        return text
+
+
+class ExecutionRequest(BaseModel):
+    code: str
+    timeout_s: float | None = None
+    files: list[SandboxFile] = Field(default_factory=list)
+
+    def to_event(self) -> dict[str, object]:
+        event: dict[str, object] = {"code": self.code}
+        if self.timeout_s is not None:
+            event["timeout_s"] = self.timeout_s
+        if self.files:
+            event["files"] = [{"name": f.name, "content_b64": f.content_b64} for f in self.files]
+        return event
+
+
+class Sandbox(Protocol):
+    """Runs one cell of code somewhere isolated. Never raises for the code's own failures."""
+
+    def execute(self, request: ExecutionRequest) -> ExecutionResult: ...
+
+
+def result_from_response(payload: object) -> ExecutionResult:
+    """Validate a sandbox response; anything malformed becomes a clear ``crashed`` result."""
+    if isinstance(payload, dict) and payload.get("status") == "bad_request":
+        return ExecutionResult(status="error", notes=[f"the sandbox refused the request: {payload.get('message')}"])
+    try:
+        return ExecutionResult.model_validate(payload)
+    except ValueError:
+        return ExecutionResult(status="crashed", notes=["the sandbox returned a malformed response"])

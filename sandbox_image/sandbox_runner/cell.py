@@ -1,0 +1,99 @@
+"""Run one cell of code the way Jupyter does: statements, then the value of a trailing expression.
+
+Runs inside the forked child, after the limits are in place. Tracebacks are cut down to the
+user's own frames and point at the cell's line numbers.
+"""
+
+from __future__ import annotations
+
+import ast
+import linecache
+import sys
+import traceback
+import types
+from dataclasses import dataclass, field
+from typing import Any
+
+CELL_FILENAME = "<cell>"
+MAX_DISPLAY_CHARS = 20_000
+
+
+@dataclass
+class CellOutcome:
+    display: str | None = None
+    error: dict[str, str] | None = None
+    memory_error: bool = False
+    figures: list[str] = field(default_factory=list)
+
+
+def _register_source(code: str) -> None:
+    # linecache lets traceback print the offending line of the cell, as Jupyter does.
+    linecache.cache[CELL_FILENAME] = (len(code), None, code.splitlines(True), CELL_FILENAME)
+
+
+def _user_traceback(exc: BaseException) -> str:
+    tb: types.TracebackType | None = exc.__traceback__
+    # Drop the runner's own frames: the user sees the cell's frames and what they called.
+    while tb is not None and tb.tb_frame.f_code.co_filename != CELL_FILENAME:
+        tb = tb.tb_next
+    exc = exc.with_traceback(tb)
+    if isinstance(exc, SyntaxError):
+        return "".join(traceback.format_exception_only(type(exc), exc))
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def _display(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = repr(value)
+    if len(text) > MAX_DISPLAY_CHARS:
+        text = text[:MAX_DISPLAY_CHARS] + f"\n[display truncated at {MAX_DISPLAY_CHARS} characters]"
+    return text
+
+
+def run_cell(code: str, namespace: dict[str, Any]) -> CellOutcome:
+    outcome = CellOutcome()
+    _register_source(code)
+    try:
+        tree = ast.parse(code, filename=CELL_FILENAME, mode="exec")
+        trailing: ast.Expression | None = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            trailing = ast.Expression(body=tree.body.pop().value)
+        exec(compile(tree, CELL_FILENAME, "exec"), namespace)  # noqa: S102 - this is the sandbox
+        if trailing is not None:
+            value = eval(compile(trailing, CELL_FILENAME, "eval"), namespace)  # noqa: S307
+            outcome.display = _display(value)
+    except MemoryError as exc:
+        outcome.memory_error = True
+        outcome.error = {"name": "MemoryError", "value": str(exc), "traceback": _safe_traceback(exc)}
+    except BaseException as exc:  # noqa: BLE001 - report everything, including SystemExit
+        outcome.error = {"name": type(exc).__name__, "value": _safe_str(exc), "traceback": _safe_traceback(exc)}
+    return outcome
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - a hostile __str__ must not break reporting
+        return "<unprintable exception>"
+
+
+def _safe_traceback(exc: BaseException) -> str:
+    try:
+        return _user_traceback(exc)
+    except Exception:  # noqa: BLE001
+        return f"{type(exc).__name__}: {_safe_str(exc)}\n"
+
+
+def save_figures(workdir: str) -> list[str]:
+    """Write every open matplotlib figure as plot_<n>.png and close them."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is None:
+        return []
+    names = []
+    for index, number in enumerate(pyplot.get_fignums()):
+        name = f"plot_{index}.png"
+        pyplot.figure(number).savefig(f"{workdir}/{name}", format="png")
+        names.append(name)
+    pyplot.close("all")
+    return names

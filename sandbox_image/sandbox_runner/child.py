@@ -1,0 +1,127 @@
+"""The forked child: lock itself down, then run the user's cell. Never returns.
+
+Order matters: session and fds first (so nothing of the zygote stays reachable), then the
+environment, working directory, rlimits and seccomp, and only then user code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import resource
+import sys
+from typing import Any
+
+from . import cell, frames, seccomp
+
+RAW_FD = 1  # stdout and stderr of subprocesses and C code
+CHANNEL_FD = 3  # framed Python-level output and the result
+
+
+class FrameStream(io.TextIOBase):
+    """sys.stdout/sys.stderr replacement writing framed, unbuffered text to the channel."""
+
+    def __init__(self, kind: bytes, name: str) -> None:
+        self._kind = kind
+        self._name = name
+
+    @property
+    def name(self) -> str:  # some libraries look at sys.stdout.name
+        return self._name
+
+    @property
+    def encoding(self) -> str:
+        return "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        # Code that asks for a real fd (faulthandler, subprocess) gets the raw pipe.
+        return RAW_FD
+
+    def write(self, text: str) -> int:
+        data = text.encode("utf-8", "replace")
+        for start in range(0, len(data), frames.MAX_TEXT_FRAME):
+            _write_all(CHANNEL_FD, frames.encode(self._kind, data[start : start + frames.MAX_TEXT_FRAME]))
+        return len(text)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except OSError:
+            return  # the runner stopped listening (cap hit or deadline): nothing more to say
+        view = view[written:]
+
+
+def _redirect_fds(raw_w: int, chan_w: int) -> None:
+    # Move the channel out of the way first, then make 0/1/2 what we want.
+    chan = os.dup(chan_w)
+    raw = os.dup(raw_w)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(raw, 1)
+    os.dup2(raw, 2)
+    os.dup2(chan, CHANNEL_FD)
+    os.closerange(CHANNEL_FD + 1, 1 << 16)  # the zygote's socket and every other inherited fd
+
+
+def _set_limits(limits: dict[str, int]) -> None:
+    cpu = limits["cpu_s"]
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))  # SIGXCPU first, SIGKILL a second later
+    resource.setrlimit(resource.RLIMIT_AS, (limits["address_space_bytes"],) * 2)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_size_bytes"],) * 2)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limits["open_files"],) * 2)
+    resource.setrlimit(resource.RLIMIT_NPROC, (limits["processes"],) * 2)
+
+
+def _reseed() -> None:
+    # Every child is a copy of the zygote: without this, all executions draw the same "random" numbers.
+    random.seed()
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()
+
+
+def run(request: dict[str, Any], raw_w: int, chan_w: int) -> None:
+    status = 70
+    try:
+        os.setsid()  # own session and process group: the runner kills the group as one
+        _redirect_fds(raw_w, chan_w)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.chdir(request["workdir"])
+        _set_limits(request["limits"])
+        if request.get("seccomp"):
+            seccomp.install()
+        _reseed()
+        sys.stdout = FrameStream(frames.STDOUT, "<stdout>")
+        sys.stderr = FrameStream(frames.STDERR, "<stderr>")
+        sys.argv = [""]
+        namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+        outcome = cell.run_cell(request["code"], namespace)
+        try:
+            outcome.figures = cell.save_figures(request["workdir"])
+        except Exception as exc:  # noqa: BLE001 - a broken figure must not lose the rest
+            sys.stderr.write(f"[could not save figures: {type(exc).__name__}: {exc}]\n")
+        result = {
+            "display": outcome.display,
+            "error": outcome.error,
+            "memory_error": outcome.memory_error,
+            "figures": outcome.figures,
+        }
+        _write_all(CHANNEL_FD, frames.encode(frames.RESULT, json.dumps(result).encode()))
+        status = 1 if outcome.error else 0
+    except BaseException:  # noqa: BLE001 - never unwind into the zygote's code
+        status = 71
+    finally:
+        os._exit(status)

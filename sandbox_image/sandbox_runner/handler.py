@@ -1,0 +1,65 @@
+"""Lambda entry point of the sandbox image: one execution per invocation.
+
+The runner (and its zygote, which pre-imports numpy/pandas/matplotlib) is created at init, so
+warm invocations only fork. A bad request gets a ``bad_request`` response, never an exception.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from .protocol import BadRequest, SandboxConfig, parse_request
+from .runner import Runner, SandboxStartError, SandboxTainted
+
+DEADLINE_MARGIN_S = 2.0  # leave time to kill, sweep and answer before Lambda's own timeout
+
+_runner: Runner | None = None
+
+
+def get_runner() -> Runner:
+    global _runner
+    if _runner is None:
+        _runner = Runner(SandboxConfig.from_env())
+        _runner.start()
+    return _runner
+
+
+def handle(event: Any, remaining_s: float | None) -> dict[str, Any]:
+    """Shared by the Lambda handler and the local worker."""
+    try:
+        runner = get_runner()
+        request = parse_request(event, runner.config)
+    except BadRequest as exc:
+        return {"status": "bad_request", "message": str(exc)}
+    except SandboxStartError as exc:
+        return {"status": "crashed", "message": str(exc), "outputs": [], "notes": [str(exc)]}
+    deadline = None if remaining_s is None else remaining_s - DEADLINE_MARGIN_S
+    try:
+        return runner.execute(request, deadline_s=deadline)
+    except SandboxTainted as tainted:
+        # Something of the user's survived every kill: answer, then let the host reset us.
+        _schedule_exit()
+        return tainted.response
+
+
+def _schedule_exit() -> None:
+    global _exit_after_response
+    _exit_after_response = True
+
+
+_exit_after_response = False
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    if _exit_after_response:
+        # The previous invocation left processes we could not kill: reset the environment.
+        sys.stderr.write("sandbox tainted by a previous execution; exiting so Lambda resets it\n")
+        os._exit(1)
+    remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else None
+    return handle(event, remaining)
+
+
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    get_runner()  # pre-warm during init, where Lambda gives the CPU burst

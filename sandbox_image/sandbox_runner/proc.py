@@ -1,0 +1,120 @@
+"""Process-level helpers: prctl flags and the kill sweep that leaves nothing of an execution alive."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import time
+from collections.abc import Iterable
+
+PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _prctl(option: int, value: int) -> bool:
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(option, value, 0, 0, 0) == 0
+
+
+def make_non_dumpable() -> bool:
+    """Hide this process's /proc/<pid>/environ and memory from same-uid children (and block ptrace)."""
+    return _prctl(PR_SET_DUMPABLE, 0)
+
+
+def make_subreaper() -> bool:
+    """Orphaned descendants re-parent to us, so we can see and reap them."""
+    return _prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def _status_fields(pid: int) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                fields[key] = value.strip()
+    except OSError:
+        pass
+    return fields
+
+
+def ancestors(pid: int) -> set[int]:
+    """The chain of parents of ``pid`` (excluding ``pid``)."""
+    found: set[int] = set()
+    current = pid
+    while current > 1:
+        parent = int(_status_fields(current).get("PPid", "0") or 0)
+        if parent <= 0 or parent in found:
+            break
+        found.add(parent)
+        current = parent
+    found.add(1)
+    return found
+
+
+def live_processes_of_uid(uid: int, exclude: Iterable[int]) -> list[int]:
+    """Pids of non-zombie processes whose real uid is ``uid``, minus ``exclude``."""
+    excluded = set(exclude)
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        if pid in excluded:
+            continue
+        fields = _status_fields(pid)
+        uid_line = fields.get("Uid", "")
+        if not uid_line or int(uid_line.split()[0]) != uid:
+            continue
+        if fields.get("State", "").startswith(("Z", "X")):
+            continue
+        pids.append(pid)
+    return pids
+
+
+def count_tasks_of_uid(uid: int) -> int:
+    """Processes plus threads of ``uid``: what RLIMIT_NPROC counts."""
+    total = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        fields = _status_fields(int(name))
+        uid_line = fields.get("Uid", "")
+        if uid_line and int(uid_line.split()[0]) == uid:
+            total += int(fields.get("Threads", "1") or 1)
+    return total
+
+
+def reap_children() -> None:
+    """Collect every exited child of ours without blocking."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def sweep(uid: int, keep: Iterable[int], budget_s: float = 3.0) -> bool:
+    """SIGKILL every process of ``uid`` except ``keep`` and our ancestors, until none is left.
+
+    Catches ``setsid()`` daemons that left the execution's process group. Returns False if
+    processes were still alive when the budget ran out (the caller must then reset the sandbox).
+    """
+    protected = set(keep) | {os.getpid()} | ancestors(os.getpid())
+    deadline = time.monotonic() + budget_s
+    while True:
+        victims = live_processes_of_uid(uid, protected)
+        if not victims:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        reap_children()
+        time.sleep(0.002)

@@ -1,0 +1,125 @@
+"""The sandbox's JSON protocol and its limits. This module is the contract with the API side.
+
+Request (the Lambda event, or one line on the local worker's stdin)::
+
+    {"code": "print(1)",                 # required, the cell to run
+     "timeout_s": 10,                    # optional, capped by SANDBOX_TIMEOUT_S
+     "files": [{"name": "data.csv", "content_b64": "..."}]}   # optional input files
+
+Response::
+
+    {"status": "ok" | "error" | "timeout" | "memory" | "output_truncated" | "crashed",
+     "outputs": [{"stream": "stdout" | "stderr", "text": "..."}],   # in the order written
+     "stdout": "...", "stderr": "...",
+     "display": "42" | null,             # repr of a trailing expression, as Jupyter shows it
+     "error": {"name": "...", "value": "...", "traceback": "..."} | null,
+     "exit_code": 0 | null, "signal": null | 9,
+     "duration_ms": 12.5, "max_rss_kb": 51234,
+     "files": [{"name": "plot_0.png", "mime_type": "image/png", "size": 1234, "content_b64": "..."}],
+     "notes": ["output truncated at 100000 bytes", ...],   # every limit hit says so here
+     "isolation": {"seccomp": true, "non_dumpable": true, ...}}
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from dataclasses import dataclass, field
+
+STATUSES = ("ok", "error", "timeout", "memory", "output_truncated", "crashed")
+MAX_CODE_BYTES = 256 * 1024
+MAX_INPUT_FILES = 20
+
+
+class BadRequest(ValueError):
+    """The request does not follow the protocol; the message names the field."""
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Limits and paths, read once from the environment at start-up."""
+
+    timeout_s: float = 30.0
+    memory_mb: int = 1024
+    max_output_bytes: int = 100_000
+    max_file_bytes: int = 16 * 1024 * 1024
+    max_returned_files: int = 10
+    max_returned_bytes: int = 3 * 1024 * 1024
+    open_files: int = 256
+    processes: int = 64
+    work_root: str = "/tmp/sbx"
+    preload: tuple[str, ...] = ("numpy", "pandas", "matplotlib.pyplot", "scipy", "sympy")
+
+    @classmethod
+    def from_env(cls) -> SandboxConfig:
+        preload = os.environ.get("SANDBOX_PRELOAD")
+        return cls(
+            timeout_s=_env_float("SANDBOX_TIMEOUT_S", cls.timeout_s),
+            memory_mb=_env_int("SANDBOX_MEMORY_MB", cls.memory_mb),
+            max_output_bytes=_env_int("SANDBOX_MAX_OUTPUT_BYTES", cls.max_output_bytes),
+            max_file_bytes=_env_int("SANDBOX_MAX_FILE_BYTES", cls.max_file_bytes),
+            max_returned_files=_env_int("SANDBOX_MAX_RETURNED_FILES", cls.max_returned_files),
+            max_returned_bytes=_env_int("SANDBOX_MAX_RETURNED_BYTES", cls.max_returned_bytes),
+            open_files=_env_int("SANDBOX_OPEN_FILES", cls.open_files),
+            processes=_env_int("SANDBOX_PROCESSES", cls.processes),
+            work_root=os.environ.get("SANDBOX_WORK_ROOT", cls.work_root),
+            preload=tuple(p for p in preload.split(",") if p) if preload is not None else cls.preload,
+        )
+
+
+@dataclass(frozen=True)
+class InputFile:
+    name: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class ExecutionRequest:
+    code: str
+    timeout_s: float
+    files: tuple[InputFile, ...] = field(default=())
+
+
+def _safe_name(name: object, where: str) -> str:
+    if not isinstance(name, str) or not name or len(name) > 255:
+        raise BadRequest(f"{where}.name must be a non-empty string of at most 255 characters")
+    if "/" in name or "\0" in name or name in (".", ".."):
+        raise BadRequest(f"{where}.name must be a plain file name, not a path")
+    return name
+
+
+def parse_request(raw: object, config: SandboxConfig) -> ExecutionRequest:
+    if not isinstance(raw, dict):
+        raise BadRequest("the request must be a JSON object")
+    code = raw.get("code")
+    if not isinstance(code, str):
+        raise BadRequest("code must be a string")
+    if len(code.encode("utf-8", "replace")) > MAX_CODE_BYTES:
+        raise BadRequest(f"code is longer than {MAX_CODE_BYTES} bytes")
+    timeout = raw.get("timeout_s", config.timeout_s)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
+        raise BadRequest("timeout_s must be a positive number")
+    files_raw = raw.get("files") or []
+    if not isinstance(files_raw, list) or len(files_raw) > MAX_INPUT_FILES:
+        raise BadRequest(f"files must be a list of at most {MAX_INPUT_FILES} items")
+    files = []
+    for index, item in enumerate(files_raw):
+        where = f"files[{index}]"
+        if not isinstance(item, dict):
+            raise BadRequest(f"{where} must be an object")
+        name = _safe_name(item.get("name"), where)
+        try:
+            content = base64.b64decode(item.get("content_b64", ""), validate=True)
+        except (binascii.Error, TypeError) as exc:
+            raise BadRequest(f"{where}.content_b64 must be base64") from exc
+        files.append(InputFile(name, content))
+    return ExecutionRequest(code=code, timeout_s=min(float(timeout), config.timeout_s), files=tuple(files))

@@ -1,0 +1,506 @@
+"""The trusted side of the sandbox: start the zygote, run one execution, leave nothing behind.
+
+The runner never runs user code and never trusts what the child produced: output is read in
+bounded chunks, the wall deadline is enforced whatever the child does with its pipes, the
+whole process tree (and every other process of the sandbox uid) is killed afterwards, files are
+collected without following links and the working directory is removed.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import json
+import mimetypes
+import os
+import selectors
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import frames, proc
+from .protocol import ExecutionRequest, SandboxConfig
+
+PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+READ_CHUNK = 64 * 1024
+MAX_RESULT_FRAME = 1024 * 1024
+# Values that must never leave the sandbox even if some path we did not foresee exposes them.
+SECRET_ENV_NAMES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID")
+
+
+class SandboxStartError(RuntimeError):
+    """The zygote could not be started; no code can run."""
+
+
+@dataclass
+class _Output:
+    """Ordered output of one execution, capped in bytes."""
+
+    cap: int
+    chunks: list[tuple[str, bytes]] = field(default_factory=list)
+    size: int = 0
+    over_cap: bool = False
+
+    def add(self, stream: str, data: bytes) -> None:
+        if self.over_cap or not data:
+            return
+        room = self.cap - self.size
+        if len(data) > room:
+            data = data[:room]
+            self.over_cap = True
+        self.size += len(data)
+        if self.chunks and self.chunks[-1][0] == stream:
+            self.chunks[-1] = (stream, self.chunks[-1][1] + data)
+        else:
+            self.chunks.append((stream, data))
+
+    def runs(self) -> list[dict[str, str]]:
+        return [{"stream": s, "text": d.decode("utf-8", "replace")} for s, d in self.chunks]
+
+
+@dataclass
+class _Exit:
+    returncode: int | None = None
+    signal: int | None = None
+    max_rss_kb: int = 0
+
+
+class Runner:
+    """One per container (Lambda) or worker (local). Not thread-safe: one execution at a time."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.uid = os.getuid()
+        if self.uid == 0:
+            # The kill sweep targets every process of our uid, and root limits barely bind:
+            # untrusted code only ever runs under an unprivileged uid (Lambda's sbx_user, or the
+            # local worker's uid 65534 inside bubblewrap).
+            raise SandboxStartError("refusing to run untrusted code as root; run the runner as an unprivileged user")
+        self.non_dumpable = proc.make_non_dumpable()
+        self.subreaper = proc.make_subreaper()
+        self._zygote: subprocess.Popen[bytes] | None = None
+        self._sock: socket.socket | None = None
+        self.zygote_info: dict[str, Any] = {}
+        self._secrets = [os.environ[n] for n in SECRET_ENV_NAMES if len(os.environ.get(n, "")) >= 8]
+        Path(config.work_root).mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._wipe_work_root()
+
+    # -- zygote lifecycle -------------------------------------------------------------------
+    def _base_env(self, home: str) -> dict[str, str]:
+        """Built from scratch, never a copy of our environment minus some keys."""
+        bin_dir = str(Path(sys.executable).parent)
+        return {
+            "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "HOME": home,
+            "TMPDIR": home,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONIOENCODING": "utf-8",
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": str(Path(self.config.work_root) / ".mpl"),
+        }
+
+    def start(self) -> dict[str, Any]:
+        """Start the zygote (idempotent). Returns its hello message."""
+        if self._zygote is not None and self._zygote.poll() is None:
+            return self.zygote_info
+        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = self._base_env(self.config.work_root)
+        env["SANDBOX_PRELOAD"] = ",".join(self.config.preload)
+        bootstrap = (
+            "import os, sys; sys.path.insert(0, sys.argv[1]); os.dup2(int(sys.argv[2]), 3); "
+            "from sandbox_runner.zygote import main; main()"
+        )
+        self._zygote = subprocess.Popen(
+            [sys.executable, "-I", "-c", bootstrap, PACKAGE_ROOT, str(child_sock.fileno())],
+            env=env,
+            cwd=self.config.work_root,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            pass_fds=(child_sock.fileno(),),
+            close_fds=True,
+        )
+        child_sock.close()
+        self._sock = parent_sock
+        hello = self._recv(timeout=120.0)
+        if hello is None or hello.get("event") != "ready":
+            self._kill_zygote()
+            raise SandboxStartError("the sandbox interpreter did not start")
+        self.zygote_info = hello
+        return hello
+
+    def _kill_zygote(self) -> None:
+        if self._zygote is not None:
+            try:
+                self._zygote.kill()
+                self._zygote.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        if self._sock is not None:
+            self._sock.close()
+        self._zygote, self._sock, self.zygote_info = None, None, {}
+
+    def close(self) -> None:
+        self._kill_zygote()
+        proc.sweep(self.uid, keep=())
+        self._wipe_work_root()
+
+    def isolation(self) -> dict[str, Any]:
+        return {
+            "seccomp": bool(self.zygote_info.get("seccomp")),
+            "non_dumpable": self.non_dumpable,
+            "subreaper": self.subreaper,
+            "uid": self.uid,
+        }
+
+    def _recv(self, timeout: float) -> dict[str, Any] | None:
+        assert self._sock is not None
+        self._sock.settimeout(max(timeout, 0.001))
+        try:
+            data = self._sock.recv(1 << 16)
+        except (TimeoutError, OSError):
+            return None
+        if not data:
+            return None
+        return json.loads(data)
+
+    # -- one execution ----------------------------------------------------------------------
+    def execute(self, request: ExecutionRequest, deadline_s: float | None = None) -> dict[str, Any]:
+        started = time.monotonic()
+        budget = request.timeout_s if deadline_s is None else max(0.1, min(request.timeout_s, deadline_s))
+        self.start()
+        workdir = Path(self.config.work_root) / f"run-{uuid.uuid4().hex}"
+        workdir.mkdir(mode=0o700)
+        notes: list[str] = []
+        inputs = self._write_inputs(workdir, request)
+        raw_r, raw_w = os.pipe()
+        chan_r, chan_w = os.pipe()
+        limits = {
+            "cpu_s": max(1, int(budget) + 1),
+            "address_space_bytes": self.config.memory_mb * 1024 * 1024,
+            "file_size_bytes": self.config.max_file_bytes,
+            "open_files": self.config.open_files,
+            "processes": proc.count_tasks_of_uid(self.uid) + self.config.processes,
+        }
+        message = {
+            "op": "run",
+            "code": request.code,
+            "workdir": str(workdir),
+            "env": self._base_env(str(workdir)),
+            "limits": limits,
+        }
+        assert self._sock is not None
+        socket.send_fds(self._sock, [json.dumps(message).encode()], [raw_w, chan_w])
+        os.close(raw_w)
+        os.close(chan_w)
+        output = _Output(cap=self.config.max_output_bytes)
+        reader = frames.FrameReader(max_frame=MAX_RESULT_FRAME)
+        result: dict[str, Any] | None = None
+        exit_info: _Exit | None = None
+        timed_out = False
+        pid: int | None = None
+        zygote_lost = False
+
+        selector = selectors.DefaultSelector()
+        for fd, tag in ((raw_r, "raw"), (chan_r, "chan")):
+            os.set_blocking(fd, False)
+            selector.register(fd, selectors.EVENT_READ, tag)
+        selector.register(self._sock, selectors.EVENT_READ, "ctl")
+        deadline = started + budget
+
+        def handle_chunk(tag: str, data: bytes) -> None:
+            nonlocal result
+            if tag == "raw":
+                output.add("stdout", data)
+                return
+            for kind, payload in reader.feed(data):
+                if kind == frames.RESULT:
+                    result = _parse_result(payload)
+                else:
+                    output.add("stdout" if kind == frames.STDOUT else "stderr", payload)
+
+        try:
+            while exit_info is None and not output.over_cap and not reader.corrupt:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    timed_out = True
+                    break
+                for key, _ in selector.select(timeout=remaining):
+                    if key.data == "ctl":
+                        event = self._recv(timeout=1.0)
+                        if event is None:
+                            zygote_lost = True
+                            selector.unregister(self._sock)
+                        elif event["event"] == "started":
+                            pid = event["pid"]
+                        elif event["event"] == "exited":
+                            exit_info = _Exit(event["returncode"], event["signal"], event.get("max_rss_kb", 0))
+                        continue
+                    data = _read_some(key.fd)
+                    if data:
+                        handle_chunk(key.data, data)
+                    else:
+                        selector.unregister(key.fd)
+                if zygote_lost and not selector.get_map():
+                    break  # no zygote to report an exit, and both pipes are closed
+            # Kill first, then look at what is left in the pipes: the child may have spawned
+            # helpers that keep them open forever, so we never wait for EOF.
+            if pid is not None:
+                _kill_group(pid)
+            if exit_info is None and not zygote_lost:
+                exit_info = self._await_exit(pid)
+            for fd, tag in ((raw_r, "raw"), (chan_r, "chan")):
+                for _ in range(64):
+                    data = _read_some(fd)
+                    if not data:
+                        break
+                    handle_chunk(tag, data)
+        finally:
+            selector.close()
+            os.close(raw_r)
+            os.close(chan_r)
+            clean = self._sweep()
+        files = self._collect_files(workdir, inputs, notes)
+        shutil.rmtree(workdir, ignore_errors=True)
+        if zygote_lost:
+            notes.append("the sandbox interpreter was killed during this execution; it has been restarted")
+            self._kill_zygote()
+        if not clean:
+            notes.append("processes left by this execution could not all be stopped; the sandbox was reset")
+        status = _classify(timed_out, output.over_cap or reader.corrupt, result, exit_info, notes, budget, self.config)
+        response = {
+            "status": status,
+            "outputs": self._redact_runs(output.runs()),
+            "display": self._redact((result or {}).get("display")),
+            "error": self._redact_error((result or {}).get("error")),
+            "exit_code": exit_info.returncode if exit_info else None,
+            "signal": exit_info.signal if exit_info else None,
+            "duration_ms": round((time.monotonic() - started) * 1000, 2),
+            "max_rss_kb": exit_info.max_rss_kb if exit_info else 0,
+            "files": files,
+            "notes": notes,
+            "isolation": self.isolation(),
+        }
+        response["stdout"] = "".join(r["text"] for r in response["outputs"] if r["stream"] == "stdout")
+        response["stderr"] = "".join(r["text"] for r in response["outputs"] if r["stream"] == "stderr")
+        if not clean:
+            raise SandboxTainted(response)
+        return response
+
+    def _await_exit(self, pid: int | None) -> _Exit | None:
+        wait_until = time.monotonic() + 5.0
+        while time.monotonic() < wait_until:
+            event = self._recv(timeout=wait_until - time.monotonic())
+            if event is None:
+                return None
+            if event.get("event") == "started":
+                _kill_group(event["pid"])
+            if event.get("event") == "exited":
+                return _Exit(event["returncode"], event["signal"], event.get("max_rss_kb", 0))
+        return None
+
+    def _sweep(self) -> bool:
+        keep = {self._zygote.pid} if self._zygote is not None else set()
+        clean = proc.sweep(self.uid, keep=keep)
+        proc.reap_children()
+        if self._sock is not None and self._zygote is not None and self._zygote.poll() is None:
+            try:
+                self._sock.send(json.dumps({"op": "reap"}).encode())
+                self._recv(timeout=2.0)
+            except OSError:
+                self._kill_zygote()
+        if not clean:
+            # Something outlived SIGKILL sweeps: restart everything, including the zygote.
+            self._kill_zygote()
+            clean = proc.sweep(self.uid, keep=())
+        return clean
+
+    # -- files ------------------------------------------------------------------------------
+    def _write_inputs(self, workdir: Path, request: ExecutionRequest) -> dict[str, tuple[int, int]]:
+        written: dict[str, tuple[int, int]] = {}
+        for item in request.files:
+            # O_EXCL|O_NOFOLLOW: the trusted side never writes through a planted link.
+            fd = os.open(workdir / item.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(item.content)
+            info = os.stat(workdir / item.name, follow_symlinks=False)
+            written[item.name] = (info.st_size, info.st_mtime_ns)
+        return written
+
+    def _collect_files(self, workdir: Path, inputs: dict[str, tuple[int, int]], notes: list[str]) -> list[dict[str, Any]]:
+        collected: list[dict[str, Any]] = []
+        total = 0
+        skipped: list[str] = []
+        for relative, entry in _walk_no_follow(workdir, depth=3):
+            info = entry.stat(follow_symlinks=False)
+            if not stat.S_ISREG(info.st_mode):
+                skipped.append(f"{relative} (not a regular file)")
+                continue
+            if inputs.get(relative) == (info.st_size, info.st_mtime_ns):
+                continue  # an input file the code did not change
+            if len(collected) >= self.config.max_returned_files or total + info.st_size > self.config.max_returned_bytes:
+                skipped.append(f"{relative} ({info.st_size} bytes, over the returned-files limit)")
+                continue
+            content = _read_regular_file(entry.path, info.st_size)
+            if content is None:
+                skipped.append(f"{relative} (unreadable)")
+                continue
+            total += len(content)
+            collected.append(
+                {
+                    "name": relative,
+                    "mime_type": mimetypes.guess_type(relative)[0] or "application/octet-stream",
+                    "size": len(content),
+                    "content_b64": base64.b64encode(content).decode("ascii"),
+                }
+            )
+        if skipped:
+            notes.append("files not returned: " + ", ".join(skipped[:20]))
+        return collected
+
+    def _wipe_work_root(self) -> None:
+        """Remove what earlier (possibly crashed) executions left; a Lambda reset keeps /tmp."""
+        root = Path(self.config.work_root)
+        for entry in os.scandir(root):
+            if entry.name.startswith("run-"):
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+    # -- redaction --------------------------------------------------------------------------
+    def _redact(self, text: str | None) -> str | None:
+        if text is None:
+            return None
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+    def _redact_runs(self, runs: list[dict[str, str]]) -> list[dict[str, str]]:
+        return [{"stream": r["stream"], "text": self._redact(r["text"]) or ""} for r in runs]
+
+    def _redact_error(self, error: Any) -> dict[str, str] | None:
+        if not isinstance(error, dict):
+            return None
+        return {k: self._redact(str(error.get(k, ""))) or "" for k in ("name", "value", "traceback")}
+
+
+class SandboxTainted(RuntimeError):
+    """Processes survived the sweep. The response is still returned, then the host must reset."""
+
+    def __init__(self, response: dict[str, Any]) -> None:
+        super().__init__("sandbox tainted")
+        self.response = response
+
+
+def _read_some(fd: int) -> bytes:
+    try:
+        return os.read(fd, READ_CHUNK)
+    except BlockingIOError:
+        return b""
+    except OSError:
+        return b""
+
+
+def _kill_group(pid: int) -> None:
+    for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+        try:
+            target()
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _parse_result(payload: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(payload)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _walk_no_follow(root: Path, depth: int) -> list[tuple[str, os.DirEntry[str]]]:
+    found: list[tuple[str, os.DirEntry[str]]] = []
+    stack = [(root, "", 0)]
+    while stack and len(found) < 1000:
+        directory, prefix, level = stack.pop()
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            relative = f"{prefix}{entry.name}"
+            if entry.is_dir(follow_symlinks=False):
+                if level + 1 < depth and not entry.name.startswith("."):
+                    stack.append((Path(entry.path), relative + "/", level + 1))
+                continue
+            if entry.name.startswith(".") or entry.name == "__pycache__":
+                continue
+            found.append((relative, entry))
+    return found
+
+
+def _read_regular_file(path: str, size: int) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO):
+            return None
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks = []
+        remaining = size
+        while remaining > 0:
+            data = os.read(fd, min(remaining, 1 << 20))
+            if not data:
+                break
+            chunks.append(data)
+            remaining -= len(data)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _classify(
+    timed_out: bool,
+    truncated: bool,
+    result: dict[str, Any] | None,
+    exit_info: _Exit | None,
+    notes: list[str],
+    budget: float,
+    config: SandboxConfig,
+) -> str:
+    signal_number = exit_info.signal if exit_info else None
+    if timed_out:
+        notes.append(f"execution stopped: wall-clock limit of {budget:g} s reached")
+        return "timeout"
+    if truncated:
+        notes.append(f"execution stopped: output limit of {config.max_output_bytes} bytes reached; output truncated")
+        return "output_truncated"
+    if signal_number == signal.SIGXCPU:
+        notes.append("execution stopped: CPU time limit reached")
+        return "timeout"
+    if result is not None:
+        if result.get("memory_error"):
+            notes.append(f"execution ran out of memory (limit {config.memory_mb} MB)")
+            return "memory"
+        return "error" if result.get("error") else "ok"
+    if signal_number is not None:
+        name = signal.Signals(signal_number).name if signal_number in signal.Signals._value2member_map_ else str(signal_number)
+        notes.append(f"the interpreter was killed by signal {name} before the cell finished")
+        return "crashed"
+    if exit_info is not None and exit_info.returncode is not None:
+        notes.append(f"the process exited with status {exit_info.returncode} before the cell finished")
+        return "error" if exit_info.returncode != 0 else "ok"
+    notes.append("the interpreter stopped without reporting a result")
+    return "crashed"
