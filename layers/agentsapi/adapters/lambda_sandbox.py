@@ -1,0 +1,37 @@
+"""Production sandbox invoker: a synchronous Lambda invoke of the sandbox image function."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..sandbox.port import ExecutionRequest, ExecutionResult, result_from_response
+
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous request/response limit
+
+
+class LambdaSandbox:
+    def __init__(self, client: Any, function_name: str) -> None:
+        self.client = client
+        self.function_name = function_name
+
+    def execute(self, request: ExecutionRequest) -> ExecutionResult:
+        payload = json.dumps(request.to_event()).encode()
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            return ExecutionResult(status="error", notes=["the code and its input files exceed Lambda's 6 MB payload limit"])
+        try:
+            response = self.client.invoke(FunctionName=self.function_name, InvocationType="RequestResponse",
+                                          Payload=payload)
+        except (ClientError, BotoCoreError) as exc:
+            return ExecutionResult.unavailable(f"the sandbox function could not be invoked ({type(exc).__name__})")
+        body = response["Payload"].read()
+        if response.get("FunctionError"):
+            # Timeouts, out-of-memory and a deliberate reset after a tainted run all land here.
+            return ExecutionResult(status="crashed", notes=[f"the sandbox function failed ({response['FunctionError']}); "
+                                                            "the next execution gets a fresh environment"])
+        try:
+            return result_from_response(json.loads(body))
+        except ValueError:
+            return ExecutionResult(status="crashed", notes=["the sandbox returned a malformed response"])

@@ -1,0 +1,141 @@
+"""Agents: create, versioned updates, version switches, aliases, listing and deletion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InvalidRequest, NotFound
+from ..models.agents import (
+    AgentAlias,
+    AgentHead,
+    AgentVersion,
+    CreateAgentRequest,
+    UpdateAgentRequest,
+    agent_response,
+)
+from ..models.common import new_id, now
+from ..store import Store
+
+MAX_PAGE_SIZE = 1000
+
+
+class AgentService:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def _head(self, ws: str, agent_id: str) -> AgentHead:
+        head = self.store.get_agent_head(ws, agent_id)
+        if head is None:
+            raise NotFound(f"Agent {agent_id} not found", param="agent_id")
+        return head
+
+    def _version(self, ws: str, agent_id: str, version: int) -> AgentVersion:
+        found = self.store.get_agent_version(ws, agent_id, version)
+        if found is None:
+            raise NotFound(f"Agent {agent_id} has no version {version}", param="version")
+        return found
+
+    def resolve_version(self, ws: str, agent_id: str, selector: int | str | None) -> tuple[AgentHead, AgentVersion]:
+        """The agent and the version a selector names: None (active), a number, or an alias."""
+        head = self._head(ws, agent_id)
+        if selector is None:
+            return head, self._version(ws, agent_id, head.active_version)
+        if isinstance(selector, str) and not selector.lstrip("-").isdigit():
+            alias = self.store.get_alias(ws, agent_id, selector)
+            if alias is None:
+                raise NotFound(f"Agent {agent_id} has no alias {selector!r}", param="agent_version")
+            return head, self._version(ws, agent_id, alias.version)
+        return head, self._version(ws, agent_id, int(selector))
+
+    def create(self, ws: str, request: CreateAgentRequest) -> dict[str, Any]:
+        self._check_handoffs(ws, request.handoffs)
+        moment = now()
+        agent_id = new_id("ag_")
+        fields = request.model_dump(exclude_none=True)
+        version = AgentVersion(id=agent_id, version=0, created_at=moment, **fields)
+        head = AgentHead(id=agent_id, active_version=0, latest_version=0, created_at=moment, updated_at=moment)
+        self.store.create_agent(ws, head, version)
+        return agent_response(head, version)
+
+    def update(self, ws: str, agent_id: str, request: UpdateAgentRequest) -> dict[str, Any]:
+        head, current = self.resolve_version(ws, agent_id, None)
+        changes = request.model_dump(exclude_unset=True)
+        self._check_handoffs(ws, request.handoffs)
+        moment = now()
+        base = current.model_dump()
+        base.update({k: getattr(request, k) for k in changes})
+        base.update(version=head.latest_version + 1, created_at=moment, version_message=request.version_message)
+        version = AgentVersion.model_validate(base)
+        new_head = head.model_copy(update={"active_version": version.version, "latest_version": version.version,
+                                           "updated_at": moment})
+        self.store.add_agent_version(ws, new_head, version, expected_latest=head.latest_version)
+        return agent_response(new_head, version)
+
+    def get(self, ws: str, agent_id: str, selector: int | str | None = None) -> dict[str, Any]:
+        head, version = self.resolve_version(ws, agent_id, selector)
+        return agent_response(head, version)
+
+    def switch_version(self, ws: str, agent_id: str, version_number: int | None) -> dict[str, Any]:
+        if version_number is None:
+            raise InvalidRequest("version is required (query parameter or body)", param="version")
+        head = self._head(ws, agent_id)
+        version = self._version(ws, agent_id, version_number)
+        new_head = head.model_copy(update={"active_version": version_number, "updated_at": now()})
+        self.store.set_active_version(ws, new_head)
+        return agent_response(new_head, version)
+
+    def list_versions(self, ws: str, agent_id: str, page: int, page_size: int) -> list[dict[str, Any]]:
+        head = self._head(ws, agent_id)
+        versions = sorted(self.store.list_agent_versions(ws, agent_id), key=lambda v: v.version, reverse=True)
+        return [agent_response(head, v) for v in versions[page * page_size : (page + 1) * page_size]]
+
+    def list_page(self, ws: str, page: int, page_size: int) -> list[dict[str, Any]]:
+        """Offset paging (``page``/``page_size``) over the token-paged listing."""
+        skip, token = page * page_size, None
+        collected: list[dict[str, Any]] = []
+        while True:
+            batch = self.store.list_agents(ws, min(MAX_PAGE_SIZE, skip + page_size - len(collected)), token)
+            for head in batch.items:
+                if skip:
+                    skip -= 1
+                    continue
+                collected.append(self._render_head(ws, head))
+            if len(collected) >= page_size or batch.next_token is None:
+                return collected[:page_size]
+            token = batch.next_token
+
+    def list_tokens(self, ws: str, page_size: int, page_token: str | None) -> dict[str, Any]:
+        batch = self.store.list_agents(ws, page_size, page_token)
+        return {"object": "list", "data": [self._render_head(ws, h) for h in batch.items],
+                "next_page_token": batch.next_token}
+
+    def _render_head(self, ws: str, head: Any) -> dict[str, Any]:
+        return agent_response(head, self._version(ws, head.id, head.active_version))
+
+    def delete(self, ws: str, agent_id: str) -> None:
+        self._head(ws, agent_id)
+        self.store.delete_agent(ws, agent_id)
+
+    def put_alias(self, ws: str, agent_id: str, alias: str, version_number: int) -> dict[str, Any]:
+        self._head(ws, agent_id)
+        self._version(ws, agent_id, version_number)
+        existing = self.store.get_alias(ws, agent_id, alias)
+        moment = now()
+        record = AgentAlias(alias=alias, version=version_number,
+                            created_at=existing.created_at if existing else moment, updated_at=moment)
+        self.store.put_alias(ws, agent_id, record)
+        return record.to_api()
+
+    def list_aliases(self, ws: str, agent_id: str) -> list[dict[str, Any]]:
+        self._head(ws, agent_id)
+        return [a.to_api() for a in self.store.list_aliases(ws, agent_id)]
+
+    def delete_alias(self, ws: str, agent_id: str, alias: str) -> None:
+        self._head(ws, agent_id)
+        if not self.store.delete_alias(ws, agent_id, alias):
+            raise NotFound(f"Agent {agent_id} has no alias {alias!r}", param="alias")
+
+    def _check_handoffs(self, ws: str, handoffs: list[str] | None) -> None:
+        for target in handoffs or []:
+            if self.store.get_agent_head(ws, target) is None:
+                raise InvalidRequest(f"handoffs: agent {target} not found", param="handoffs")

@@ -1,0 +1,257 @@
+"""Conversations: start, append, restart, and the read side (list, get, history, messages).
+
+A turn is a generator of stream events. The buffered API consumes it and answers with the
+outputs; the streaming API forwards the events. Either way the turn is stored (one conditional
+transaction) before ``conversation.response.done`` is emitted, or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ApiError, FunctionResultsMissing, InvalidRequest, NotFound
+from ..models.common import iso, new_id, now
+from ..models.conversations import (
+    AppendConversationRequest,
+    Conversation,
+    RestartConversationRequest,
+    StartConversationRequest,
+)
+from ..models.entries import (
+    ENTRY_ID_PREFIX,
+    Entry,
+    FunctionResultEntry,
+    MessageInputEntry,
+    MessageOutputEntry,
+    entry_to_api,
+)
+from ..store import Store
+from .agents import AgentService
+from .runtime import Event, Persona, Runtime, Turn, pending_tool_calls
+
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass
+class TurnResult:
+    """A started turn: its conversation id, and the events still to be produced."""
+
+    conversation_id: str
+    events: Iterator[Event]
+    turn: Turn
+    error: ApiError | None = None
+
+    def buffered(self) -> dict[str, Any]:
+        """Run the turn to the end and answer as the non-streaming API does."""
+        for _ in self.events:
+            pass
+        if self.error is not None:
+            raise self.error
+        return {"object": "conversation.response", "conversation_id": self.conversation_id,
+                "outputs": [entry_to_api(e) for e in self.turn.outputs], "usage": self.turn.usage.to_api(),
+                "guardrails": None}
+
+
+def _stamp(entries: list[Entry]) -> list[Entry]:
+    """Give client-sent entries the ids and timestamps every stored entry has."""
+    stamped = []
+    moment = now()
+    for entry in entries:
+        updates: dict[str, Any] = {}
+        if not entry.id:
+            updates["id"] = new_id(ENTRY_ID_PREFIX[entry.type])
+        if entry.created_at is None:
+            updates["created_at"] = moment
+        stamped.append(entry.model_copy(update=updates) if updates else entry)
+    return stamped
+
+
+def _inputs(inputs: str | list[Entry] | None) -> list[Entry]:
+    if inputs is None:
+        return []
+    if isinstance(inputs, str):
+        return _stamp([MessageInputEntry(role="user", content=inputs)])
+    return _stamp(list(inputs))
+
+
+def _check_owed_results(pending: list[str], inputs: list[Entry]) -> None:
+    """Mistral's rule: while function results are owed, only those results may be appended."""
+    given = {e.tool_call_id for e in inputs if isinstance(e, FunctionResultEntry)}
+    unknown = given - set(pending)
+    if unknown:
+        raise InvalidRequest(f"inputs: no function call is waiting for tool_call_id {sorted(unknown)}", param="inputs")
+    if pending and any(not isinstance(e, FunctionResultEntry) for e in inputs):
+        raise FunctionResultsMissing([p for p in pending if p not in given])
+
+
+class ConversationService:
+    def __init__(self, store: Store, agents: AgentService, runtime: Runtime) -> None:
+        self.store = store
+        self.agents = agents
+        self.runtime = runtime
+
+    # -- who answers ------------------------------------------------------------------------
+    def _persona(self, ws: str, conversation: Conversation, completion_args: Any = None) -> Persona:
+        if conversation.agent_id:
+            _, version = self.agents.resolve_version(ws, conversation.agent_id, conversation.agent_version)
+            args = completion_args or version.completion_args
+            return Persona(version.model, version.instructions, version.tools, args, agent_id=conversation.agent_id)
+        return Persona(conversation.model or "", conversation.instructions, conversation.tools,
+                       completion_args or conversation.completion_args)
+
+    def _load(self, ws: str, conversation_id: str) -> Conversation:
+        conversation = self.store.get_conversation(ws, conversation_id)
+        if conversation is None:
+            raise NotFound(f"Conversation {conversation_id} not found", param="conversation_id")
+        return conversation
+
+    # -- the three ways to run a turn ---------------------------------------------------------
+    def start(self, ws: str, request: StartConversationRequest) -> TurnResult:
+        moment = now()
+        conversation = Conversation(
+            id=new_id("conv_"), created_at=moment, updated_at=moment, name=request.name,
+            description=request.description, metadata=request.metadata, guardrails=request.guardrails,
+        )
+        if request.agent_id:
+            _, version = self.agents.resolve_version(ws, request.agent_id, request.agent_version)
+            conversation.agent_id = request.agent_id
+            conversation.agent_version = version.version if request.agent_version is not None else None
+        else:
+            conversation.model = request.model
+            conversation.instructions = request.instructions
+            conversation.tools = request.tools or []
+            conversation.completion_args = request.completion_args or conversation.completion_args
+        inputs = _inputs(request.inputs)
+        _check_owed_results(pending_tool_calls(inputs), [])
+        persona = self._persona(ws, conversation)
+
+        def save(turn: Turn) -> None:
+            conversation.pending_tool_call_ids = pending_tool_calls(inputs + turn.outputs)
+            self.store.create_conversation(ws, conversation, inputs + turn.outputs)
+
+        return self._turn(conversation.id, persona, inputs, save if request.store is not False else None)
+
+    def append(self, ws: str, conversation_id: str, request: AppendConversationRequest) -> TurnResult:
+        conversation = self._load(ws, conversation_id)
+        if request.tool_confirmations:
+            raise InvalidRequest("tool_confirmations: no tool call is waiting for a confirmation",
+                                 param="tool_confirmations")
+        inputs = _inputs(request.inputs)
+        if not inputs:
+            raise InvalidRequest("inputs is required", param="inputs")
+        _check_owed_results(conversation.pending_tool_call_ids, inputs)
+        history = self.store.get_entries(ws, conversation_id)
+        persona = self._persona(ws, conversation, request.completion_args)
+        expected = conversation.entry_count
+
+        def save(turn: Turn) -> None:
+            updated = conversation.model_copy(update={
+                "updated_at": now(),
+                "pending_tool_call_ids": pending_tool_calls(history + inputs + turn.outputs),
+            })
+            self.store.append_entries(ws, updated, inputs + turn.outputs, expected_count=expected)
+
+        return self._turn(conversation.id, persona, history + inputs, save if request.store is not False else None)
+
+    def restart(self, ws: str, conversation_id: str, request: RestartConversationRequest) -> TurnResult:
+        source = self._load(ws, conversation_id)
+        history = self.store.get_entries(ws, conversation_id)
+        cut = next((i for i, e in enumerate(history) if e.id == request.from_entry_id), None)
+        if cut is None:
+            raise NotFound(f"Entry {request.from_entry_id} not found in conversation {conversation_id}",
+                           param="from_entry_id")
+        kept = history[: cut + 1]
+        moment = now()
+        conversation = source.model_copy(update={
+            "id": new_id("conv_"), "created_at": moment, "updated_at": moment, "entry_count": 0,
+            "metadata": request.metadata if request.metadata is not None else source.metadata,
+        })
+        if request.agent_version is not None:
+            if not conversation.agent_id:
+                raise InvalidRequest("agent_version applies only to agent conversations", param="agent_version")
+            _, version = self.agents.resolve_version(ws, conversation.agent_id, request.agent_version)
+            conversation.agent_version = version.version
+        inputs = _inputs(request.inputs)
+        _check_owed_results(pending_tool_calls(kept), inputs)
+        persona = self._persona(ws, conversation, request.completion_args)
+
+        def save(turn: Turn) -> None:
+            conversation.pending_tool_call_ids = pending_tool_calls(kept + inputs + turn.outputs)
+            self.store.create_conversation(ws, conversation, kept + inputs + turn.outputs)
+
+        return self._turn(conversation.id, persona, kept + inputs, save if request.store is not False else None)
+
+    def _turn(self, conversation_id: str, persona: Persona, history: list[Entry],
+              save: Callable[[Turn], None] | None) -> TurnResult:
+        result = TurnResult(conversation_id, iter(()), Turn())
+
+        def events() -> Iterator[Event]:
+            yield {"type": "conversation.response.started", "created_at": iso(now()), "conversation_id": conversation_id}
+            try:
+                yield from self.runtime.run(persona, history, result.turn)
+                if save is not None:
+                    save(result.turn)
+            except ApiError as exc:
+                result.error = exc
+                yield {"type": "conversation.response.error", "created_at": iso(now()), "message": exc.message,
+                       "code": exc.status}
+                return
+            yield {"type": "conversation.response.done", "created_at": iso(now()), "usage": result.turn.usage.to_api()}
+
+        result.events = events()
+        return result
+
+    # -- read side ----------------------------------------------------------------------------
+    def list(self, ws: str, page: int, page_size: int, metadata: dict[str, Any] | None) -> list[dict[str, Any]]:
+        skip, token = page * page_size, None
+        collected: list[dict[str, Any]] = []
+        while True:
+            batch = self.store.list_conversations(ws, MAX_PAGE_SIZE if metadata else min(MAX_PAGE_SIZE, skip + page_size), token)
+            for conversation in batch.items:
+                if metadata and not _matches(conversation.metadata, metadata):
+                    continue
+                if skip:
+                    skip -= 1
+                    continue
+                collected.append(conversation.to_api())
+            if len(collected) >= page_size or batch.next_token is None:
+                return collected[:page_size]
+            token = batch.next_token
+
+    def get(self, ws: str, conversation_id: str) -> dict[str, Any]:
+        return self._load(ws, conversation_id).to_api()
+
+    def delete(self, ws: str, conversation_id: str) -> None:
+        if not self.store.delete_conversation(ws, conversation_id):
+            raise NotFound(f"Conversation {conversation_id} not found", param="conversation_id")
+
+    def history(self, ws: str, conversation_id: str) -> dict[str, Any]:
+        self._load(ws, conversation_id)
+        entries = self.store.get_entries(ws, conversation_id)
+        return {"object": "conversation.history", "conversation_id": conversation_id,
+                "entries": [entry_to_api(e) for e in entries]}
+
+    def messages(self, ws: str, conversation_id: str) -> dict[str, Any]:
+        self._load(ws, conversation_id)
+        entries = self.store.get_entries(ws, conversation_id)
+        messages = [entry_to_api(e) for e in entries if isinstance(e, (MessageInputEntry, MessageOutputEntry))]
+        return {"object": "conversation.messages", "conversation_id": conversation_id, "messages": messages}
+
+
+def _matches(stored: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
+    stored = stored or {}
+    return all(stored.get(k) == v for k, v in wanted.items())
+
+
+def parse_metadata_filter(raw: str | None) -> dict[str, Any] | None:
+    """The SDK sends a JSON sentinel string when no filter is given: anything not an object is ignored."""
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) and value else None

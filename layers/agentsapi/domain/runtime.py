@@ -1,0 +1,220 @@
+"""The conversation runtime: the model <-> tools loop of one turn.
+
+The loop emits the API's stream events as it goes (``tool.execution.started``, deltas,
+``message.output.delta``...) and builds the output entries from the same steps, so a streamed
+turn and a buffered one can never disagree. Code runs only through the Sandbox port.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..models.common import iso, new_id, now
+from ..models.conversations import Usage
+from ..models.entries import (
+    Entry,
+    FunctionCallEntry,
+    FunctionResultEntry,
+    MessageInputEntry,
+    MessageOutputEntry,
+    ToolExecutionEntry,
+    content_text,
+)
+from ..models.tools import CodeInterpreterTool, CompletionArgs, FunctionTool, Tool
+from ..providers.port import (
+    CODE_INTERPRETER_SPEC,
+    ModelMessage,
+    ModelProvider,
+    ModelRequest,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolSpec,
+    UsageReport,
+    estimate_tokens,
+)
+from ..sandbox.port import ExecutionRequest, Sandbox
+
+CODE_INTERPRETER = "code_interpreter"
+
+Event = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Persona:
+    """Who answers: the settings of an agent version, or of a model conversation."""
+
+    model: str
+    instructions: str | None
+    tools: list[Tool]
+    completion_args: CompletionArgs
+    agent_id: str | None = None
+
+
+@dataclass
+class Turn:
+    """What one turn produced. Filled in while its events are consumed."""
+
+    outputs: list[Entry] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    pending_tool_call_ids: list[str] = field(default_factory=list)
+
+
+def history_to_messages(instructions: str | None, entries: list[Entry]) -> list[ModelMessage]:
+    """Entries as the chat messages a model reads (tool executions become call + result)."""
+    messages: list[ModelMessage] = []
+    if instructions:
+        messages.append(ModelMessage(role="system", content=instructions))
+    for entry in entries:
+        if isinstance(entry, MessageInputEntry):
+            messages.append(ModelMessage(role=entry.role, content=content_text(entry.content)))
+        elif isinstance(entry, MessageOutputEntry):
+            messages.append(ModelMessage(role="assistant", content=content_text(entry.content)))
+        elif isinstance(entry, ToolExecutionEntry):
+            call_id = entry.id or "call"
+            messages.append(ModelMessage(role="assistant", tool_calls=(ToolCall(call_id, entry.name, entry.arguments),)))
+            messages.append(ModelMessage(role="tool", tool_call_id=call_id, name=entry.name,
+                                         content=str(entry.info.get("code_output", ""))))
+        elif isinstance(entry, FunctionCallEntry):
+            arguments = entry.arguments if isinstance(entry.arguments, str) else json.dumps(entry.arguments)
+            messages.append(ModelMessage(role="assistant", tool_calls=(ToolCall(entry.tool_call_id, entry.name, arguments),)))
+        elif isinstance(entry, FunctionResultEntry):
+            messages.append(ModelMessage(role="tool", tool_call_id=entry.tool_call_id, content=entry.result))
+    return messages
+
+
+def tool_specs(tools: list[Tool]) -> list[ToolSpec]:
+    specs = []
+    for tool in tools:
+        if isinstance(tool, CodeInterpreterTool):
+            specs.append(CODE_INTERPRETER_SPEC)
+        elif isinstance(tool, FunctionTool):
+            specs.append(ToolSpec(tool.function.name, tool.function.description or "", tool.function.parameters))
+    return specs
+
+
+def pending_tool_calls(entries: list[Entry]) -> list[str]:
+    """Function calls that have not had their result yet, in order."""
+    answered = {e.tool_call_id for e in entries if isinstance(e, FunctionResultEntry)}
+    return [e.tool_call_id for e in entries if isinstance(e, FunctionCallEntry) and e.tool_call_id not in answered]
+
+
+def _event(kind: str, **fields: Any) -> Event:
+    return {"type": kind, "created_at": iso(now()), **fields}
+
+
+def _parse_code(arguments: str) -> str:
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return arguments  # some models send the bare code
+    if isinstance(value, dict) and isinstance(value.get("code"), str):
+        return value["code"]
+    return arguments
+
+
+class Runtime:
+    def __init__(self, provider: ModelProvider, sandbox: Sandbox, max_steps: int = 8) -> None:
+        self.provider = provider
+        self.sandbox = sandbox
+        self.max_steps = max_steps
+
+    def run(self, persona: Persona, history: list[Entry], turn: Turn) -> Iterator[Event]:
+        """Run one turn on ``history`` (which ends with the new inputs); yield stream events."""
+        entries = list(history)
+        specs = tool_specs(persona.tools)
+        function_names = {t.function.name for t in persona.tools if isinstance(t, FunctionTool)}
+        completion_args = persona.completion_args.model_dump(mode="json", exclude_none=True, by_alias=True)
+        for _step in range(self.max_steps):
+            request = ModelRequest(persona.model, history_to_messages(persona.instructions, entries), specs, completion_args)
+            text_id: str | None = None
+            text_parts: list[str] = []
+            calls: dict[int, dict[str, str]] = {}
+            started_at = now()
+            for delta in self.provider.stream(request):
+                if isinstance(delta, TextDelta) and delta.text:
+                    if text_id is None:
+                        text_id = new_id("msg_")
+                    text_parts.append(delta.text)
+                    yield _event("message.output.delta", id=text_id, output_index=len(turn.outputs),
+                                 content_index=0, content=delta.text, model=persona.model,
+                                 agent_id=persona.agent_id, role="assistant")
+                elif isinstance(delta, ToolCallDelta):
+                    call = calls.setdefault(delta.index, {"id": "", "name": "", "arguments": "", "entry_id": ""})
+                    call["id"] = delta.id or call["id"]
+                    call["name"] = delta.name or call["name"]
+                    call["arguments"] += delta.arguments
+                    if call["name"] == CODE_INTERPRETER:
+                        index = len(turn.outputs) + sorted(calls).index(delta.index) + (1 if text_id else 0)
+                        if not call["entry_id"]:
+                            call["entry_id"] = new_id("tool_exec_")
+                            yield _event("tool.execution.started", id=call["entry_id"], output_index=index,
+                                         name=CODE_INTERPRETER, arguments="", model=persona.model,
+                                         agent_id=persona.agent_id)
+                        if delta.arguments:
+                            yield _event("tool.execution.delta", id=call["entry_id"], output_index=index,
+                                         name=CODE_INTERPRETER, arguments=delta.arguments)
+                elif isinstance(delta, UsageReport):
+                    turn.usage.add_model_call(delta.prompt_tokens, delta.completion_tokens)
+            if text_id is not None:
+                message = MessageOutputEntry(id=text_id, created_at=started_at, completed_at=now(),
+                                             content="".join(text_parts), model=persona.model, agent_id=persona.agent_id)
+                turn.outputs.append(message)
+                entries.append(message)
+            if not calls:
+                return
+            for index in sorted(calls):
+                call = calls[index]
+                if call["name"] == CODE_INTERPRETER:
+                    yield from self._execute(persona, call, turn, entries)
+                elif call["name"] in function_names:
+                    yield from self._function_call(persona, call, turn, entries)
+                else:
+                    # A tool the model invented: tell it, as a failed execution, and let it go on.
+                    execution = ToolExecutionEntry(id=new_id("tool_exec_"), created_at=now(), completed_at=now(),
+                                                   name=call["name"] or "unknown", arguments=call["arguments"],
+                                                   info={"code_output": f"unknown tool {call['name']!r}"},
+                                                   model=persona.model, agent_id=persona.agent_id)
+                    turn.outputs.append(execution)
+                    entries.append(execution)
+            if turn.pending_tool_call_ids:
+                return  # function calls end the turn: the client owes the results
+        note = MessageOutputEntry(id=new_id("msg_"), created_at=now(), completed_at=now(), model=persona.model,
+                                  agent_id=persona.agent_id,
+                                  content=f"[stopped: the model used tools {self.max_steps} times in this turn "
+                                          "without answering; the step limit ends the turn here]")
+        yield _event("message.output.delta", id=note.id, output_index=len(turn.outputs), content_index=0,
+                     content=note.content, model=persona.model, agent_id=persona.agent_id, role="assistant")
+        turn.outputs.append(note)
+
+    def _execute(self, persona: Persona, call: dict[str, str], turn: Turn, entries: list[Entry]) -> Iterator[Event]:
+        entry_id = call["entry_id"] or new_id("tool_exec_")
+        index = len(turn.outputs)
+        started = now()
+        code = _parse_code(call["arguments"])
+        result = self.sandbox.execute(ExecutionRequest(code=code))
+        output = result.code_output()
+        info = {"code": code, "code_output": output, "result": [{"type": "text", "text": output}],
+                "status": result.status}
+        execution = ToolExecutionEntry(id=entry_id, created_at=started, completed_at=now(), name=CODE_INTERPRETER,
+                                       function=CODE_INTERPRETER, arguments=json.dumps({"code": code}), info=info,
+                                       model=persona.model, agent_id=persona.agent_id)
+        turn.usage.add_connector_call(CODE_INTERPRETER, estimate_tokens(output))
+        turn.outputs.append(execution)
+        entries.append(execution)
+        yield _event("tool.execution.done", id=entry_id, output_index=index, name=CODE_INTERPRETER,
+                     function=CODE_INTERPRETER, info=info)
+
+    def _function_call(self, persona: Persona, call: dict[str, str], turn: Turn, entries: list[Entry]) -> Iterator[Event]:
+        entry = FunctionCallEntry(id=new_id("fc_"), created_at=now(), completed_at=now(),
+                                  tool_call_id=call["id"] or new_id("")[:9], name=call["name"],
+                                  arguments=call["arguments"], model=persona.model, agent_id=persona.agent_id)
+        yield _event("function.call.delta", id=entry.id, output_index=len(turn.outputs), name=entry.name,
+                     tool_call_id=entry.tool_call_id, arguments=entry.arguments, model=persona.model,
+                     agent_id=persona.agent_id)
+        turn.outputs.append(entry)
+        entries.append(entry)
+        turn.pending_tool_call_ids.append(entry.tool_call_id)

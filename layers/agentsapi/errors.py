@@ -1,0 +1,67 @@
+"""Domain errors. The handlers map them to HTTP in one place (``http/errors.py``)."""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    status = 500
+    error_type = "server_error"
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class Unauthorized(ApiError):
+    status = 401
+    error_type = "authentication_error"
+
+
+class NotFound(ApiError):
+    status = 404
+    error_type = "invalid_request_error"
+
+
+class InvalidRequest(ApiError):
+    status = 400
+    error_type = "invalid_request_error"
+
+
+class Conflict(ApiError):
+    """A concurrent writer won (e.g. two appends to one conversation); nothing was lost."""
+
+    status = 409
+    error_type = "invalid_request_error"
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    error_type = "invalid_request_error"
+
+
+class FunctionResultsMissing(ApiError):
+    """Mistral's 400 with integer code 3001."""
+
+    status = 400
+    error_type = "invalid_request_error"
+    code = 3001
+
+    def __init__(self, missing: list[str]) -> None:
+        super().__init__(
+            "Cannot append other inputs while function results are still missing. "
+            f"Provide function results first for: {missing}"
+        )
+        self.missing = missing
+
+
+class ValidationFailed(ApiError):
+    """A body that does not match the schema: 422 with FastAPI-style details."""
+
+    status = 422
+    error_type = "invalid_request_error"
+
+    def __init__(self, detail: list[dict[str, object]]) -> None:
+        fields = ", ".join(".".join(str(p) for p in d.get("loc", [])) for d in detail[:5])
+        super().__init__(f"invalid request: {fields}")
+        self.detail = detail

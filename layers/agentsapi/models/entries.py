@@ -1,0 +1,186 @@
+"""Conversation entries and content chunks, in the shapes the official SDK parses.
+
+Input entries (what a client sends) are strict but accept the ``object``/``type``/``prefix``
+keys the SDK adds. Stored entries always carry ``object: "entry"``, an id, and for
+``tool.execution`` a string ``arguments`` (without it the SDK rejects the whole response).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Discriminator, Field, Tag
+
+from .common import ApiModel, StrictModel, iso
+
+# -- content chunks ---------------------------------------------------------------------------
+
+
+class TextChunk(StrictModel):
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ToolFileChunk(StrictModel):
+    type: Literal["tool_file"] = "tool_file"
+    tool: str
+    file_id: str
+    file_name: str | None = None
+    file_type: str | None = None
+
+
+class ToolReferenceChunk(StrictModel):
+    type: Literal["tool_reference"] = "tool_reference"
+    tool: str
+    title: str
+    url: str | None = None
+    favicon: str | None = None
+    description: str | None = None
+
+
+class ImageUrl(StrictModel):
+    url: str
+    detail: Literal["low", "auto", "high"] | None = None
+
+
+class ImageUrlChunk(StrictModel):
+    type: Literal["image_url"] = "image_url"
+    image_url: str | ImageUrl
+
+
+class DocumentUrlChunk(StrictModel):
+    type: Literal["document_url"] = "document_url"
+    document_url: str
+    document_name: str | None = None
+
+
+class ThinkingChunk(StrictModel):
+    type: Literal["thinking"] = "thinking"
+    thinking: list[Union[TextChunk, ToolReferenceChunk]]
+    signature: str | None = None
+    closed: bool | None = None
+
+
+Chunk = Annotated[
+    Union[TextChunk, ToolFileChunk, ToolReferenceChunk, ImageUrlChunk, DocumentUrlChunk, ThinkingChunk],
+    Field(discriminator="type"),
+]
+Content = Union[Annotated[str, Field(max_length=1_000_000)], list[Chunk]]
+
+
+def content_text(content: str | list[Any]) -> str:
+    """The plain text of a content value (what a model reads)."""
+    if isinstance(content, str):
+        return content
+    parts = []
+    for chunk in content:
+        if isinstance(chunk, TextChunk):
+            parts.append(chunk.text)
+        elif isinstance(chunk, ToolFileChunk):
+            parts.append(f"[file {chunk.file_name or chunk.file_id}]")
+    return "".join(parts)
+
+
+# -- entries ----------------------------------------------------------------------------------
+
+
+class EntryBase(StrictModel):
+    object: Literal["entry"] = "entry"
+    id: str | None = None
+    created_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
+class MessageInputEntry(EntryBase):
+    type: Literal["message.input"] = "message.input"
+    role: Literal["user", "assistant"] = "user"
+    content: Content
+    prefix: bool = False
+
+
+class MessageOutputEntry(EntryBase):
+    type: Literal["message.output"] = "message.output"
+    role: Literal["assistant"] = "assistant"
+    content: Content
+    agent_id: str | None = None
+    model: str | None = None
+
+
+class FunctionResultEntry(EntryBase):
+    type: Literal["function.result"] = "function.result"
+    tool_call_id: Annotated[str, Field(min_length=1)]
+    result: str
+
+
+class FunctionCallEntry(EntryBase):
+    type: Literal["function.call"] = "function.call"
+    tool_call_id: str
+    name: str
+    arguments: str | dict[str, Any]
+    agent_id: str | None = None
+    model: str | None = None
+    confirmation_status: Literal["pending", "allowed", "denied"] | None = None
+
+
+class ToolExecutionEntry(EntryBase):
+    type: Literal["tool.execution"] = "tool.execution"
+    name: str
+    arguments: str = ""
+    function: str | None = None
+    info: dict[str, Any] = Field(default_factory=dict)
+    agent_id: str | None = None
+    model: str | None = None
+
+
+class AgentHandoffEntry(EntryBase):
+    type: Literal["agent.handoff"] = "agent.handoff"
+    previous_agent_id: str
+    previous_agent_name: str
+    next_agent_id: str
+    next_agent_name: str
+
+
+def _entry_tag(value: Any) -> str:
+    if isinstance(value, dict):
+        return value.get("type") or ("function.result" if "tool_call_id" in value and "result" in value else "message.input")
+    return getattr(value, "type", "message.input")
+
+
+Entry = Annotated[
+    Union[
+        Annotated[MessageInputEntry, Tag("message.input")],
+        Annotated[MessageOutputEntry, Tag("message.output")],
+        Annotated[FunctionResultEntry, Tag("function.result")],
+        Annotated[FunctionCallEntry, Tag("function.call")],
+        Annotated[ToolExecutionEntry, Tag("tool.execution")],
+        Annotated[AgentHandoffEntry, Tag("agent.handoff")],
+    ],
+    Discriminator(_entry_tag),
+]
+
+ENTRY_ID_PREFIX = {
+    "message.input": "msg_",
+    "message.output": "msg_",
+    "function.result": "fr_",
+    "function.call": "fc_",
+    "tool.execution": "tool_exec_",
+    "agent.handoff": "handoff_",
+}
+
+
+def entry_to_api(entry: Any) -> dict[str, Any]:
+    """An entry as the SDK expects it on the wire (ISO timestamps, nothing missing)."""
+    data = entry.model_dump(mode="json", exclude_none=False)
+    for key in ("created_at", "completed_at"):
+        value = getattr(entry, key)
+        data[key] = iso(value) if value is not None else None
+    if data.get("type") == "tool.execution" and not isinstance(data.get("arguments"), str):
+        data["arguments"] = ""
+    return data
+
+
+class StoredEntry(ApiModel):
+    """The envelope in which an entry is stored (keeps the entry's own validation)."""
+
+    entry: Entry

@@ -1,0 +1,33 @@
+"""Settings, read once from the environment (pydantic-settings). Logic never reads os.environ."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    table_name: str = Field("agents-api", alias="TABLE_NAME")
+    # Comma-separated accepted keys. Unset: any bearer token is accepted, one workspace per token.
+    api_keys: str | None = Field(None, alias="API_KEYS")
+    model_provider: Literal["offline"] = Field("offline", alias="MODEL_PROVIDER")
+    max_tool_steps: int = Field(8, alias="MAX_TOOL_STEPS", ge=1, le=40)
+    max_request_bytes: int = Field(1024 * 1024, alias="MAX_REQUEST_BYTES")
+
+    sandbox_mode: Literal["local", "lambda", "disabled"] = Field("lambda", alias="SANDBOX_MODE")
+    sandbox_function_name: str = Field("agents-api-sandbox", alias="SANDBOX_FUNCTION_NAME")
+    sandbox_python: str = Field("/opt/agents-sandbox/venv/bin/python", alias="SANDBOX_PYTHON")
+    sandbox_runner_dir: str = Field("sandbox_image", alias="SANDBOX_RUNNER_DIR")
+    sandbox_workers: int = Field(2, alias="SANDBOX_WORKERS", ge=1, le=16)
+    sandbox_timeout_s: float = Field(30.0, alias="SANDBOX_TIMEOUT_S", gt=0, le=600)
+    sandbox_memory_mb: int = Field(1024, alias="SANDBOX_MEMORY_MB", ge=128)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Local stand-ins for AWS: the HTTP front end, moto, and helpers to call the real handlers."""

@@ -1,0 +1,51 @@
+"""moto in-process, with the table created from template.yaml's own definition."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import boto3
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML loader that accepts CloudFormation's short-form tags (!Ref, !Sub...)."""
+
+
+def _any_tag(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    return loader.construct_mapping(node)  # type: ignore[arg-type]
+
+
+_CfnLoader.add_multi_constructor("!", _any_tag)
+
+
+def load_template(path: Path = ROOT / "template.yaml") -> dict[str, Any]:
+    return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+
+
+def table_arguments(table_name: str) -> dict[str, Any]:
+    """CreateTable arguments taken from the Table resource in template.yaml."""
+    properties = load_template()["Resources"]["Table"]["Properties"]
+    keep = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "BillingMode")
+    return {"TableName": table_name, **{k: properties[k] for k in keep if k in properties}}
+
+
+def fake_credentials() -> None:
+    """moto needs credentials to exist; these never reach AWS."""
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_SECURITY_TOKEN": "testing", "AWS_SESSION_TOKEN": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        os.environ[key] = value
+
+
+def create_table(table_name: str) -> None:
+    client = boto3.client("dynamodb")
+    client.create_table(**table_arguments(table_name))
