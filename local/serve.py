@@ -9,6 +9,8 @@ conversation turns really stream (the handler hands its events to this server).
 from __future__ import annotations
 
 import argparse
+import base64
+import contextlib
 import json
 import os
 import sys
@@ -47,9 +49,22 @@ class Frontend(BaseHTTPRequestHandler):
         sys.stderr.write(f"{self.command} {self.path} {status} {(time.monotonic() - started) * 1000:.0f}ms\n")
 
     def _handle(self) -> None:
+        started = time.monotonic()
+        try:
+            self._dispatch(started)
+        except Exception:  # noqa: BLE001 - a bug must cost one request, not the connection
+            import traceback
+
+            traceback.print_exc()
+            payload = json.dumps({"object": "error", "message": "internal error", "type": "server_error",
+                                  "param": None, "code": None}).encode()
+            with contextlib.suppress(OSError):
+                self._send(500, {"Content-Type": "application/json"}, payload)
+            self._log(500, started)
+
+    def _dispatch(self, started: float) -> None:
         from agentsapi.http.edge import stream_sink
 
-        started = time.monotonic()
         path, _, query = self.path.partition("?")
         function = function_for(path)
         length = int(self.headers.get("content-length") or 0)
@@ -76,7 +91,7 @@ class Frontend(BaseHTTPRequestHandler):
             self._stream(status, out_headers, sink[0])
         else:
             raw = response.get("body") or ""
-            data = __import__("base64").b64decode(raw) if response.get("isBase64Encoded") else raw.encode()
+            data = base64.b64decode(raw) if response.get("isBase64Encoded") else raw.encode()
             self._send(status, out_headers, data)
         self._log(status, started)
 
@@ -109,10 +124,8 @@ class Frontend(BaseHTTPRequestHandler):
             except OSError:
                 client_gone = True
         if not client_gone:
-            try:
+            with contextlib.suppress(OSError):
                 self.wfile.write(b"0\r\n\r\n")
-            except OSError:
-                pass
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
 

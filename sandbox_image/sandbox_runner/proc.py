@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -112,9 +113,7 @@ def sweep(uid: int, keep: Iterable[int], budget_s: float = 3.0) -> bool:
         if time.monotonic() > deadline:
             return False
         for pid in victims:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         reap_children()
         time.sleep(0.002)

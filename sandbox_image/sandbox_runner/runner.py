@@ -9,6 +9,7 @@ collected without following links and the working directory is removed.
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import json
 import mimetypes
@@ -413,10 +414,8 @@ def _read_some(fd: int) -> bytes:
 
 def _kill_group(pid: int) -> None:
     for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             target()
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def _parse_result(payload: bytes) -> dict[str, Any] | None:

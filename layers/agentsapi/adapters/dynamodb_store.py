@@ -79,10 +79,13 @@ class DynamoDBStore:
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table,
-            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :prefix)",
-            "ExpressionAttributeValues": {":pk": _s(pk), ":prefix": _s(prefix)},
+            "KeyConditionExpression": "PK = :pk",
+            "ExpressionAttributeValues": {":pk": _s(pk)},
             "ConsistentRead": True,
         }
+        if prefix:
+            kwargs["KeyConditionExpression"] += " AND begins_with(SK, :prefix)"
+            kwargs["ExpressionAttributeValues"][":prefix"] = _s(prefix)
         if keys_only:
             kwargs["ProjectionExpression"] = "PK, SK"
         while True:

@@ -10,6 +10,7 @@ result says why.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -48,7 +49,7 @@ def _world_readable_copy(source: str) -> str:
     target = tempfile.mkdtemp(prefix="agents-sbx-code-")
     shutil.copytree(Path(source) / "sandbox_runner", Path(target) / "sandbox_runner",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    for directory, dirs, files in os.walk(target):
+    for directory, _dirs, files in os.walk(target):
         os.chmod(directory, 0o755)
         for name in files:
             os.chmod(Path(directory) / name, 0o644)
@@ -160,14 +161,10 @@ class _Worker:
         return self.process.poll() is None
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, 9)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
         if self.work_area:
             if self.mounted:
                 subprocess.run(["umount", "-l", self.work_area], capture_output=True, check=False)

@@ -1,0 +1,61 @@
+# Two commands on a fresh machine: `make serve` and `make test`. Each sets up what it needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# The sandbox interpreter must be readable by the unprivileged uid the sandbox runs as, so as
+# root it lives outside the checkout (which may sit under /root, mode 0700).
+SANDBOX_SYS_PYTHON ?= /usr/bin/python3.11
+ifeq ($(shell id -u),0)
+SANDBOX_VENV ?= /opt/agents-sandbox/venv
+else
+SANDBOX_VENV ?= $(CURDIR)/.venv-sandbox
+endif
+export SANDBOX_PYTHON := $(SANDBOX_VENV)/bin/python
+PORT ?= 8080
+
+.PHONY: serve test lint bench setup system-deps clean
+
+$(VENV)/.installed: requirements-dev.txt layers/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+# bubblewrap (and Debian's own python3.11 for the sandbox venv) from apt when missing.
+system-deps:
+	@missing=""; \
+	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
+	command -v setpriv >/dev/null || missing="$$missing util-linux"; \
+	[ -x $(SANDBOX_SYS_PYTHON) ] || missing="$$missing python3.11"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing:$$missing"; \
+	    (apt-get install -y -q $$missing || (apt-get update -q && apt-get install -y -q $$missing)) >/dev/null; \
+	  else echo "please install:$$missing (e.g. sudo apt-get install$$missing)"; exit 1; fi; \
+	fi
+
+$(SANDBOX_VENV)/.installed: sandbox_image/requirements.txt $(VENV)/.installed | system-deps
+	$(SANDBOX_SYS_PYTHON) -m venv --without-pip $(SANDBOX_VENV)
+	$(PY) -m pip --python $(SANDBOX_VENV)/bin/python install -q -r sandbox_image/requirements.txt
+	chmod -R a+rX $(SANDBOX_VENV)
+	touch $@
+
+setup: system-deps $(VENV)/.installed $(SANDBOX_VENV)/.installed
+
+serve: setup
+	PORT=$(PORT) $(PY) -m local.serve
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/cfn-lint template.yaml
+
+bench: setup
+	$(PY) benchmarks/api_turn.py
+	$(PY) benchmarks/sandbox_latency.py
+
+clean:
+	rm -rf $(VENV) .venv-sandbox .pytest_cache .ruff_cache

@@ -1,0 +1,109 @@
+"""Shared fixtures: moto with the template's table, one sandbox pool per session, handler calls."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "layers"))
+
+from local.apigw import FakeContext, function_for, handler_module, make_event  # noqa: E402
+from local.aws import create_table, fake_credentials  # noqa: E402
+
+SANDBOX_PYTHON = os.environ.get("SANDBOX_PYTHON", "/opt/agents-sandbox/venv/bin/python")
+
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "AgentsApiTests")
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "agents-api")
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Any]:
+    """One local bubblewrap worker pool for the whole session (a warm 'container')."""
+    from agentsapi.adapters.local_sandbox import LocalSandbox, LocalSandboxConfig
+
+    pool = LocalSandbox(LocalSandboxConfig(python=SANDBOX_PYTHON, runner_dir=str(ROOT / "sandbox_image"), workers=1,
+                                           timeout_s=10, extra_env={"PLANTED_SECRET": "canary-7f3a9d1e",
+                                                                    "AWS_SECRET_ACCESS_KEY": "awscanary-52c81b"}))
+    pool.warm_up()
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    from moto import mock_aws
+
+    fake_credentials()
+    monkeypatch.setenv("TABLE_NAME", "agents-api-test")
+    with mock_aws():
+        create_table("agents-api-test")
+        yield
+
+
+class FakeSandbox:
+    """Records the code it is asked to run; answers like a sandbox that printed 'ran'."""
+
+    def __init__(self) -> None:
+        self.codes: list[str] = []
+
+    def execute(self, request: Any) -> Any:
+        from agentsapi.sandbox.port import ExecutionResult, OutputRun
+
+        self.codes.append(request.code)
+        return ExecutionResult(status="ok", outputs=[OutputRun(stream="stdout", text=f"ran {len(self.codes)}\n")])
+
+
+@pytest.fixture
+def fake_sandbox() -> FakeSandbox:
+    return FakeSandbox()
+
+
+@pytest.fixture
+def services(aws: None, fake_sandbox: FakeSandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The real services on moto, with a recording sandbox (the real one is tested on its own)."""
+    from agentsapi.services import build_services, use_services
+    from agentsapi.settings import Settings
+
+    monkeypatch.setenv("MAX_REQUEST_BYTES", "200000")
+    built = build_services(Settings(), sandbox=fake_sandbox)
+    use_services(built)
+    yield built
+    use_services(None)
+
+
+class Api:
+    """Calls the real Lambda handlers with API Gateway events, as API Gateway would."""
+
+    def __init__(self, key: str = "test-key") -> None:
+        self.key = key
+
+    def __call__(self, method: str, path: str, body: Any = None, query: str = "", key: str | None = None,
+                 raw: str | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any, dict[str, str]]:
+        all_headers = {"content-type": "application/json", **(headers or {})}
+        token = self.key if key is None else key
+        if token:
+            all_headers["authorization"] = f"Bearer {token}"
+        text = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        function = function_for(path)
+        assert function, path
+        event = make_event(method, path, all_headers, query, text)
+        response = handler_module(function).lambda_handler(event, FakeContext())
+        payload = response.get("body") or ""
+        content_type = (response.get("headers") or {}).get("Content-Type", "")
+        parsed = json.loads(payload) if payload and content_type.startswith("application/json") else payload
+        return response["statusCode"], parsed, response.get("headers") or {}
+
+
+@pytest.fixture
+def api(services: Any) -> Api:
+    return Api()
