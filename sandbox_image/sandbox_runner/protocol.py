@@ -57,6 +57,9 @@ class SandboxConfig:
     open_files: int = 256
     processes: int = 64
     work_root: str = "/tmp/sbx"
+    scratch_dirs: tuple[str, ...] = ("/tmp", "/dev/shm", "/var/tmp")
+    # In Lambda a reset keeps /tmp: start from an empty scratch area (set in the image).
+    wipe_scratch_at_init: bool = False
     preload: tuple[str, ...] = ("numpy", "pandas", "matplotlib.pyplot", "scipy", "sympy")
 
     @classmethod
@@ -72,6 +75,8 @@ class SandboxConfig:
             open_files=_env_int("SANDBOX_OPEN_FILES", cls.open_files),
             processes=_env_int("SANDBOX_PROCESSES", cls.processes),
             work_root=os.environ.get("SANDBOX_WORK_ROOT", cls.work_root),
+            wipe_scratch_at_init=os.environ.get("SANDBOX_WIPE_SCRATCH_AT_INIT", "") == "1",
+            scratch_dirs=tuple(d for d in os.environ.get("SANDBOX_SCRATCH_DIRS", ",".join(cls.scratch_dirs)).split(",") if d),
             preload=tuple(p for p in preload.split(",") if p) if preload is not None else cls.preload,
         )
 

@@ -93,6 +93,13 @@ class Runner:
         self._secrets = [os.environ[n] for n in SECRET_ENV_NAMES if len(os.environ.get(n, "")) >= 8]
         Path(config.work_root).mkdir(parents=True, exist_ok=True, mode=0o700)
         self._wipe_work_root()
+        # What the writable scratch directories hold before any user code ran; anything else
+        # found there after an execution was left by it and is removed.
+        keep = {Path(config.work_root).parts[-1]} if config.wipe_scratch_at_init else None
+        self._scratch_baseline = {d: keep if keep is not None else set(os.listdir(d))
+                                  for d in config.scratch_dirs if os.path.isdir(d)}
+        if config.wipe_scratch_at_init:
+            self._wipe_scratch()
 
     # -- zygote lifecycle -------------------------------------------------------------------
     def _base_env(self, home: str) -> dict[str, str]:
@@ -110,7 +117,7 @@ class Runner:
             "OMP_NUM_THREADS": "1",
             "MKL_NUM_THREADS": "1",
             "MPLBACKEND": "Agg",
-            "MPLCONFIGDIR": str(Path(self.config.work_root) / ".mpl"),
+            "MPLCONFIGDIR": str(Path(self.config.work_root) / ".mpl"),  # wiped after each run
         }
 
     def start(self) -> dict[str, Any]:
@@ -274,7 +281,7 @@ class Runner:
             os.close(chan_r)
             clean = self._sweep()
         files = self._collect_files(workdir, inputs, notes)
-        shutil.rmtree(workdir, ignore_errors=True)
+        self._wipe_scratch()
         if zygote_lost:
             notes.append("the sandbox interpreter was killed during this execution; it has been restarted")
             self._kill_zygote()
@@ -373,10 +380,20 @@ class Runner:
 
     def _wipe_work_root(self) -> None:
         """Remove what earlier (possibly crashed) executions left; a Lambda reset keeps /tmp."""
-        root = Path(self.config.work_root)
-        for entry in os.scandir(root):
-            if entry.name.startswith("run-"):
-                shutil.rmtree(entry.path, ignore_errors=True)
+        for entry in os.scandir(self.config.work_root):
+            _remove(entry)
+
+    def _wipe_scratch(self) -> None:
+        """Nothing an execution wrote anywhere writable may be seen by the next one."""
+        self._wipe_work_root()
+        for directory, baseline in self._scratch_baseline.items():
+            try:
+                entries = list(os.scandir(directory))
+            except OSError:
+                continue
+            for entry in entries:
+                if entry.name not in baseline:
+                    _remove(entry)
 
     # -- redaction --------------------------------------------------------------------------
     def _redact(self, text: str | None) -> str | None:
@@ -401,6 +418,17 @@ class SandboxTainted(RuntimeError):
     def __init__(self, response: dict[str, Any]) -> None:
         super().__init__("sandbox tainted")
         self.response = response
+
+
+def _remove(entry: os.DirEntry[str]) -> None:
+    """Delete without following links (rmtree is fd-based and symlink-safe on Linux)."""
+    try:
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            os.unlink(entry.path)
+    except OSError:
+        pass
 
 
 def _read_some(fd: int) -> bytes:
