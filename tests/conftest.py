@@ -99,7 +99,8 @@ class Api:
         event = make_event(method, path, all_headers, query, text)
         response = handler_module(function).lambda_handler(event, FakeContext())
         payload = response.get("body") or ""
-        content_type = (response.get("headers") or {}).get("Content-Type", "")
+        multi = response.get("multiValueHeaders") or {}
+        content_type = (multi.get("Content-Type") or [""])[-1] or (response.get("headers") or {}).get("Content-Type", "")
         parsed = json.loads(payload) if payload and content_type.startswith("application/json") else payload
         return response["statusCode"], parsed, response.get("headers") or {}
 

@@ -1,0 +1,73 @@
+"""Regenerate the sample API Gateway events in this folder: `python events/generate.py`.
+
+Each file is exactly what API Gateway (REST, proxy integration) hands to the function. Ids in
+paths and bodies are placeholders (``{agent_id}``, ``{conversation_id}``, ``{entry_id}``) that
+the integration tests fill in; `sam local invoke -e` needs real ids from your table.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from local.apigw import make_event  # noqa: E402
+
+HEADERS = {"authorization": "Bearer sample-key", "content-type": "application/json", "accept": "application/json",
+           "user-agent": "mistral-client-python/3.7.0"}
+UNSET = '%22~%3F~unset~%3F~sentinel~%3F~%22'
+
+AGENTS = {
+    "create_agent": ("POST", "/v1/agents", "", {"model": "mistral-medium-latest", "name": "calculator",
+                                                 "instructions": "Use code to compute.",
+                                                 "tools": [{"type": "code_interpreter"}],
+                                                 "completion_args": {"temperature": 0.3}}),
+    "list_agents": ("GET", "/v1/agents", f"page=0&page_size=20&metadata={UNSET}", None),
+    "list_agents_pages": ("GET", "/v1/agents/pages", f"page_size=20&metadata={UNSET}", None),
+    "get_agent": ("GET", "/v1/agents/{agent_id}", "", None),
+    "update_agent": ("PATCH", "/v1/agents/{agent_id}", "", {"instructions": "Be brief."}),
+    "switch_agent_version": ("PATCH", "/v1/agents/{agent_id}/version", "version=0", None),
+    "list_agent_versions": ("GET", "/v1/agents/{agent_id}/versions", "page=0&page_size=20", None),
+    "get_agent_version": ("GET", "/v1/agents/{agent_id}/versions/0", "", None),
+    "put_agent_alias": ("PUT", "/v1/agents/{agent_id}/aliases", "alias=prod&version=0", None),
+    "list_agent_aliases": ("GET", "/v1/agents/{agent_id}/aliases", "", None),
+    "delete_agent_alias": ("DELETE", "/v1/agents/{agent_id}/aliases", "alias=prod", None),
+    "delete_agent": ("DELETE", "/v1/agents/{agent_id}", "", None),
+}
+CONVERSATIONS = {
+    "start_conversation": ("POST", "/v1/conversations", "",
+                           {"inputs": "```python\nprint(6 * 7)\n```", "stream": False, "agent_id": "{agent_id}"}),
+    "start_conversation_stream": ("POST", "/v1/conversations", "",
+                                  {"inputs": "```python\nprint(6 * 7)\n```", "stream": True, "agent_id": "{agent_id}"}),
+    "append_conversation": ("POST", "/v1/conversations/{conversation_id}", "",
+                            {"inputs": "thanks", "stream": False, "store": True, "handoff_execution": "server"}),
+    "restart_conversation": ("POST", "/v1/conversations/{conversation_id}/restart", "",
+                             {"from_entry_id": "{entry_id}", "inputs": "again", "stream": False, "store": True,
+                              "handoff_execution": "server"}),
+    "list_conversations": ("GET", "/v1/conversations", f"page=0&page_size=100&metadata={UNSET}", None),
+    "get_conversation": ("GET", "/v1/conversations/{conversation_id}", "", None),
+    "get_conversation_history": ("GET", "/v1/conversations/{conversation_id}/history", "", None),
+    "get_conversation_messages": ("GET", "/v1/conversations/{conversation_id}/messages", "", None),
+    "delete_conversation": ("DELETE", "/v1/conversations/{conversation_id}", "", None),
+}
+
+
+def main() -> None:
+    for folder, routes in (("agents", AGENTS), ("conversations", CONVERSATIONS)):
+        (HERE / folder).mkdir(exist_ok=True)
+        for name, (method, path, query, body) in routes.items():
+            event = make_event(method, path, HEADERS, query, json.dumps(body) if body is not None else None)
+            event["requestContext"]["requestId"] = f"sample-{name}"
+            event["requestContext"]["requestTimeEpoch"] = 1764000000000
+            (HERE / folder / f"{name}.json").write_text(json.dumps(event, indent=2) + "\n")
+    sandbox = {"code": "import pandas as pd\ndf = pd.DataFrame({'x': [1, 2, 3]})\nprint(df.describe())\ndf.x.sum()",
+               "timeout_s": 10, "files": [{"name": "data.csv", "content_b64": "eCx5CjEsMgo="}]}
+    (HERE / "sandbox").mkdir(exist_ok=True)
+    (HERE / "sandbox" / "execute.json").write_text(json.dumps(sandbox, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Every sample event in events/ through its real handler, under moto, as API Gateway delivers it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.apigw import FakeContext, handler_module
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+def invoke(function: str, name: str, **ids: str) -> dict[str, Any]:
+    text = (EVENTS / function / f"{name}.json").read_text()
+    for key, value in ids.items():
+        text = text.replace("{" + key + "}", value)
+    return handler_module(function).lambda_handler(json.loads(text), FakeContext())
+
+
+def body(response: dict[str, Any]) -> Any:
+    return json.loads(response["body"])
+
+
+def content_type(response: dict[str, Any]) -> str:
+    headers = response.get("multiValueHeaders") or {}
+    return (headers.get("Content-Type") or [""])[-1] or (response.get("headers") or {}).get("Content-Type", "")
+
+
+@pytest.fixture
+def ids(services: Any) -> dict[str, str]:
+    agent = body(invoke("agents", "create_agent"))
+    conversation = body(invoke("conversations", "start_conversation", agent_id=agent["id"]))
+    return {"agent_id": agent["id"], "conversation_id": conversation["conversation_id"],
+            "entry_id": conversation["outputs"][-1]["id"]}
+
+
+AGENT_EVENTS = ["get_agent", "update_agent", "switch_agent_version", "list_agent_versions", "get_agent_version",
+                "put_agent_alias", "list_agent_aliases", "list_agents", "list_agents_pages"]
+CONVERSATION_EVENTS = ["start_conversation", "append_conversation", "restart_conversation", "list_conversations",
+                       "get_conversation", "get_conversation_history", "get_conversation_messages"]
+
+
+@pytest.mark.parametrize("name", AGENT_EVENTS)
+def test_agent_events(ids: dict[str, str], name: str) -> None:
+    response = invoke("agents", name, **ids)
+    assert response["statusCode"] == 200, response["body"]
+    assert content_type(response) == "application/json"
+
+
+@pytest.mark.parametrize("name", CONVERSATION_EVENTS)
+def test_conversation_events(ids: dict[str, str], name: str) -> None:
+    response = invoke("conversations", name, **ids)
+    assert response["statusCode"] == 200, response["body"]
+
+
+def test_start_runs_code_through_the_sandbox_port(ids: dict[str, str], fake_sandbox: Any) -> None:
+    response = body(invoke("conversations", "start_conversation", **ids))
+    assert fake_sandbox.codes[-1] == "print(6 * 7)"
+    assert [o["type"] for o in response["outputs"]] == ["tool.execution", "message.output"]
+    assert isinstance(response["outputs"][0]["arguments"], str)
+
+
+def test_stream_event_is_buffered_sse_in_lambda(ids: dict[str, str]) -> None:
+    response = invoke("conversations", "start_conversation_stream", **ids)
+    assert response["statusCode"] == 200
+    assert content_type(response).startswith("text/event-stream")
+    blocks = [b for b in response["body"].split("\n\n") if b]
+    assert all(b.startswith("event: ") and "\ndata: {" in b for b in blocks)
+    assert blocks[-1].startswith("event: conversation.response.done") and "[DONE]" not in response["body"]
+
+
+def test_deletes_answer_204_with_no_body(ids: dict[str, str]) -> None:
+    invoke("agents", "put_agent_alias", **ids)
+    for function, name in (("agents", "delete_agent_alias"), ("conversations", "delete_conversation"),
+                           ("agents", "delete_agent")):
+        response = invoke(function, name, **ids)
+        assert (response["statusCode"], response["body"]) == (204, ""), name
+    assert invoke("agents", "get_agent", **ids)["statusCode"] == 404
+    assert invoke("conversations", "get_conversation", **ids)["statusCode"] == 404
