@@ -16,12 +16,20 @@ from .runner import Runner, SandboxStartError, SandboxTainted
 DEADLINE_MARGIN_S = 2.0  # leave time to kill, sweep and answer before Lambda's own timeout
 
 _runner: Runner | None = None
+_settings: SandboxConfig | None = None
+
+
+def _config() -> SandboxConfig:
+    global _settings
+    if _settings is None:
+        _settings = SandboxConfig.from_env()
+    return _settings
 
 
 def get_runner() -> Runner:
     global _runner
     if _runner is None:
-        _runner = Runner(SandboxConfig.from_env())
+        _runner = Runner(_config())
         _runner.start()
     return _runner
 
@@ -29,10 +37,11 @@ def get_runner() -> Runner:
 def handle(event: Any, remaining_s: float | None) -> dict[str, Any]:
     """Shared by the Lambda handler and the local worker."""
     try:
-        runner = get_runner()
-        request = parse_request(event, runner.config)
+        request = parse_request(event, _config())
     except BadRequest as exc:
         return {"status": "bad_request", "message": str(exc)}
+    try:
+        runner = get_runner()
     except SandboxStartError as exc:
         return {"status": "crashed", "message": str(exc), "outputs": [], "notes": [str(exc)]}
     deadline = None if remaining_s is None else remaining_s - DEADLINE_MARGIN_S

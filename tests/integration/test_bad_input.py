@@ -106,7 +106,7 @@ def test_missing_or_wrong_key_is_401(api: Any, monkeypatch: pytest.MonkeyPatch) 
 def test_unknown_entry_for_restart_is_404(api: Any, stored: dict[str, str]) -> None:
     code, body, _ = api("POST", f"/v1/conversations/{stored['conversation']}/restart",
                         {"from_entry_id": "msg_nope", "inputs": "x"})
-    assert code == 404 and "from_entry_id" == body["param"]
+    assert code == 404 and body["param"] == "from_entry_id"
 
 
 def test_bad_page_token_is_400(api: Any, stored: dict[str, str]) -> None:

@@ -1,0 +1,66 @@
+"""The sandbox's protocol pieces that need no process: framing, request parsing, seccomp program, output text."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from agentsapi.sandbox.port import ExecutionResult, result_from_response
+from sandbox_runner import frames, seccomp
+from sandbox_runner.protocol import BadRequest, SandboxConfig, parse_request
+
+
+def test_frames_survive_arbitrary_chunking() -> None:
+    data = frames.encode(frames.STDOUT, b"hello ") + frames.encode(frames.STDERR, b"oops") + frames.encode(frames.RESULT, b"{}")
+    reader = frames.FrameReader(max_frame=1024)
+    got = []
+    for i in range(len(data)):
+        got += reader.feed(data[i : i + 1])
+    assert got == [(b"o", b"hello "), (b"e", b"oops"), (b"r", b"{}")]
+
+
+def test_oversized_or_unknown_frames_stop_parsing() -> None:
+    reader = frames.FrameReader(max_frame=10)
+    assert reader.feed(frames.encode(frames.STDOUT, b"x" * 11)) == [] and reader.corrupt
+    reader = frames.FrameReader(max_frame=10)
+    assert reader.feed(b"z" + struct.pack(">I", 1) + b"x") == [] and reader.corrupt
+
+
+@pytest.mark.parametrize(("request_body", "message"), [
+    ([], "JSON object"),
+    ({"code": 1}, "code"),
+    ({"code": "x", "timeout_s": -1}, "timeout_s"),
+    ({"code": "x", "files": [{"name": "../etc/passwd", "content_b64": ""}]}, "plain file name"),
+    ({"code": "x", "files": [{"name": "a", "content_b64": "***"}]}, "base64"),
+])
+def test_bad_requests_name_the_field(request_body: object, message: str) -> None:
+    with pytest.raises(BadRequest, match=message):
+        parse_request(request_body, SandboxConfig())
+
+
+def test_timeout_is_capped_by_the_configured_limit() -> None:
+    assert parse_request({"code": "x", "timeout_s": 999}, SandboxConfig(timeout_s=30)).timeout_s == 30
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_seccomp_program_is_well_formed(machine: str) -> None:
+    program = seccomp.build_filter(machine)
+    assert len(program) % 8 == 0 and 8 < len(program) // 8 < 64
+
+
+def test_code_output_reads_like_a_notebook() -> None:
+    result = result_from_response({
+        "status": "error", "outputs": [{"stream": "stdout", "text": "partial"}], "display": None,
+        "error": {"name": "ZeroDivisionError", "value": "division by zero",
+                  "traceback": "Traceback (most recent call last):\n  File \"<cell>\", line 2\nZeroDivisionError: division by zero\n"},
+        "notes": ["a limit was hit"],
+    })
+    assert result.code_output() == ("partial\nTraceback (most recent call last):\n  File \"<cell>\", line 2\n"
+                                    "ZeroDivisionError: division by zero\n[a limit was hit]\n")
+
+
+def test_malformed_sandbox_responses_become_crashed() -> None:
+    assert result_from_response({"status": "weird"}).status == "crashed"
+    assert result_from_response({"status": "bad_request", "message": "code must be a string"}).status == "error"
+    assert ExecutionResult.unavailable("no bwrap").code_output() == "[code execution is unavailable: no bwrap]\n"
