@@ -1,7 +1,8 @@
 """The forked child: lock itself down, then run the user's cell. Never returns.
 
-Order matters: session and fds first (so nothing of the zygote stays reachable), then the
-environment, working directory, rlimits and seccomp, and only then user code.
+Order matters. Before the request (``prepare``, in the spare): own session, seccomp filter,
+fresh random seeds. After it (``run``): fds (so nothing of the zygote stays reachable), the
+environment, working directory and rlimits, and only then user code.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import os
 import random
 import resource
 import sys
+import time
 from typing import Any
 
-from . import cell, frames, seccomp
+from . import cell, frames, seccomp, warmup
 
 RAW_FD = 1  # stdout and stderr of subprocesses and C code
 CHANNEL_FD = 3  # framed Python-level output and the result
@@ -92,23 +94,31 @@ def _reseed() -> None:
         numpy.random.seed()
 
 
+def prepare(seccomp_ok: bool, loaded: list[str]) -> None:
+    """Everything that does not depend on the request, done while the spare waits for one."""
+    os.setsid()  # own session and process group: the runner kills the group as one
+    warmup.run(loaded)
+    if seccomp_ok:
+        seccomp.install()
+    _reseed()
+
+
 def run(request: dict[str, Any], raw_w: int, chan_w: int) -> None:
+    """Run after ``prepare``: wire the fds, set the environment and limits, run the cell, exit."""
     status = 70
     try:
-        os.setsid()  # own session and process group: the runner kills the group as one
         _redirect_fds(raw_w, chan_w)
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["workdir"])
         _set_limits(request["limits"])
-        if request.get("seccomp"):
-            seccomp.install()
-        _reseed()
         sys.stdout = FrameStream(frames.STDOUT, "<stdout>")
         sys.stderr = FrameStream(frames.STDERR, "<stderr>")
         sys.argv = [""]
         namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+        began = time.perf_counter()
         outcome = cell.run_cell(request["code"], namespace)
+        ran = time.perf_counter()
         try:
             outcome.figures = cell.save_figures(request["workdir"])
         except Exception as exc:  # noqa: BLE001 - a broken figure must not lose the rest
@@ -118,6 +128,7 @@ def run(request: dict[str, Any], raw_w: int, chan_w: int) -> None:
             "error": outcome.error,
             "memory_error": outcome.memory_error,
             "figures": outcome.figures,
+            "timings_ms": {"cell": round((ran - began) * 1000, 2), "figures": round((time.perf_counter() - ran) * 1000, 2)},
         }
         _write_all(CHANNEL_FD, frames.encode(frames.RESULT, json.dumps(result).encode()))
         status = 1 if outcome.error else 0

@@ -210,6 +210,7 @@ class Runner:
             "limits": limits,
         }
         assert self._sock is not None
+        marks = {"prepare": time.monotonic()}
         socket.send_fds(self._sock, [json.dumps(message).encode()], [raw_w, chan_w])
         os.close(raw_w)
         os.close(chan_w)
@@ -279,9 +280,12 @@ class Runner:
             selector.close()
             os.close(raw_r)
             os.close(chan_r)
+            marks["run"] = time.monotonic()
             clean = self._sweep()
+            marks["sweep"] = time.monotonic()
         files = self._collect_files(workdir, inputs, notes)
         self._wipe_scratch()
+        marks["collect_and_wipe"] = time.monotonic()
         if zygote_lost:
             notes.append("the sandbox interpreter was killed during this execution; it has been restarted")
             self._kill_zygote()
@@ -296,6 +300,7 @@ class Runner:
             "exit_code": exit_info.returncode if exit_info else None,
             "signal": exit_info.signal if exit_info else None,
             "duration_ms": round((time.monotonic() - started) * 1000, 2),
+            "phases_ms": {**_phases(started, marks), **_child_timings(result)},
             "max_rss_kb": exit_info.max_rss_kb if exit_info else 0,
             "files": files,
             "notes": notes,
@@ -325,8 +330,7 @@ class Runner:
         proc.reap_children()
         if self._sock is not None and self._zygote is not None and self._zygote.poll() is None:
             try:
-                self._sock.send(json.dumps({"op": "reap"}).encode())
-                self._recv(timeout=2.0)
+                self._sock.send(json.dumps({"op": "reap"}).encode())  # no answer: off the critical path
             except OSError:
                 self._kill_zygote()
         if not clean:
@@ -418,6 +422,22 @@ class SandboxTainted(RuntimeError):
     def __init__(self, response: dict[str, Any]) -> None:
         super().__init__("sandbox tainted")
         self.response = response
+
+
+def _phases(started: float, marks: dict[str, float]) -> dict[str, float]:
+    """Where an execution's time went (prepare, run, sweep, collect_and_wipe), for benchmarks and logs."""
+    phases, previous = {}, started
+    for name, moment in marks.items():
+        phases[name] = round((moment - previous) * 1000, 2)
+        previous = moment
+    return phases
+
+
+def _child_timings(result: dict[str, Any] | None) -> dict[str, float]:
+    timings = (result or {}).get("timings_ms")
+    if not isinstance(timings, dict):
+        return {}
+    return {f"child_{k}": float(v) for k, v in timings.items() if isinstance(v, (int, float))}
 
 
 def _remove(entry: os.DirEntry[str]) -> None:

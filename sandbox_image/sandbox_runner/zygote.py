@@ -8,15 +8,19 @@ no user code itself. Children are forks of it: they pay neither interpreter star
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib
 import json
 import os
+import select
+import signal
 import socket
 import sys
 import warnings
 from typing import Any
 
-from . import child, proc, seccomp
+from . import child, proc, seccomp, warmup
 
 CONTROL_FD = 3
 
@@ -73,23 +77,88 @@ def _wait_for(pid: int) -> dict[str, Any]:
             return {"returncode": code, "signal": signal_number, "max_rss_kb": usage.ru_maxrss}
 
 
-def serve(sock: socket.socket, seccomp_ok: bool) -> None:
+class Spare:
+    """A child forked ahead of time, waiting for its request.
+
+    Forking a process holding pandas and matplotlib costs several milliseconds; doing it after
+    an execution has been answered takes that off the next execution's critical path. The
+    spare runs no user code until its request arrives, and is forked only after the previous
+    execution's processes are all gone.
+    """
+
+    def __init__(self, control: socket.socket, seccomp_ok: bool, loaded: list[str], warm: bool = True) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                control.close()  # never hold the runner's channel
+                ours.close()
+                child.prepare(seccomp_ok, loaded if warm else [])
+                theirs.send(b"ready")
+                message, fds, _, _ = socket.recv_fds(theirs, 1 << 20, 2)
+            except BaseException:  # noqa: BLE001 - a broken spare just goes away
+                os._exit(72)
+            if not message or len(fds) != 2:
+                os._exit(0)
+            child.run(json.loads(message), fds[0], fds[1])  # closes every other fd, theirs included
+        theirs.close()
+        self.pid = pid
+        self.sock = ours
+        self.is_ready = False
+
+    def ready(self, wait_s: float = 0.0) -> bool:
+        """Has it finished preparing? Its "ready" must be read before the socket is closed: a
+        unix socket closed with unread data resets the peer, which would lose the request."""
+        if not self.is_ready and select.select([self.sock], [], [], wait_s)[0]:
+            with contextlib.suppress(OSError):
+                self.is_ready = self.sock.recv(16) == b"ready"
+        return self.is_ready
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        self.sock.close()
+
+    def hand_over(self, message: bytes, fds: list[int]) -> bool:
+        if not self.ready(wait_s=5.0):
+            return False
+        try:
+            socket.send_fds(self.sock, [message], fds)
+            return True
+        except OSError:
+            return False
+        finally:
+            self.sock.close()
+
+
+def serve(sock: socket.socket, seccomp_ok: bool, loaded: list[str]) -> None:
+    spare: Spare | None = None
     while True:
         message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 2)
         if not message:
             return
         request = json.loads(message)
         if request["op"] == "reap":
+            # Sent (without waiting for an answer) once an execution's processes are all dead:
+            # collect the zombies, then fork the next spare while the runner answers.
             proc.reap_children()
-            _send(sock, {"event": "reaped"})
+            if spare is None:
+                spare = Spare(sock, seccomp_ok, loaded)
             continue
-        raw_w, chan_w = fds
-        pid = os.fork()
-        if pid == 0:
-            request["seccomp"] = seccomp_ok
-            child.run(request, raw_w, chan_w)
-        os.close(raw_w)
-        os.close(chan_w)
+        if spare is not None and not spare.ready():
+            # Still warming up (executions back to back): a cold fork now beats waiting.
+            spare.discard()
+            spare = None
+        if spare is None:
+            spare = Spare(sock, seccomp_ok, loaded, warm=False)
+        if not spare.hand_over(message, fds):
+            spare.discard()
+            spare = Spare(sock, seccomp_ok, loaded, warm=False)
+            spare.hand_over(message, fds)
+        pid, spare = spare.pid, None
+        for fd in fds:
+            os.close(fd)
         _send(sock, {"event": "started", "pid": pid})
         _send(sock, {"event": "exited", "pid": pid, **_wait_for(pid)})
 
@@ -100,9 +169,14 @@ def main() -> None:
     sock = socket.socket(fileno=CONTROL_FD)
     modules = [name for name in os.environ.get("SANDBOX_PRELOAD", "").split(",") if name]
     loaded = preload(modules)
+    warmup.run(loaded)
+    # Move everything imported so far out of the collector's reach: a child's garbage
+    # collections then do not walk (and copy-on-write) the whole inherited heap.
+    gc.collect()
+    gc.freeze()
     seccomp_ok = probe_seccomp()
     _send(sock, {"event": "ready", "pid": os.getpid(), "preloaded": loaded, "seccomp": seccomp_ok})
-    serve(sock, seccomp_ok)
+    serve(sock, seccomp_ok, loaded)
 
 
 if __name__ == "__main__":

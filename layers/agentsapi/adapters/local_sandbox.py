@@ -14,11 +14,13 @@ import contextlib
 import json
 import os
 import queue
+import select
 import shutil
 import subprocess
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,9 +73,9 @@ class _Worker:
             stderr=subprocess.DEVNULL,
             env={"PATH": "/usr/bin:/bin"},
             start_new_session=True,
-            text=True,
-            bufsize=1,
+            bufsize=0,
         )
+        self._buffer = b""
         hello_line = self._read_line(timeout=180.0)
         hello = json.loads(hello_line) if hello_line else {"ready": False, "error": "the worker did not start"}
         if not hello.get("ready"):
@@ -133,25 +135,24 @@ class _Worker:
 
     def _read_line(self, timeout: float) -> str | None:
         """Read one line, giving up after ``timeout`` (the worker may be wedged)."""
-        box: queue.Queue[str | None] = queue.Queue()
-
-        def read() -> None:
-            try:
-                box.put(self.process.stdout.readline() if self.process.stdout else None)
-            except (OSError, ValueError):
-                box.put(None)
-
-        threading.Thread(target=read, daemon=True).start()
-        try:
-            return box.get(timeout=timeout) or None
-        except queue.Empty:
-            return None
+        assert self.process.stdout is not None
+        fd = self.process.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                return None
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line.decode("utf-8", "replace")
 
     def execute(self, event: dict[str, object], timeout: float) -> dict[str, object] | None:
         assert self.process.stdin is not None
         try:
-            self.process.stdin.write(json.dumps(event) + "\n")
-            self.process.stdin.flush()
+            self.process.stdin.write(json.dumps(event).encode() + b"\n")
         except (BrokenPipeError, OSError):
             return None
         line = self._read_line(timeout=timeout)
@@ -181,6 +182,10 @@ class LocalSandbox:
         self._lock = threading.Lock()
         self._started = 0
         self._unavailable: str | None = None
+        # Workers are started from these long-lived threads only: bwrap's --die-with-parent is
+        # PR_SET_PDEATHSIG, which fires when the *thread* that spawned it ends, so a worker
+        # started from a request thread would be killed when that request finished.
+        self._spawner = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="sandbox-spawner")
 
     def _code(self) -> str:
         with self._lock:
@@ -199,7 +204,7 @@ class LocalSandbox:
                 self._started += 1
         if may_start:
             try:
-                return _Worker(self.config, self._code())
+                return self._spawner.submit(_Worker, self.config, self._code()).result()
             except BaseException:
                 with self._lock:
                     self._started -= 1
@@ -215,10 +220,25 @@ class LocalSandbox:
             self._started -= 1
 
     def warm_up(self) -> dict[str, object]:
-        """Start one worker now (serve does this so the first request is fast)."""
-        worker = self._acquire()
-        self._release(worker, True)
-        return worker.hello
+        """Start every worker now, in parallel (serve does this so no request waits for one)."""
+        with self._lock:
+            missing = self.config.workers - self._started
+            self._started += missing
+        code = self._code()
+        pending = [self._spawner.submit(_Worker, self.config, code) for _ in range(missing)]
+        started, failures = [], []
+        for future in pending:
+            try:
+                started.append(future.result())
+            except IsolationUnavailable as exc:
+                failures.append(exc)
+                with self._lock:
+                    self._started -= 1
+        for worker in started:
+            self._release(worker, True)
+        if failures and not started and self._idle.empty():
+            raise failures[0]
+        return (started or list(self._idle.queue))[0].hello
 
     def execute(self, request: ExecutionRequest) -> ExecutionResult:
         if self._unavailable:
@@ -246,3 +266,4 @@ class LocalSandbox:
                 break
         if self._code_dir:
             shutil.rmtree(self._code_dir, ignore_errors=True)
+        self._spawner.shutdown(wait=False)
