@@ -46,10 +46,10 @@ def timed(action: object, runs: int, gap_s: float = 0.0) -> list[float]:
     return samples
 
 
-def tree_rss_kb(pid: int) -> int:
-    """Resident memory of a process and all its descendants."""
+def tree_pss_kb(pid: int) -> int:
+    """Proportional memory (PSS) of a process and all its descendants: shared pages (the
+    zygote's libraries, shared copy-on-write with its spare child) are counted once."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -59,11 +59,14 @@ def tree_rss_kb(pid: int) -> int:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
         children.setdefault(int(fields["PPid"].strip()), []).append(int(name))
-        rss[int(name)] = int(fields.get("VmRSS", "0 kB").split()[0])
     total, stack = 0, [pid]
     while stack:
         current = stack.pop()
-        total += rss.get(current, 0)
+        try:
+            rollup = Path(f"/proc/{current}/smaps_rollup").read_text()
+            total += int(next(line.split()[1] for line in rollup.splitlines() if line.startswith("Pss:")))
+        except (OSError, StopIteration):
+            pass
         stack.extend(children.get(current, []))
     return total
 
@@ -71,18 +74,19 @@ def tree_rss_kb(pid: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=60)
+    parser.add_argument("--cold-spare", action="store_true", help="do not warm the spare child (SANDBOX_WARM_SPARE=0)")
     parser.add_argument("--gap", type=float, default=0.3,
                         help="idle seconds between executions (a model call separates them in a conversation)")
     args = parser.parse_args()
     python = os.environ.get("SANDBOX_PYTHON", "/opt/agents-sandbox/venv/bin/python")
     real_python = os.path.realpath(python)
-    pool = LocalSandbox(LocalSandboxConfig(python=python, runner_dir=str(ROOT / "sandbox_image"), workers=1))
+    extra = {"SANDBOX_WARM_SPARE": "0"} if args.cold_spare else {}
+    pool = LocalSandbox(LocalSandboxConfig(python=python, runner_dir=str(ROOT / "sandbox_image"), workers=1,
+                                           extra_env=extra))
     started = time.perf_counter()
     hello = pool.warm_up()
     startup_ms = (time.perf_counter() - started) * 1000
     worker = pool._idle.queue[0]  # the one worker, for its memory
-    time.sleep(0.5)
-    idle_mb = tree_rss_kb(worker.process.pid) / 1024
 
     def run(code: str) -> None:
         result = pool.execute(ExecutionRequest(code=code))
@@ -91,6 +95,8 @@ def main() -> None:
     for _ in range(5):  # warm the caches the way a warm container would have
         run("print(1)")
         run(PANDAS_CELL)
+    time.sleep(1.0)  # steady state: zygote plus its (warmed) spare child, waiting
+    idle_mb = tree_pss_kb(worker.process.pid) / 1024
     # Executions in a conversation are separated by model calls; a short gap lets the zygote
     # fork its spare child in between, as it does in real use. Back-to-back is reported too.
     warm = timed(lambda: run("print(1)"), args.runs, gap_s=args.gap)
@@ -102,7 +108,7 @@ def main() -> None:
 
     print(f"sandbox worker start-up (bwrap + interpreter + preloads): {startup_ms:7.1f} ms"
           f"   (runner's own report: {hello.get('startup_ms')} ms)")
-    print(f"sandbox worker idle memory (whole process tree, RSS):      {idle_mb:7.1f} MB")
+    print(f"sandbox worker idle memory (process tree, PSS):           {idle_mb:7.1f} MB")
     print(f"warm print(1) through the invoker:        {percentiles(warm)}")
     print(f"warm print(1), back to back (no gap):     {percentiles(back_to_back)}")
     print(f"pandas + matplotlib cell:                 {percentiles(pandas)}")

@@ -54,23 +54,42 @@ def ancestors(pid: int) -> set[int]:
     return found
 
 
-def live_processes_of_uid(uid: int, exclude: Iterable[int]) -> list[int]:
-    """Pids of non-zombie processes whose real uid is ``uid``, minus ``exclude``."""
+PF_EXITING = 0x4  # task flag: the task is in do_exit and will never run user code again
+
+
+def _task_alive(pid: int, tid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/task/{tid}/stat", encoding="ascii", errors="replace") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    state, flags = fields[0], int(fields[6])
+    return state not in ("Z", "X", "x") and not flags & PF_EXITING
+
+
+def _alive(pid: int) -> bool:
+    """True while any thread of the process can still run user code.
+
+    Looking at the process's own state is not enough: a main thread that called
+    pthread_exit() shows the process as a zombie while its other threads keep running.
+    """
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    return any(_task_alive(pid, tid) for tid in tids)
+
+
+def processes_of_uid(uid: int, exclude: Iterable[int]) -> list[int]:
+    """Pids whose real uid is ``uid`` (zombies included), minus ``exclude``."""
     excluded = set(exclude)
     pids = []
     for name in os.listdir("/proc"):
-        if not name.isdigit():
+        if not name.isdigit() or int(name) in excluded:
             continue
-        pid = int(name)
-        if pid in excluded:
-            continue
-        fields = _status_fields(pid)
-        uid_line = fields.get("Uid", "")
-        if not uid_line or int(uid_line.split()[0]) != uid:
-            continue
-        if fields.get("State", "").startswith(("Z", "X")):
-            continue
-        pids.append(pid)
+        uid_line = _status_fields(int(name)).get("Uid", "")
+        if uid_line and int(uid_line.split()[0]) == uid:
+            pids.append(int(name))
     return pids
 
 
@@ -99,21 +118,24 @@ def reap_children() -> None:
 
 
 def sweep(uid: int, keep: Iterable[int], budget_s: float = 3.0) -> bool:
-    """SIGKILL every process of ``uid`` except ``keep`` and our ancestors, until none is left.
+    """SIGKILL every process of ``uid`` except ``keep`` and our ancestors, until none can run.
 
-    Catches ``setsid()`` daemons that left the execution's process group. Returns False if
-    processes were still alive when the budget ran out (the caller must then reset the sandbox).
+    Catches ``setsid()`` daemons that left the execution's process group, and processes whose
+    main thread exited while others run on. A process counts as gone once every thread is a
+    zombie or exiting (PF_EXITING): from then on it cannot run user code, even if the kernel
+    is still tearing down its memory. Returns False if something could still run when the
+    budget ran out (the caller must then reset the sandbox).
     """
     protected = set(keep) | {os.getpid()} | ancestors(os.getpid())
     deadline = time.monotonic() + budget_s
     while True:
-        victims = live_processes_of_uid(uid, protected)
-        if not victims:
-            return True
-        if time.monotonic() > deadline:
-            return False
+        victims = processes_of_uid(uid, protected)
         for pid in victims:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
+        if not any(_alive(pid) for pid in victims):
+            return True
+        if time.monotonic() > deadline:
+            return False
         reap_children()
-        time.sleep(0.002)
+        time.sleep(0.001)

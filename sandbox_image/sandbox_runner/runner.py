@@ -127,6 +127,7 @@ class Runner:
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = self._base_env(self.config.work_root)
         env["SANDBOX_PRELOAD"] = ",".join(self.config.preload)
+        env["SANDBOX_WARM_SPARE"] = "1" if self.config.warm_spare else "0"
         bootstrap = (
             "import os, sys; sys.path.insert(0, sys.argv[1]); os.dup2(int(sys.argv[2]), 3); "
             "from sandbox_runner.zygote import main; main()"
@@ -202,8 +203,10 @@ class Runner:
             "open_files": self.config.open_files,
             "processes": proc.count_tasks_of_uid(self.uid) + self.config.processes,
         }
+        execution_id = workdir.name
         message = {
             "op": "run",
+            "id": execution_id,
             "code": request.code,
             "workdir": str(workdir),
             "env": self._base_env(str(workdir)),
@@ -241,7 +244,10 @@ class Runner:
                     output.add("stdout" if kind == frames.STDOUT else "stderr", payload)
 
         try:
-            while exit_info is None and not output.over_cap and not reader.corrupt:
+            # The cell is over when its result arrives: the child only has os._exit() left to do,
+            # and its memory teardown (milliseconds for a process holding pandas) need not be
+            # waited for. The kill and the sweep below make sure nothing runs on.
+            while exit_info is None and result is None and not output.over_cap and not reader.corrupt:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     timed_out = True
@@ -252,6 +258,8 @@ class Runner:
                         if event is None:
                             zygote_lost = True
                             selector.unregister(self._sock)
+                        elif event.get("id") != execution_id:
+                            pass  # a late report about an earlier execution, which we stopped waiting for
                         elif event["event"] == "started":
                             pid = event["pid"]
                         elif event["event"] == "exited":
@@ -268,8 +276,8 @@ class Runner:
             # helpers that keep them open forever, so we never wait for EOF.
             if pid is not None:
                 _kill_group(pid)
-            if exit_info is None and not zygote_lost:
-                exit_info = self._await_exit(pid)
+            if exit_info is None and result is None and not zygote_lost:
+                exit_info = self._await_exit(execution_id)
             for fd, tag in ((raw_r, "raw"), (chan_r, "chan")):
                 for _ in range(64):
                     data = _read_some(fd)
@@ -297,7 +305,7 @@ class Runner:
             "outputs": self._redact_runs(output.runs()),
             "display": self._redact((result or {}).get("display")),
             "error": self._redact_error((result or {}).get("error")),
-            "exit_code": exit_info.returncode if exit_info else None,
+            "exit_code": exit_info.returncode if exit_info else _exit_code_from(result),
             "signal": exit_info.signal if exit_info else None,
             "duration_ms": round((time.monotonic() - started) * 1000, 2),
             "phases_ms": {**_phases(started, marks), **_child_timings(result)},
@@ -312,12 +320,14 @@ class Runner:
             raise SandboxTainted(response)
         return response
 
-    def _await_exit(self, pid: int | None) -> _Exit | None:
+    def _await_exit(self, execution_id: str) -> _Exit | None:
         wait_until = time.monotonic() + 5.0
         while time.monotonic() < wait_until:
             event = self._recv(timeout=wait_until - time.monotonic())
             if event is None:
                 return None
+            if event.get("id") != execution_id:
+                continue
             if event.get("event") == "started":
                 _kill_group(event["pid"])
             if event.get("event") == "exited":
@@ -431,6 +441,13 @@ def _phases(started: float, marks: dict[str, float]) -> dict[str, float]:
         phases[name] = round((moment - previous) * 1000, 2)
         previous = moment
     return phases
+
+
+def _exit_code_from(result: dict[str, Any] | None) -> int | None:
+    """The status the child was about to exit with when we stopped waiting for it."""
+    if result is None:
+        return None
+    return 1 if result.get("error") else 0
 
 
 def _child_timings(result: dict[str, Any] | None) -> dict[str, float]:

@@ -144,7 +144,7 @@ def serve(sock: socket.socket, seccomp_ok: bool, loaded: list[str]) -> None:
             # collect the zombies, then fork the next spare while the runner answers.
             proc.reap_children()
             if spare is None:
-                spare = Spare(sock, seccomp_ok, loaded)
+                spare = Spare(sock, seccomp_ok, loaded, warm=os.environ.get("SANDBOX_WARM_SPARE", "1") == "1")
             continue
         if spare is not None and not spare.ready():
             # Still warming up (executions back to back): a cold fork now beats waiting.
@@ -159,8 +159,10 @@ def serve(sock: socket.socket, seccomp_ok: bool, loaded: list[str]) -> None:
         pid, spare = spare.pid, None
         for fd in fds:
             os.close(fd)
-        _send(sock, {"event": "started", "pid": pid})
-        _send(sock, {"event": "exited", "pid": pid, **_wait_for(pid)})
+        # Every report names its execution: the runner may stop listening before "exited" (it
+        # does not wait for a finished child's teardown), and must not mistake a late report.
+        _send(sock, {"event": "started", "id": request["id"], "pid": pid})
+        _send(sock, {"event": "exited", "id": request["id"], "pid": pid, **_wait_for(pid)})
 
 
 def main() -> None:

@@ -34,11 +34,13 @@ while pid > 1:
 others = []
 for name in os.listdir("/proc"):
     if name.isdigit() and int(name) != me and int(name) not in ancestors:
-        try:
-            state = open(f"/proc/{name}/stat").read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
+        states = []
+        for task in os.listdir(f"/proc/{name}/task") if os.path.isdir(f"/proc/{name}/task") else []:
+            try:
+                states.append(open(f"/proc/{name}/task/{task}/stat").read().rsplit(")", 1)[1].split()[0])
+            except OSError:
+                pass
+        if any(state not in "ZX" for state in states):  # a zombie main thread can hide live threads
             others.append(int(name))
 listing = {d: sorted(os.listdir(d)) for d in ("/tmp", "/tmp/sbx", ".") if os.path.isdir(d)}
 print(json.dumps({"others": others, "listing": listing, "env": sorted(os.environ)}))
@@ -220,6 +222,28 @@ def test_threads_left_running(sandbox: Any) -> None:
     code = "import threading, time\nthreading.Thread(target=lambda: time.sleep(100), daemon=False).start()\nprint('ok')"
     result, _ = run(sandbox, code)
     assert "ok" in result.code_output()
+
+
+def test_main_thread_exits_while_another_runs_on(sandbox: Any) -> None:
+    # The process then looks like a zombie (its main thread is one) while a thread keeps running.
+    code = (
+        "import ctypes, threading, time\n"
+        "def linger():\n"
+        "    while True:\n"
+        "        open('/tmp/still-running', 'w').write('x')\n"
+        "        time.sleep(0.01)\n"
+        "threading.Thread(target=linger).start()\n"
+        "print('main thread leaving', flush=True)\n"
+        "ctypes.CDLL(None).pthread_exit(None)\n"
+    )
+    result, _ = run(sandbox, code)
+    assert result.status in ("timeout", "crashed", "error")
+
+
+def test_many_quick_executions_never_mix_up_their_results(sandbox: Any) -> None:
+    for number in range(15):
+        result, _ = run(sandbox, f"print({number})\n{number} * 2")
+        assert result.code_output() == f"{number}\n{number * 2}\n"
 
 
 # 15
