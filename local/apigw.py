@@ -80,3 +80,16 @@ def function_for(path: str) -> str | None:
         if path == prefix or path.startswith(prefix + "/"):
             return function
     return None
+
+
+def invoke(function: str, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Call a function's real Lambda handler, as Lambda would."""
+    module = handler_module(function)
+    try:
+        return module.lambda_handler(event, context or FakeContext(function_name=function))
+    finally:
+        # With POWERTOOLS_METRICS_DISABLED (set locally) powertools skips the flush but keeps the
+        # values, then prints them all once 100 pile up; a new invocation starts clean in Lambda.
+        metrics = getattr(module, "metrics", None)
+        if metrics is not None:
+            metrics.clear_metrics()

@@ -23,7 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "layers"))
 
-from local.apigw import FakeContext, function_for, handler_module, make_event  # noqa: E402
+from local.apigw import function_for, invoke, make_event  # noqa: E402
 
 
 def _defaults() -> None:
@@ -80,7 +80,7 @@ class Frontend(BaseHTTPRequestHandler):
         sink: list[Any] = []
         token = stream_sink.set(sink)
         try:
-            response = handler_module(function).lambda_handler(event, FakeContext(function_name=function))
+            response = invoke(function, event)
         finally:
             stream_sink.reset(token)
         status = int(response["statusCode"])

@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "layers"))
 
-from local.apigw import FakeContext, function_for, handler_module, make_event  # noqa: E402
+from local.apigw import function_for, invoke, make_event  # noqa: E402
 from local.aws import create_table, fake_credentials  # noqa: E402
 
 SANDBOX_PYTHON = os.environ.get("SANDBOX_PYTHON", "/opt/agents-sandbox/venv/bin/python")
@@ -97,7 +97,7 @@ class Api:
         function = function_for(path)
         assert function, path
         event = make_event(method, path, all_headers, query, text)
-        response = handler_module(function).lambda_handler(event, FakeContext())
+        response = invoke(function, event)
         payload = response.get("body") or ""
         multi = response.get("multiValueHeaders") or {}
         content_type = (multi.get("Content-Type") or [""])[-1] or (response.get("headers") or {}).get("Content-Type", "")

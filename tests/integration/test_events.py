@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from local.apigw import FakeContext, handler_module
+from local import apigw
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
@@ -17,7 +17,7 @@ def invoke(function: str, name: str, **ids: str) -> dict[str, Any]:
     text = (EVENTS / function / f"{name}.json").read_text()
     for key, value in ids.items():
         text = text.replace("{" + key + "}", value)
-    return handler_module(function).lambda_handler(json.loads(text), FakeContext())
+    return apigw.invoke(function, json.loads(text))
 
 
 def body(response: dict[str, Any]) -> Any:
