@@ -117,7 +117,7 @@ class Runner:
             "OMP_NUM_THREADS": "1",
             "MKL_NUM_THREADS": "1",
             "MPLBACKEND": "Agg",
-            "MPLCONFIGDIR": str(Path(self.config.work_root) / ".mpl"),  # wiped after each run
+            "MPLCONFIGDIR": self.config.mpl_config_dir or str(Path(self.config.work_root) / ".mpl"),
         }
 
     def start(self) -> dict[str, Any]:
