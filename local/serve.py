@@ -167,11 +167,18 @@ def main() -> None:
     args = parser.parse_args()
     server, services = start(args.host, args.port)
     url = f"http://{args.host}:{server.server_address[1]}"
+    from agentsapi.settings import resolved_provider
+
+    provider = resolved_provider(services.settings)
+    if provider == "mistral":
+        provider += f" at {services.settings.mistral_server_url or 'https://api.mistral.ai'}"
+    elif provider == "openai":
+        provider += f"-compatible at {services.settings.llm_base_url}"
     keys = "any bearer token is accepted; each distinct token is its own workspace" if services.keys.open \
         else f"{len(services.keys.hashes)} API key(s) accepted (API_KEYS)"
     print(f"""
 Agents & Conversations API listening on {url}
-  storage: DynamoDB (moto, in memory)   model: {services.settings.model_provider}   sandbox: {services.settings.sandbox_mode}
+  storage: DynamoDB (moto, in memory)   model: {provider}   sandbox: {services.settings.sandbox_mode}
   auth: {keys}
 
   from mistralai.client import Mistral

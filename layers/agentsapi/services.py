@@ -15,7 +15,7 @@ from .domain.runtime import Runtime
 from .providers.offline import OfflineModel
 from .providers.port import ModelProvider
 from .sandbox.port import ExecutionRequest, ExecutionResult, Sandbox
-from .settings import Settings, get_settings
+from .settings import MISTRAL_PUBLIC_URL, Settings, get_settings, resolved_provider
 
 
 class DisabledSandbox:
@@ -49,6 +49,19 @@ def build_sandbox(settings: Settings) -> Sandbox:
 
 
 def build_provider(settings: Settings) -> ModelProvider:
+    kind = resolved_provider(settings)
+    if kind == "mistral":
+        from .providers.chat_http import MistralProvider
+
+        return MistralProvider(settings.mistral_server_url or MISTRAL_PUBLIC_URL, settings.mistral_api_key,
+                               timeout_s=settings.provider_timeout_s, max_retries=settings.provider_max_retries)
+    if kind == "openai":
+        from .providers.chat_http import OpenAICompatibleProvider
+
+        if not settings.llm_base_url:
+            raise ValueError("MODEL_PROVIDER=openai needs LLM_BASE_URL")
+        return OpenAICompatibleProvider(settings.llm_base_url, settings.llm_api_key,
+                                        timeout_s=settings.provider_timeout_s, max_retries=settings.provider_max_retries)
     return OfflineModel()
 
 

@@ -15,7 +15,15 @@ class Settings(BaseSettings):
     table_name: str = Field("agents-api", alias="TABLE_NAME")
     # Comma-separated accepted keys. Unset: any bearer token is accepted, one workspace per token.
     api_keys: str | None = Field(None, alias="API_KEYS")
-    model_provider: Literal["offline"] = Field("offline", alias="MODEL_PROVIDER")
+    # auto: Mistral if MISTRAL_API_KEY or MISTRAL_SERVER_URL is set, else an OpenAI-compatible
+    # server if LLM_BASE_URL is set, else the offline model.
+    model_provider: Literal["auto", "offline", "mistral", "openai"] = Field("auto", alias="MODEL_PROVIDER")
+    mistral_api_key: str | None = Field(None, alias="MISTRAL_API_KEY")
+    mistral_server_url: str | None = Field(None, alias="MISTRAL_SERVER_URL")
+    llm_base_url: str | None = Field(None, alias="LLM_BASE_URL")
+    llm_api_key: str | None = Field(None, alias="LLM_API_KEY")
+    provider_timeout_s: float = Field(120.0, alias="PROVIDER_TIMEOUT_S", gt=0)
+    provider_max_retries: int = Field(3, alias="PROVIDER_MAX_RETRIES", ge=0, le=10)
     max_tool_steps: int = Field(8, alias="MAX_TOOL_STEPS", ge=1, le=40)
     max_request_bytes: int = Field(1024 * 1024, alias="MAX_REQUEST_BYTES")
 
@@ -31,3 +39,16 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+MISTRAL_PUBLIC_URL = "https://api.mistral.ai"
+
+
+def resolved_provider(settings: Settings) -> str:
+    if settings.model_provider != "auto":
+        return settings.model_provider
+    if settings.mistral_api_key or settings.mistral_server_url:
+        return "mistral"
+    if settings.llm_base_url:
+        return "openai"
+    return "offline"

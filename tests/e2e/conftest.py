@@ -24,8 +24,28 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
+    yield from _serve({}, "/tmp/agents-api-e2e-server.log")
+
+
+@pytest.fixture(scope="session")
+def fake_mistral() -> Iterator[object]:
+    from tests.fakes.chat_server import FakeChatServer, two_executions_then_answer
+
+    fake = FakeChatServer(brain=two_executions_then_answer)
+    yield fake
+    fake.close()
+
+
+@pytest.fixture(scope="session")
+def mistral_server_url(fake_mistral: object) -> Iterator[str]:
+    """`make serve` configured with MISTRAL_SERVER_URL pointing at a fake Mistral API."""
+    yield from _serve({"MISTRAL_SERVER_URL": fake_mistral.url, "MISTRAL_API_KEY": "fake-key",  # type: ignore[attr-defined]
+                       "SANDBOX_WORKERS": "1"}, "/tmp/agents-api-e2e-mistral-server.log")
+
+
+def _serve(extra_env: dict[str, str], log_path: str) -> Iterator[str]:
     port = _free_port()
-    env = {**os.environ, "PORT": str(port), "SANDBOX_WORKERS": "2", "SANDBOX_TIMEOUT_S": "10"}
+    env = {**os.environ, "PORT": str(port), "SANDBOX_WORKERS": "2", "SANDBOX_TIMEOUT_S": "10", **extra_env}
     process = subprocess.Popen([sys.executable, "-m", "local.serve", "--port", str(port)], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
@@ -44,7 +64,7 @@ def server_url() -> Iterator[str]:
     if process.poll() is not None:
         pytest.fail("server exited:\n" + "".join(lines))
     # Keep draining its log (one line per request) into a file a failing test can point at.
-    log = Path(os.environ.get("E2E_SERVER_LOG", "/tmp/agents-api-e2e-server.log"))
+    log = Path(log_path)
 
     def drain() -> None:
         with log.open("w") as sink:
