@@ -22,6 +22,7 @@ from ..models.conversations import (
 )
 from ..models.entries import (
     ENTRY_ID_PREFIX,
+    AgentHandoffEntry,
     Entry,
     FunctionResultEntry,
     MessageInputEntry,
@@ -30,7 +31,7 @@ from ..models.entries import (
 )
 from ..store import Store
 from .agents import AgentService
-from .runtime import Event, Persona, Runtime, Turn, pending_tool_calls
+from .runtime import Event, HandoffTarget, Persona, Runtime, Turn, pending_tool_calls
 
 MAX_PAGE_SIZE = 1000
 
@@ -94,13 +95,29 @@ class ConversationService:
         self.runtime = runtime
 
     # -- who answers ------------------------------------------------------------------------
-    def _persona(self, ws: str, conversation: Conversation, completion_args: Any = None) -> Persona:
+    def _persona(self, ws: str, conversation: Conversation, completion_args: Any = None,
+                 history: list[Entry] | None = None) -> Persona:
+        """Who answers next: the agent the conversation was last handed to, else its own."""
+        handoffs = [e for e in history or [] if isinstance(e, AgentHandoffEntry)]
+        if handoffs:
+            return self._agent_persona(ws, handoffs[-1].next_agent_id, None, completion_args)
         if conversation.agent_id:
-            _, version = self.agents.resolve_version(ws, conversation.agent_id, conversation.agent_version)
-            args = completion_args or version.completion_args
-            return Persona(version.model, version.instructions, version.tools, args, agent_id=conversation.agent_id)
+            return self._agent_persona(ws, conversation.agent_id, conversation.agent_version, completion_args)
         return Persona(conversation.model or "", conversation.instructions, conversation.tools,
                        completion_args or conversation.completion_args)
+
+    def _agent_persona(self, ws: str, agent_id: str, selector: int | str | None, completion_args: Any = None) -> Persona:
+        _, version = self.agents.resolve_version(ws, agent_id, selector)
+        targets = []
+        for target_id in version.handoffs or []:
+            head = self.store.get_agent_head(ws, target_id)
+            if head is None:
+                continue  # a deleted target is simply not offered
+            target = self.store.get_agent_version(ws, target_id, head.active_version)
+            if target is not None:
+                targets.append(HandoffTarget(target_id, target.name, target.description or ""))
+        return Persona(version.model, version.instructions, version.tools, completion_args or version.completion_args,
+                       agent_id=agent_id, agent_name=version.name, handoffs=tuple(targets))
 
     def _load(self, ws: str, conversation_id: str) -> Conversation:
         conversation = self.store.get_conversation(ws, conversation_id)
@@ -132,7 +149,8 @@ class ConversationService:
             conversation.pending_tool_call_ids = pending_tool_calls(inputs + turn.outputs)
             self.store.create_conversation(ws, conversation, inputs + turn.outputs)
 
-        return self._turn(conversation.id, persona, inputs, save if request.store is not False else None)
+        return self._turn(ws, conversation.id, persona, inputs, save if request.store is not False else None,
+                          request.handoff_execution)
 
     def append(self, ws: str, conversation_id: str, request: AppendConversationRequest) -> TurnResult:
         conversation = self._load(ws, conversation_id)
@@ -144,7 +162,7 @@ class ConversationService:
             raise InvalidRequest("inputs is required", param="inputs")
         _check_owed_results(conversation.pending_tool_call_ids, inputs)
         history = self.store.get_entries(ws, conversation_id)
-        persona = self._persona(ws, conversation, request.completion_args)
+        persona = self._persona(ws, conversation, request.completion_args, history)
         expected = conversation.entry_count
 
         def save(turn: Turn) -> None:
@@ -154,7 +172,8 @@ class ConversationService:
             })
             self.store.append_entries(ws, updated, inputs + turn.outputs, expected_count=expected)
 
-        return self._turn(conversation.id, persona, history + inputs, save if request.store is not False else None)
+        return self._turn(ws, conversation.id, persona, history + inputs, save if request.store is not False else None,
+                          request.handoff_execution)
 
     def restart(self, ws: str, conversation_id: str, request: RestartConversationRequest) -> TurnResult:
         source = self._load(ws, conversation_id)
@@ -176,22 +195,24 @@ class ConversationService:
             conversation.agent_version = version.version
         inputs = _inputs(request.inputs)
         _check_owed_results(pending_tool_calls(kept), inputs)
-        persona = self._persona(ws, conversation, request.completion_args)
+        persona = self._persona(ws, conversation, request.completion_args, kept)
 
         def save(turn: Turn) -> None:
             conversation.pending_tool_call_ids = pending_tool_calls(kept + inputs + turn.outputs)
             self.store.create_conversation(ws, conversation, kept + inputs + turn.outputs)
 
-        return self._turn(conversation.id, persona, kept + inputs, save if request.store is not False else None)
+        return self._turn(ws, conversation.id, persona, kept + inputs, save if request.store is not False else None,
+                          request.handoff_execution)
 
-    def _turn(self, conversation_id: str, persona: Persona, history: list[Entry],
-              save: Callable[[Turn], None] | None) -> TurnResult:
+    def _turn(self, ws: str, conversation_id: str, persona: Persona, history: list[Entry],
+              save: Callable[[Turn], None] | None, handoff_execution: str | None) -> TurnResult:
         result = TurnResult(conversation_id, iter(()), Turn())
 
         def events() -> Iterator[Event]:
             yield {"type": "conversation.response.started", "created_at": iso(now()), "conversation_id": conversation_id}
             try:
-                yield from self.runtime.run(persona, history, result.turn)
+                yield from self.runtime.run(persona, history, result.turn, handoff_execution or "server",
+                                            lambda agent_id: self._agent_persona(ws, agent_id, None))
                 if save is not None:
                     save(result.turn)
             except ApiError as exc:

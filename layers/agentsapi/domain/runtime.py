@@ -8,13 +8,15 @@ turn and a buffered one can never disagree. Code runs only through the Sandbox p
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..models.common import iso, new_id, now
 from ..models.conversations import Usage
 from ..models.entries import (
+    AgentHandoffEntry,
     Entry,
     FunctionCallEntry,
     FunctionResultEntry,
@@ -52,7 +54,26 @@ class Persona:
     tools: list[Tool]
     completion_args: CompletionArgs
     agent_id: str | None = None
+    agent_name: str = ""
+    handoffs: tuple[HandoffTarget, ...] = ()
 
+
+@dataclass(frozen=True)
+class HandoffTarget:
+    """An agent this persona may hand the conversation to, as the model sees it."""
+
+    agent_id: str
+    name: str
+    description: str
+
+    @property
+    def tool_name(self) -> str:
+        slug = re.sub(r"[^a-z0-9_]+", "_", self.name.lower()).strip("_")[:40] or "agent"
+        return f"handoff_to_{slug}_{self.agent_id[-6:]}"
+
+
+# Loads the persona of a handoff target (its active version). Supplied by the conversation service.
+PersonaLoader = Callable[[str], Persona]
 
 @dataclass
 class Turn:
@@ -122,13 +143,17 @@ class Runtime:
         self.sandbox = sandbox
         self.max_steps = max_steps
 
-    def run(self, persona: Persona, history: list[Entry], turn: Turn) -> Iterator[Event]:
+    def run(self, persona: Persona, history: list[Entry], turn: Turn, handoff_execution: str = "server",
+            load_persona: PersonaLoader | None = None) -> Iterator[Event]:
         """Run one turn on ``history`` (which ends with the new inputs); yield stream events."""
         entries = list(history)
-        specs = tool_specs(persona.tools)
-        function_names = {t.function.name for t in persona.tools if isinstance(t, FunctionTool)}
-        completion_args = persona.completion_args.model_dump(mode="json", exclude_none=True, by_alias=True)
         for _step in range(self.max_steps):
+            specs = tool_specs(persona.tools) + [
+                ToolSpec(h.tool_name, f"Hand the conversation over to the agent {h.name!r}. {h.description}".strip(),
+                         {"type": "object", "properties": {}}) for h in persona.handoffs]
+            function_names = {t.function.name for t in persona.tools if isinstance(t, FunctionTool)}
+            handoff_tools = {h.tool_name: h for h in persona.handoffs}
+            completion_args = persona.completion_args.model_dump(mode="json", exclude_none=True, by_alias=True)
             request = ModelRequest(persona.model, history_to_messages(persona.instructions, entries), specs, completion_args)
             text_id: str | None = None
             text_parts: list[str] = []
@@ -166,9 +191,14 @@ class Runtime:
                 entries.append(message)
             if not calls:
                 return
+            next_persona: Persona | None = None
             for index in sorted(calls):
                 call = calls[index]
-                if call["name"] == CODE_INTERPRETER:
+                if call["name"] in handoff_tools and next_persona is None and load_persona is not None:
+                    target = handoff_tools[call["name"]]
+                    next_persona = load_persona(target.agent_id)
+                    yield from self._handoff(persona, target, turn, entries)
+                elif call["name"] == CODE_INTERPRETER:
                     yield from self._execute(persona, call, turn, entries)
                 elif call["name"] in function_names:
                     yield from self._function_call(persona, call, turn, entries)
@@ -182,6 +212,10 @@ class Runtime:
                     entries.append(execution)
             if turn.pending_tool_call_ids:
                 return  # function calls end the turn: the client owes the results
+            if next_persona is not None:
+                if handoff_execution == "client":
+                    return  # the client continues with the next agent itself
+                persona = next_persona
         note = MessageOutputEntry(id=new_id("msg_"), created_at=now(), completed_at=now(), model=persona.model,
                                   agent_id=persona.agent_id,
                                   content=f"[stopped: the model used tools {self.max_steps} times in this turn "
@@ -207,6 +241,18 @@ class Runtime:
         entries.append(execution)
         yield _event("tool.execution.done", id=entry_id, output_index=index, name=CODE_INTERPRETER,
                      function=CODE_INTERPRETER, info=info)
+
+    def _handoff(self, persona: Persona, target: HandoffTarget, turn: Turn, entries: list[Entry]) -> Iterator[Event]:
+        entry = AgentHandoffEntry(id=new_id("handoff_"), created_at=now(), completed_at=now(),
+                                  previous_agent_id=persona.agent_id or "", previous_agent_name=persona.agent_name,
+                                  next_agent_id=target.agent_id, next_agent_name=target.name)
+        index = len(turn.outputs)
+        yield _event("agent.handoff.started", id=entry.id, output_index=index,
+                     previous_agent_id=entry.previous_agent_id, previous_agent_name=entry.previous_agent_name)
+        yield _event("agent.handoff.done", id=entry.id, output_index=index, next_agent_id=entry.next_agent_id,
+                     next_agent_name=entry.next_agent_name)
+        turn.outputs.append(entry)
+        entries.append(entry)
 
     def _function_call(self, persona: Persona, call: dict[str, str], turn: Turn, entries: list[Entry]) -> Iterator[Event]:
         entry = FunctionCallEntry(id=new_id("fc_"), created_at=now(), completed_at=now(),
