@@ -19,11 +19,13 @@ from ..models.conversations import (
     Conversation,
     RestartConversationRequest,
     StartConversationRequest,
+    ToolConfirmation,
 )
 from ..models.entries import (
     ENTRY_ID_PREFIX,
     AgentHandoffEntry,
     Entry,
+    FunctionCallEntry,
     FunctionResultEntry,
     MessageInputEntry,
     MessageOutputEntry,
@@ -76,6 +78,21 @@ def _inputs(inputs: str | list[Entry] | None) -> list[Entry]:
     if isinstance(inputs, str):
         return _stamp([MessageInputEntry(role="user", content=inputs)])
     return _stamp(list(inputs))
+
+
+def _confirmations(history: list[Entry], given: list[ToolConfirmation]) -> list[tuple[FunctionCallEntry, bool]]:
+    """Match tool_confirmations to the calls waiting for one; anything else is a clear 400."""
+    owed = pending_tool_calls(history)
+    waiting = {e.tool_call_id: e for e in history
+               if isinstance(e, FunctionCallEntry) and e.confirmation_status == "pending" and e.tool_call_id in owed}
+    matched = []
+    for confirmation in given:
+        call = waiting.pop(confirmation.tool_call_id, None)
+        if call is None:
+            raise InvalidRequest(f"tool_confirmations: no tool call {confirmation.tool_call_id!r} is waiting for a "
+                                 "confirmation", param="tool_confirmations")
+        matched.append((call, confirmation.confirmation == "allow"))
+    return matched
 
 
 def _check_owed_results(pending: list[str], inputs: list[Entry]) -> None:
@@ -154,14 +171,13 @@ class ConversationService:
 
     def append(self, ws: str, conversation_id: str, request: AppendConversationRequest) -> TurnResult:
         conversation = self._load(ws, conversation_id)
-        if request.tool_confirmations:
-            raise InvalidRequest("tool_confirmations: no tool call is waiting for a confirmation",
-                                 param="tool_confirmations")
         inputs = _inputs(request.inputs)
-        if not inputs:
-            raise InvalidRequest("inputs is required", param="inputs")
-        _check_owed_results(conversation.pending_tool_call_ids, inputs)
         history = self.store.get_entries(ws, conversation_id)
+        confirmations = _confirmations(history, request.tool_confirmations or [])
+        if not inputs and not confirmations:
+            raise InvalidRequest("inputs is required", param="inputs")
+        confirmed = {call.tool_call_id for call, _ in confirmations}
+        _check_owed_results([p for p in conversation.pending_tool_call_ids if p not in confirmed], inputs)
         persona = self._persona(ws, conversation, request.completion_args, history)
         expected = conversation.entry_count
 
@@ -173,7 +189,7 @@ class ConversationService:
             self.store.append_entries(ws, updated, inputs + turn.outputs, expected_count=expected)
 
         return self._turn(ws, conversation.id, persona, history + inputs, save if request.store is not False else None,
-                          request.handoff_execution)
+                          request.handoff_execution, confirmations)
 
     def restart(self, ws: str, conversation_id: str, request: RestartConversationRequest) -> TurnResult:
         source = self._load(ws, conversation_id)
@@ -205,14 +221,16 @@ class ConversationService:
                           request.handoff_execution)
 
     def _turn(self, ws: str, conversation_id: str, persona: Persona, history: list[Entry],
-              save: Callable[[Turn], None] | None, handoff_execution: str | None) -> TurnResult:
+              save: Callable[[Turn], None] | None, handoff_execution: str | None,
+              confirmations: list[tuple[FunctionCallEntry, bool]] | None = None) -> TurnResult:
         result = TurnResult(conversation_id, iter(()), Turn())
 
         def events() -> Iterator[Event]:
             yield {"type": "conversation.response.started", "created_at": iso(now()), "conversation_id": conversation_id}
             try:
                 yield from self.runtime.run(persona, history, result.turn, handoff_execution or "server",
-                                            lambda agent_id: self._agent_persona(ws, agent_id, None))
+                                            lambda agent_id: self._agent_persona(ws, agent_id, None),
+                                            confirmations or [])
                 if save is not None:
                     save(result.turn)
             except ApiError as exc:

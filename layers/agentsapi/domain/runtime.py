@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,14 @@ class Persona:
     agent_name: str = ""
     handoffs: tuple[HandoffTarget, ...] = ()
 
+    def needs_confirmation(self, tool_name: str) -> bool:
+        """``tool_configuration.requires_confirmation`` on any of the persona's tools names it."""
+        for tool in self.tools:
+            configuration = getattr(tool, "tool_configuration", None)
+            if configuration is not None and tool_name in (configuration.requires_confirmation or []):
+                return True
+        return False
+
 
 @dataclass(frozen=True)
 class HandoffTarget:
@@ -95,8 +103,10 @@ def history_to_messages(instructions: str | None, entries: list[Entry]) -> list[
         elif isinstance(entry, MessageOutputEntry):
             messages.append(ModelMessage(role="assistant", content=content_text(entry.content)))
         elif isinstance(entry, ToolExecutionEntry):
-            call_id = entry.id or "call"
-            messages.append(ModelMessage(role="assistant", tool_calls=(ToolCall(call_id, entry.name, entry.arguments),)))
+            call_id = entry.tool_call_id or entry.id or "call"
+            if not entry.tool_call_id:  # a confirmed call's request is its function.call entry
+                messages.append(ModelMessage(role="assistant",
+                                             tool_calls=(ToolCall(call_id, entry.name, entry.arguments),)))
             messages.append(ModelMessage(role="tool", tool_call_id=call_id, name=entry.name,
                                          content=str(entry.info.get("code_output", ""))))
         elif isinstance(entry, FunctionCallEntry):
@@ -119,7 +129,7 @@ def tool_specs(tools: list[Tool]) -> list[ToolSpec]:
 
 def pending_tool_calls(entries: list[Entry]) -> list[str]:
     """Function calls that have not had their result yet, in order."""
-    answered = {e.tool_call_id for e in entries if isinstance(e, FunctionResultEntry)}
+    answered = {e.tool_call_id for e in entries if isinstance(e, (FunctionResultEntry, ToolExecutionEntry))}
     return [e.tool_call_id for e in entries if isinstance(e, FunctionCallEntry) and e.tool_call_id not in answered]
 
 
@@ -144,9 +154,24 @@ class Runtime:
         self.max_steps = max_steps
 
     def run(self, persona: Persona, history: list[Entry], turn: Turn, handoff_execution: str = "server",
-            load_persona: PersonaLoader | None = None) -> Iterator[Event]:
-        """Run one turn on ``history`` (which ends with the new inputs); yield stream events."""
+            load_persona: PersonaLoader | None = None,
+            confirmations: Sequence[tuple[FunctionCallEntry, bool]] = ()) -> Iterator[Event]:
+        """Run one turn on ``history`` (which ends with the new inputs); yield stream events.
+
+        ``confirmations`` answers calls that waited for the user: allowed ones run first, denied
+        ones are reported to the model as refused; then the model continues.
+        """
         entries = list(history)
+        for call_entry, allowed in confirmations:
+            if allowed:
+                call = {"entry_id": "", "arguments": call_entry.arguments if isinstance(call_entry.arguments, str)
+                        else json.dumps(call_entry.arguments)}
+                yield from self._execute(persona, call, turn, entries, answers=call_entry.tool_call_id)
+            else:
+                refusal = FunctionResultEntry(id=new_id("fr_"), created_at=now(), tool_call_id=call_entry.tool_call_id,
+                                              result="The user denied this tool call; it was not run.")
+                turn.outputs.append(refusal)
+                entries.append(refusal)
         for _step in range(self.max_steps):
             specs = tool_specs(persona.tools) + [
                 ToolSpec(h.tool_name, f"Hand the conversation over to the agent {h.name!r}. {h.description}".strip(),
@@ -172,7 +197,7 @@ class Runtime:
                     call["id"] = delta.id or call["id"]
                     call["name"] = delta.name or call["name"]
                     call["arguments"] += delta.arguments
-                    if call["name"] == CODE_INTERPRETER:
+                    if call["name"] == CODE_INTERPRETER and not persona.needs_confirmation(CODE_INTERPRETER):
                         index = len(turn.outputs) + sorted(calls).index(delta.index) + (1 if text_id else 0)
                         if not call["entry_id"]:
                             call["entry_id"] = new_id("tool_exec_")
@@ -198,6 +223,8 @@ class Runtime:
                     target = handoff_tools[call["name"]]
                     next_persona = load_persona(target.agent_id)
                     yield from self._handoff(persona, target, turn, entries)
+                elif call["name"] == CODE_INTERPRETER and persona.needs_confirmation(CODE_INTERPRETER):
+                    yield from self._function_call(persona, call, turn, entries, confirmation="pending")
                 elif call["name"] == CODE_INTERPRETER:
                     yield from self._execute(persona, call, turn, entries)
                 elif call["name"] in function_names:
@@ -224,7 +251,8 @@ class Runtime:
                      content=note.content, model=persona.model, agent_id=persona.agent_id, role="assistant")
         turn.outputs.append(note)
 
-    def _execute(self, persona: Persona, call: dict[str, str], turn: Turn, entries: list[Entry]) -> Iterator[Event]:
+    def _execute(self, persona: Persona, call: dict[str, str], turn: Turn, entries: list[Entry],
+                 answers: str | None = None) -> Iterator[Event]:
         entry_id = call["entry_id"] or new_id("tool_exec_")
         index = len(turn.outputs)
         started = now()
@@ -235,7 +263,7 @@ class Runtime:
                 "status": result.status}
         execution = ToolExecutionEntry(id=entry_id, created_at=started, completed_at=now(), name=CODE_INTERPRETER,
                                        function=CODE_INTERPRETER, arguments=json.dumps({"code": code}), info=info,
-                                       model=persona.model, agent_id=persona.agent_id)
+                                       model=persona.model, agent_id=persona.agent_id, tool_call_id=answers)
         turn.usage.add_connector_call(CODE_INTERPRETER, estimate_tokens(output))
         turn.outputs.append(execution)
         entries.append(execution)
@@ -254,13 +282,18 @@ class Runtime:
         turn.outputs.append(entry)
         entries.append(entry)
 
-    def _function_call(self, persona: Persona, call: dict[str, str], turn: Turn, entries: list[Entry]) -> Iterator[Event]:
+    def _function_call(self, persona: Persona, call: dict[str, str], turn: Turn, entries: list[Entry],
+                       confirmation: str | None = None) -> Iterator[Event]:
         entry = FunctionCallEntry(id=new_id("fc_"), created_at=now(), completed_at=now(),
-                                  tool_call_id=call["id"] or new_id("")[:9], name=call["name"],
-                                  arguments=call["arguments"], model=persona.model, agent_id=persona.agent_id)
-        yield _event("function.call.delta", id=entry.id, output_index=len(turn.outputs), name=entry.name,
-                     tool_call_id=entry.tool_call_id, arguments=entry.arguments, model=persona.model,
-                     agent_id=persona.agent_id)
+                                  tool_call_id=call["id"] or new_id("")[-9:], name=call["name"],
+                                  arguments=call["arguments"], model=persona.model, agent_id=persona.agent_id,
+                                  confirmation_status=confirmation)
+        event = _event("function.call.delta", id=entry.id, output_index=len(turn.outputs), name=entry.name,
+                       tool_call_id=entry.tool_call_id, arguments=entry.arguments, model=persona.model,
+                       agent_id=persona.agent_id)
+        if confirmation:
+            event["confirmation_status"] = confirmation
+        yield event
         turn.outputs.append(entry)
         entries.append(entry)
         turn.pending_tool_call_ids.append(entry.tool_call_id)

@@ -127,6 +127,8 @@ class ToolExecutionEntry(EntryBase):
     type: Literal["tool.execution"] = "tool.execution"
     name: str
     arguments: str = ""
+    # Set when the execution answers a function.call that waited for the user's confirmation.
+    tool_call_id: str | None = None
     function: str | None = None
     info: dict[str, Any] = Field(default_factory=dict)
     agent_id: str | None = None
