@@ -7,59 +7,29 @@ API Gateway hands to Lambda, and the handlers' own routing (no second implementa
 from __future__ import annotations
 
 import importlib.util
-import time
-import uuid
-from dataclasses import dataclass, field
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from urllib.parse import parse_qs
 
 ROOT = Path(__file__).resolve().parent.parent
 # Which function serves which path prefix (template.yaml routes /v1/agents... and /v1/conversations...).
 ROUTES = {"/v1/agents": "agents", "/v1/conversations": "conversations"}
 
 
-def make_event(method: str, path: str, headers: dict[str, str] | None = None, query: str = "",
-               body: str | None = None) -> dict[str, Any]:
-    headers = dict(headers or {})
-    parsed = parse_qs(query, keep_blank_values=True)
-    single = {k: v[-1] for k, v in parsed.items()} or None
-    multi = parsed or None
-    request_id = str(uuid.uuid4())
-    return {
-        "resource": path,
-        "path": path,
-        "httpMethod": method.upper(),
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": single,
-        "multiValueQueryStringParameters": multi,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": path, "httpMethod": method.upper(), "path": path, "stage": "local",
-            "requestId": request_id, "requestTimeEpoch": int(time.time() * 1000),
-            "identity": {"sourceIp": "127.0.0.1", "userAgent": headers.get("user-agent", "")},
-            "accountId": "000000000000", "apiId": "local",
-        },
-        "body": body,
-        "isBase64Encoded": False,
-    }
+def _load(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while it is being executed
+    spec.loader.exec_module(module)
+    return module
 
 
-@dataclass
-class FakeContext:
-    function_name: str = "local"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:local"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    timeout_s: float = 300.0
-    started: float = field(default_factory=time.monotonic)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return int((self.timeout_s - (time.monotonic() - self.started)) * 1000)
-
+# The front end lives beside the conversations handler (it is also that function's web app).
+web = _load("conversations_web", ROOT / "functions" / "conversations" / "web.py")
+make_event = web.make_event
+FakeContext = web.LambdaContextStub
 
 _loaded: dict[str, ModuleType] = {}
 
@@ -67,11 +37,7 @@ _loaded: dict[str, ModuleType] = {}
 def handler_module(function: str) -> ModuleType:
     """Import functions/<function>/app.py under a unique name (every function calls its module app)."""
     if function not in _loaded:
-        spec = importlib.util.spec_from_file_location(f"{function}_app", ROOT / "functions" / function / "app.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _loaded[function] = module
+        _loaded[function] = _load(f"{function}_app", ROOT / "functions" / function / "app.py")
     return _loaded[function]
 
 

@@ -25,6 +25,7 @@ class Reply:
     body: str = ""
     hang_s: float = 0.0
     chunk_delay_s: float = 0.0
+    raw_after: dict[int, str] = field(default_factory=dict)  # extra raw ``data:`` lines after chunk N
 
 
 def chunk(delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None,
@@ -99,8 +100,10 @@ class FakeChatServer:
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
                 self.end_headers()
-                for item in reply.chunks:
+                for number, item in enumerate(reply.chunks):
                     self.wfile.write(f"data: {json.dumps(item)}\n\n".encode())
+                    if number in reply.raw_after:
+                        self.wfile.write(f": keep-alive\ndata: {reply.raw_after[number]}\n\n".encode())
                     self.wfile.flush()
                     if reply.chunk_delay_s:
                         time.sleep(reply.chunk_delay_s)

@@ -182,3 +182,36 @@ def test_code_interpreter_twice_then_answer_with_usage(mistral_api: Any, server:
     assert usage["connectors"] == {"code_interpreter": 2}
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] + usage["connector_tokens"]
     assert all(r["temperature"] == 0.1 for r in server.requests)
+
+
+def test_openai_compatible_text_answer_with_usage(server: FakeChatServer) -> None:
+    server.script.append(text_reply("Bonjour", prompt=3, completion=2))
+    events = collect(OpenAICompatibleProvider(server.url + "/v1", None),
+                     ModelRequest("llama3.1:8b", [ModelMessage(role="user", content="hi")],
+                                  completion_args={"top_p": 0.9, "response_format": {"type": "json_object"}}))
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Bonjour" and events[-1] == UsageReport(3, 2)
+    sent = server.requests[0]
+    assert sent["model"] == "llama3.1:8b" and sent["top_p"] == 0.9 and sent["response_format"] == {"type": "json_object"}
+    assert "tools" not in sent and "tool_choice" not in sent
+
+
+@pytest.mark.parametrize(("bad_line", "expected"), [
+    ('{"object": "error", "message": "model overloaded"}', "overloaded"),
+    ("this is not json", "malformed"),
+])
+def test_an_error_or_garbage_mid_stream_is_a_provider_error(server: FakeChatServer, bad_line: str,
+                                                            expected: str) -> None:
+    reply = text_reply("partial answer")
+    reply.raw_after = {1: bad_line}  # after the first content chunk
+    server.script.append(reply)
+    with pytest.raises(ProviderError) as raised:
+        collect(MistralProvider(server.url, None))
+    assert raised.value.status == 502 and expected in raised.value.message
+
+
+def test_null_content_and_comment_lines_are_skipped(server: FakeChatServer) -> None:
+    reply = text_reply("fine")
+    reply.raw_after = {0: '{"choices": [{"index": 0, "delta": {"content": null}}]}'}
+    server.script.append(reply)
+    events = collect(MistralProvider(server.url, None))
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "fine"

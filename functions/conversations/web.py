@@ -1,0 +1,195 @@
+"""An HTTP front end for the real handlers, so conversation streams really stream.
+
+Python Lambda handlers behind the powertools resolver can only return a buffered body. This
+module serves HTTP, turns each request into an API Gateway proxy event, calls the handler, and
+when a conversation turn streams, writes its SSE blocks to the client as they are produced
+(the handler hands its event iterator over through ``stream_sink``).
+
+It runs in two places:
+* in AWS, as the web app of the ``ConversationsStreamFunction`` (Lambda Web Adapter in
+  ``response_stream`` mode behind a function URL; ``run.sh`` starts it on port 8080);
+* locally, under ``make serve`` (``local/serve.py``), for every route.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+from agentsapi.http.edge import stream_sink
+
+HEALTH_PATH = "/healthz"  # the web adapter's readiness check
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def make_event(method: str, path: str, headers: dict[str, str] | None = None, query: str = "",
+               body: str | None = None) -> dict[str, Any]:
+    headers = dict(headers or {})
+    parsed = parse_qs(query, keep_blank_values=True)
+    single = {k: v[-1] for k, v in parsed.items()} or None
+    multi = parsed or None
+    request_id = str(uuid.uuid4())
+    return {
+        "resource": path,
+        "path": path,
+        "httpMethod": method.upper(),
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": single,
+        "multiValueQueryStringParameters": multi,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": path, "httpMethod": method.upper(), "path": path, "stage": os.environ.get("STAGE_NAME", "local"),
+            "requestId": request_id, "requestTimeEpoch": int(time.time() * 1000),
+            "identity": {"sourceIp": "127.0.0.1", "userAgent": headers.get("user-agent", "")},
+            "accountId": "000000000000", "apiId": "local",
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+@dataclass
+class LambdaContextStub:
+    """What the handlers read of a Lambda context (the web adapter does not pass the real one through)."""
+
+    function_name: str = "local"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:local"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    timeout_s: float = 300.0
+    started: float = field(default_factory=time.monotonic)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self.timeout_s - (time.monotonic() - self.started)) * 1000)
+
+
+class Frontend(BaseHTTPRequestHandler):
+    """HTTP in, API Gateway proxy event to the real handler, HTTP (or a live SSE stream) out."""
+
+    server_version = "agents-api"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass  # one line per request is written by _log instead
+
+    def _log(self, status: int, started: float) -> None:
+        sys.stderr.write(f"{self.command} {self.path} {status} {(time.monotonic() - started) * 1000:.0f}ms\n")
+
+    def _handle(self) -> None:
+        started = time.monotonic()
+        try:
+            self._dispatch(started)
+        except Exception:  # noqa: BLE001 - a bug must cost one request, not the connection
+            import traceback
+
+            traceback.print_exc()
+            payload = json.dumps({"object": "error", "message": "internal error", "type": "server_error",
+                                  "param": None, "code": None}).encode()
+            with contextlib.suppress(OSError):
+                self._send(500, {"Content-Type": "application/json"}, payload)
+            self._log(500, started)
+
+    def _dispatch(self, started: float) -> None:
+        path, _, query = self.path.partition("?")
+        if path == HEALTH_PATH:
+            self._send(200, {"Content-Type": "text/plain"}, b"ok")
+            return
+        handler = self.server.route(path)  # type: ignore[attr-defined]
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length).decode("utf-8", "replace") if length else None
+        if handler is None:
+            payload = json.dumps({"object": "error", "message": f"No route for {self.command} {path}",
+                                  "type": "invalid_request_error", "param": None, "code": None}).encode()
+            self._send(404, {"Content-Type": "application/json"}, payload)
+            self._log(404, started)
+            return
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        event = make_event(self.command, path, headers, query, body)
+        sink: list[Any] = []
+        token = stream_sink.set(sink)
+        try:
+            response = handler(event)
+        finally:
+            stream_sink.reset(token)
+        status = int(response["statusCode"])
+        out_headers = dict(response.get("headers") or {})
+        for name, values in (response.get("multiValueHeaders") or {}).items():
+            out_headers[name] = values[-1]
+        if sink:
+            self._stream(status, out_headers, sink[0])
+        else:
+            raw = response.get("body") or ""
+            data = base64.b64decode(raw) if response.get("isBase64Encoded") else raw.encode()
+            self._send(status, out_headers, data)
+        self._log(status, started)
+
+    def _send(self, status: int, headers: dict[str, str], data: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                self.send_header(name, value)
+        if status != 204:
+            self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if status != 204:
+            self.wfile.write(data)
+
+    def _stream(self, status: int, headers: dict[str, str], blocks: Any) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                self.send_header(name, value)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+        client_gone = False
+        for block in blocks:  # always run the turn to the end, so what was done is stored
+            if client_gone:
+                continue
+            try:
+                self.wfile.write(f"{len(block):x}\r\n".encode() + block + b"\r\n")
+                self.wfile.flush()
+            except OSError:
+                client_gone = True
+        if not client_gone:
+            with contextlib.suppress(OSError):
+                self.wfile.write(b"0\r\n\r\n")
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
+
+
+class FrontendServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], route: Callable[[str], Handler | None]) -> None:
+        super().__init__(address, Frontend)
+        self.route = route
+
+
+def main() -> None:
+    """The web app of the streaming function: every request goes to the conversations handler."""
+    import app  # the conversations handler module beside this file
+
+    def route(path: str) -> Handler | None:
+        if path == "/v1/conversations" or path.startswith("/v1/conversations/"):
+            return lambda event: app.lambda_handler(event, LambdaContextStub())
+        return None
+
+    server = FrontendServer(("0.0.0.0", int(os.environ.get("PORT", "8080"))), route)  # noqa: S104 - the adapter connects locally
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
