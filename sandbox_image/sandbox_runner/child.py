@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-from . import cell, frames, seccomp, warmup
+from . import cell, frames, seccomp, session, warmup
 
 RAW_FD = 1  # stdout and stderr of subprocesses and C code
 CHANNEL_FD = 3  # framed Python-level output and the result
@@ -116,6 +116,14 @@ def run(request: dict[str, Any], raw_w: int, chan_w: int) -> None:
         sys.stderr = FrameStream(frames.STDERR, "<stderr>")
         sys.argv = [""]
         namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+        session_notes: list[str] = []
+        restored: list[list[Any]] = []
+        carry = request.get("session")
+        if carry is not None and os.path.exists(session.IN_FILE):
+            with open(session.IN_FILE, "rb") as handle:
+                blob = handle.read()
+            os.unlink(session.IN_FILE)
+            session_notes, restored = session.restore(blob, namespace, request["workdir"])
         began = time.perf_counter()
         outcome = cell.run_cell(request["code"], namespace)
         ran = time.perf_counter()
@@ -123,11 +131,21 @@ def run(request: dict[str, Any], raw_w: int, chan_w: int) -> None:
             outcome.figures = cell.save_figures(request["workdir"])
         except Exception as exc:  # noqa: BLE001 - a broken figure must not lose the rest
             sys.stderr.write(f"[could not save figures: {type(exc).__name__}: {exc}]\n")
+        if carry is not None:
+            try:
+                blob, notes = session.capture(namespace, request["workdir"], carry["limit"])
+                with open(session.OUT_FILE, "xb") as handle:
+                    handle.write(blob)
+                session_notes += notes
+            except Exception as exc:  # noqa: BLE001 - the cell's own result still counts
+                session_notes.append(f"session state could not be saved: {type(exc).__name__}: {exc}")
         result = {
             "display": outcome.display,
             "error": outcome.error,
             "memory_error": outcome.memory_error,
             "figures": outcome.figures,
+            "session_notes": session_notes,
+            "restored_files": restored,
             "timings_ms": {"cell": round((ran - began) * 1000, 2), "figures": round((time.perf_counter() - ran) * 1000, 2)},
         }
         _write_all(CHANNEL_FD, frames.encode(frames.RESULT, json.dumps(result).encode()))

@@ -4,7 +4,8 @@ Request (the Lambda event, or one line on the local worker's stdin)::
 
     {"code": "print(1)",                 # required, the cell to run
      "timeout_s": 10,                    # optional, capped by SANDBOX_TIMEOUT_S
-     "files": [{"name": "data.csv", "content_b64": "..."}]}   # optional input files
+     "files": [{"name": "data.csv", "content_b64": "..."}],   # optional input files
+     "session": {"state_b64": "..." | null}}   # optional: carry state (null: start a session)
 
 Response::
 
@@ -17,6 +18,7 @@ Response::
      "duration_ms": 12.5, "max_rss_kb": 51234,
      "files": [{"name": "plot_0.png", "mime_type": "image/png", "size": 1234, "content_b64": "..."}],
      "notes": ["output truncated at 100000 bytes", ...],   # every limit hit says so here
+     "session": {"state_b64": "...", "bytes": 1234} | null,   # when the request asked for one
      "isolation": {"seccomp": true, "non_dumpable": true, ...}}
 """
 
@@ -53,7 +55,9 @@ class SandboxConfig:
     max_output_bytes: int = 100_000
     max_file_bytes: int = 16 * 1024 * 1024
     max_returned_files: int = 10
-    max_returned_bytes: int = 3 * 1024 * 1024
+    # Files and session state share Lambda's 6 MB response (after base64): 1.5 + 2.5 MiB.
+    max_returned_bytes: int = 3 * 512 * 1024
+    max_session_bytes: int = 5 * 512 * 1024
     open_files: int = 256
     processes: int = 64
     work_root: str = "/tmp/sbx"
@@ -66,7 +70,7 @@ class SandboxConfig:
     # A matplotlib config dir with a prebuilt font cache (the image builds one); None: a fresh
     # one under work_root, built when the zygote starts (about a second).
     mpl_config_dir: str | None = None
-    preload: tuple[str, ...] = ("numpy", "pandas", "matplotlib.pyplot", "scipy", "sympy")
+    preload: tuple[str, ...] = ("numpy", "pandas", "matplotlib.pyplot", "scipy", "sympy", "cloudpickle")
 
     @classmethod
     def from_env(cls) -> SandboxConfig:
@@ -78,6 +82,7 @@ class SandboxConfig:
             max_file_bytes=_env_int("SANDBOX_MAX_FILE_BYTES", cls.max_file_bytes),
             max_returned_files=_env_int("SANDBOX_MAX_RETURNED_FILES", cls.max_returned_files),
             max_returned_bytes=_env_int("SANDBOX_MAX_RETURNED_BYTES", cls.max_returned_bytes),
+            max_session_bytes=_env_int("SANDBOX_MAX_SESSION_BYTES", cls.max_session_bytes),
             open_files=_env_int("SANDBOX_OPEN_FILES", cls.open_files),
             processes=_env_int("SANDBOX_PROCESSES", cls.processes),
             work_root=os.environ.get("SANDBOX_WORK_ROOT", cls.work_root),
@@ -100,6 +105,8 @@ class ExecutionRequest:
     code: str
     timeout_s: float
     files: tuple[InputFile, ...] = field(default=())
+    session: bool = False  # carry state: restore ``state`` (if any) and return the new one
+    state: bytes | None = None
 
 
 def _safe_name(name: object, where: str) -> str:
@@ -135,4 +142,16 @@ def parse_request(raw: object, config: SandboxConfig) -> ExecutionRequest:
         except (binascii.Error, TypeError) as exc:
             raise BadRequest(f"{where}.content_b64 must be base64") from exc
         files.append(InputFile(name, content))
-    return ExecutionRequest(code=code, timeout_s=min(float(timeout), config.timeout_s), files=tuple(files))
+    session_raw = raw.get("session")
+    state = None
+    if session_raw is not None:
+        if not isinstance(session_raw, dict):
+            raise BadRequest("session must be an object")
+        encoded = session_raw.get("state_b64")
+        if encoded is not None:
+            try:
+                state = base64.b64decode(encoded, validate=True)
+            except (binascii.Error, TypeError) as exc:
+                raise BadRequest("session.state_b64 must be base64") from exc
+    return ExecutionRequest(code=code, timeout_s=min(float(timeout), config.timeout_s), files=tuple(files),
+                            session=session_raw is not None, state=state)

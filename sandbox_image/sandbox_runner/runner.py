@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import frames, proc
+from . import frames, proc, session
 from .protocol import ExecutionRequest, SandboxConfig
 
 PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
@@ -194,6 +194,8 @@ class Runner:
         workdir.mkdir(mode=0o700)
         notes: list[str] = []
         inputs = self._write_inputs(workdir, request)
+        if request.state:
+            _write_new(workdir / session.IN_FILE, request.state)
         raw_r, raw_w = os.pipe()
         chan_r, chan_w = os.pipe()
         limits = {
@@ -211,6 +213,7 @@ class Runner:
             "workdir": str(workdir),
             "env": self._base_env(str(workdir)),
             "limits": limits,
+            "session": {"limit": self.config.max_session_bytes} if request.session else None,
         }
         assert self._sock is not None
         marks = {"prepare": time.monotonic()}
@@ -291,7 +294,13 @@ class Runner:
             marks["run"] = time.monotonic()
             clean = self._sweep()
             marks["sweep"] = time.monotonic()
+        for name, size, mtime in (result or {}).get("restored_files") or []:
+            if isinstance(name, str) and name not in inputs:
+                inputs[name] = (size, mtime)  # carried over from the session, not produced now
         files = self._collect_files(workdir, inputs, notes)
+        state = _read_regular_file_at(workdir / session.OUT_FILE, self.config.max_session_bytes + 1024 * 1024) \
+            if request.session else None
+        notes.extend(str(n) for n in (result or {}).get("session_notes") or [] if isinstance(n, str))
         self._wipe_scratch()
         marks["collect_and_wipe"] = time.monotonic()
         if zygote_lost:
@@ -313,6 +322,7 @@ class Runner:
             "files": files,
             "notes": notes,
             "isolation": self.isolation(),
+            "session": {"state_b64": base64.b64encode(state).decode("ascii"), "bytes": len(state)} if state else None,
         }
         response["stdout"] = "".join(r["text"] for r in response["outputs"] if r["stream"] == "stdout")
         response["stderr"] = "".join(r["text"] for r in response["outputs"] if r["stream"] == "stderr")
@@ -353,10 +363,7 @@ class Runner:
     def _write_inputs(self, workdir: Path, request: ExecutionRequest) -> dict[str, tuple[int, int]]:
         written: dict[str, tuple[int, int]] = {}
         for item in request.files:
-            # O_EXCL|O_NOFOLLOW: the trusted side never writes through a planted link.
-            fd = os.open(workdir / item.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(item.content)
+            _write_new(workdir / item.name, item.content)
             info = os.stat(workdir / item.name, follow_symlinks=False)
             written[item.name] = (info.st_size, info.st_mtime_ns)
         return written
@@ -432,6 +439,21 @@ class SandboxTainted(RuntimeError):
     def __init__(self, response: dict[str, Any]) -> None:
         super().__init__("sandbox tainted")
         self.response = response
+
+
+def _write_new(path: Path, content: bytes) -> None:
+    """O_EXCL|O_NOFOLLOW: the trusted side never writes through a planted link."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
+
+
+def _read_regular_file_at(path: Path, limit: int) -> bytes | None:
+    try:
+        size = os.stat(path, follow_symlinks=False).st_size
+    except OSError:
+        return None
+    return _read_regular_file(str(path), size) if size <= limit else None
 
 
 def _phases(started: float, marks: dict[str, float]) -> dict[str, float]:

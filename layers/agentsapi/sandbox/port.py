@@ -33,6 +33,16 @@ class ExecutionError(BaseModel):
     traceback: str = ""
 
 
+class SessionState(BaseModel):
+    """An interpreter session's state: opaque bytes the API side stores and hands back, never opens."""
+
+    state_b64: str
+    bytes: int = 0
+
+    def content(self) -> bytes:
+        return base64.b64decode(self.state_b64)
+
+
 class ExecutionResult(BaseModel):
     """A sandbox response, validated: the API side does not trust its shape either."""
 
@@ -48,6 +58,7 @@ class ExecutionResult(BaseModel):
     files: list[SandboxFile] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     isolation: dict[str, object] = Field(default_factory=dict)
+    session: SessionState | None = None
 
     @classmethod
     def unavailable(cls, why: str) -> ExecutionResult:
@@ -76,6 +87,8 @@ class ExecutionRequest(BaseModel):
     code: str
     timeout_s: float | None = None
     files: list[SandboxFile] = Field(default_factory=list)
+    carry_session: bool = False  # ask for the state after the run (and restore ``session_state``)
+    session_state: bytes | None = None
 
     def to_event(self) -> dict[str, object]:
         event: dict[str, object] = {"code": self.code}
@@ -83,6 +96,9 @@ class ExecutionRequest(BaseModel):
             event["timeout_s"] = self.timeout_s
         if self.files:
             event["files"] = [{"name": f.name, "content_b64": f.content_b64} for f in self.files]
+        if self.carry_session:
+            state = base64.b64encode(self.session_state).decode("ascii") if self.session_state else None
+            event["session"] = {"state_b64": state}
         return event
 
 

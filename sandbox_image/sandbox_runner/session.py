@@ -1,0 +1,106 @@
+"""Interpreter sessions: what one execution leaves for the next, carried in the request and response.
+
+Runs inside the child only. The sandbox stays stateless: the state is an opaque blob the API
+side stores and hands back; the runner never opens it. It holds the cell namespace (values
+serialised with cloudpickle, so functions and classes defined in a cell survive; imported
+modules by name) and the regular files of the working directory. What cannot be carried (an
+open socket, a generator, anything over the size limit) is dropped with a plain note.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+import types
+from typing import Any
+
+IN_FILE = ".session-in"
+OUT_FILE = ".session-out"
+VERSION = 1
+SKIP = {"__builtins__", "__name__", "__doc__", "__loader__", "__spec__", "__package__"}
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:120]
+
+
+def restore(blob: bytes, namespace: dict[str, Any], workdir: str) -> tuple[list[str], list[list[Any]]]:
+    """Load a previous state into ``namespace`` and ``workdir``; return notes and restored files."""
+    notes: list[str] = []
+    try:
+        state = pickle.loads(blob)  # noqa: S301 - inside the sandbox, on state this conversation's code produced
+    except Exception as exc:  # noqa: BLE001
+        return [f"session state could not be loaded ({_reason(exc)}); starting fresh"], []
+    for name, module in state.get("modules", {}).items():
+        try:
+            namespace[name] = importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001
+            notes.append(f"session: could not re-import {name} ({module}): {_reason(exc)}")
+    for name, data in state.get("values", {}).items():
+        try:
+            namespace[name] = pickle.loads(data)  # noqa: S301 - same: sandbox-side, own state
+        except Exception as exc:  # noqa: BLE001
+            notes.append(f"session: could not restore {name}: {_reason(exc)}")
+    restored = []
+    for relative, data in state.get("files", {}).items():
+        path = os.path.join(workdir, relative)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "xb") as handle:
+                handle.write(data)
+            info = os.stat(path)
+            restored.append([relative, info.st_size, info.st_mtime_ns])
+        except OSError as exc:
+            notes.append(f"session: could not restore file {relative}: {_reason(exc)}")
+    return notes, restored
+
+
+def _files(workdir: str) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    for directory, dirs, names in os.walk(workdir, followlinks=False):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
+        for name in names:
+            path = os.path.join(directory, name)
+            if name.startswith(".") or os.path.islink(path) or not os.path.isfile(path):
+                continue
+            try:
+                with open(path, "rb") as handle:
+                    found[os.path.relpath(path, workdir)] = handle.read()
+            except OSError:
+                continue
+    return found
+
+
+def capture(namespace: dict[str, Any], workdir: str, limit: int) -> tuple[bytes, list[str]]:
+    """Serialise what can be carried, within ``limit`` bytes; say what was dropped and why."""
+    import cloudpickle
+
+    modules: dict[str, str] = {}
+    values: dict[str, bytes] = {}
+    dropped: list[str] = []
+    for name, value in list(namespace.items()):
+        if name in SKIP or name.startswith("_"):
+            continue
+        if isinstance(value, types.ModuleType):
+            modules[name] = value.__name__
+            continue
+        try:
+            values[name] = cloudpickle.dumps(value)
+        except Exception as exc:  # noqa: BLE001 - sockets, generators, locks...
+            dropped.append(f"{name} ({type(value).__name__}: {_reason(exc)})")
+    files = _files(workdir)
+    items = [("value", name, len(data)) for name, data in values.items()]
+    items += [("file", name, len(data)) for name, data in files.items()]
+    total = sum(size for *_, size in items)
+    # Over the limit: drop the largest items first, and say so.
+    for kind, name, size in sorted(items, key=lambda item: -item[2]):
+        if total <= limit:
+            break
+        (values if kind == "value" else files).pop(name)
+        total -= size
+        dropped.append(f"{name} ({kind}, {size} bytes: over the {limit}-byte session limit)")
+    notes = ["session: not carried to the next execution: " + ", ".join(dropped)] if dropped else []
+    blob = pickle.dumps({"version": VERSION, "modules": modules, "values": values, "files": files})
+    return blob, notes
