@@ -49,3 +49,7 @@ def fake_credentials() -> None:
 def create_table(table_name: str) -> None:
     client = boto3.client("dynamodb")
     client.create_table(**table_arguments(table_name))
+
+
+def create_bucket(bucket_name: str) -> None:
+    boto3.client("s3").create_bucket(Bucket=bucket_name)

@@ -27,6 +27,7 @@ def _defaults() -> None:
     os.environ.setdefault("SANDBOX_MODE", "local")
     os.environ.setdefault("SANDBOX_RUNNER_DIR", str(ROOT / "sandbox_image"))
     os.environ.setdefault("TABLE_NAME", "agents-api-local")
+    os.environ.setdefault("BUCKET_NAME", "agents-api-local")
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "agents-api")
     os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "AgentsApi")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
@@ -37,7 +38,7 @@ def _defaults() -> None:
 def start(host: str, port: int, warm: bool = True) -> tuple[Any, Any]:
     """Start moto, the services and the front end; returns the server (running in a thread)."""
     _defaults()
-    from local.aws import create_table, fake_credentials
+    from local.aws import create_bucket, create_table, fake_credentials
 
     fake_credentials()
     from moto import mock_aws
@@ -49,6 +50,7 @@ def start(host: str, port: int, warm: bool = True) -> tuple[Any, Any]:
 
     settings = Settings()
     create_table(settings.table_name)
+    create_bucket(settings.bucket_name)
     services = build_services(settings)
     use_services(services)
     if warm and hasattr(services.sandbox, "warm_up"):

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "layers"))
 
 from local.apigw import function_for, invoke, make_event  # noqa: E402
-from local.aws import create_table, fake_credentials  # noqa: E402
+from local.aws import create_bucket, create_table, fake_credentials  # noqa: E402
 
 SANDBOX_PYTHON = os.environ.get("SANDBOX_PYTHON", "/opt/agents-sandbox/venv/bin/python")
 
@@ -45,8 +45,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     fake_credentials()
     monkeypatch.setenv("TABLE_NAME", "agents-api-test")
+    monkeypatch.setenv("BUCKET_NAME", "agents-api-test")
     with mock_aws():
         create_table("agents-api-test")
+        create_bucket("agents-api-test")
         yield
 
 

@@ -108,7 +108,11 @@ class Frontend(BaseHTTPRequestHandler):
             return
         handler = self.server.route(path)  # type: ignore[attr-defined]
         length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length).decode("utf-8", "replace") if length else None
+        raw = self.rfile.read(length) if length else b""
+        content_type = self.headers.get("content-type") or ""
+        # Binary bodies (uploads) travel base64-encoded, as API Gateway sends binary media types.
+        binary = bool(raw) and not content_type.startswith(("application/json", "text/"))
+        body = base64.b64encode(raw).decode("ascii") if binary else (raw.decode("utf-8", "replace") if raw else None)
         if handler is None:
             payload = json.dumps({"object": "error", "message": f"No route for {self.command} {path}",
                                   "type": "invalid_request_error", "param": None, "code": None}).encode()
@@ -117,6 +121,7 @@ class Frontend(BaseHTTPRequestHandler):
             return
         headers = {k.lower(): v for k, v in self.headers.items()}
         event = make_event(self.command, path, headers, query, body)
+        event["isBase64Encoded"] = binary
         sink: list[Any] = []
         token = stream_sink.set(sink)
         try:

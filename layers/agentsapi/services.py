@@ -8,9 +8,11 @@ from functools import lru_cache
 import boto3
 
 from .adapters.dynamodb_store import DynamoDBStore
+from .adapters.s3_blobs import S3Blobs
 from .auth import KeyRing
 from .domain.agents import AgentService
 from .domain.conversations import ConversationService
+from .domain.files import FileService
 from .domain.runtime import Runtime
 from .providers.offline import OfflineModel
 from .providers.port import ModelProvider
@@ -31,6 +33,7 @@ class Services:
     agents: AgentService
     conversations: ConversationService
     sandbox: Sandbox
+    files: FileService
 
 
 def build_sandbox(settings: Settings) -> Sandbox:
@@ -67,10 +70,14 @@ def build_provider(settings: Settings) -> ModelProvider:
 
 def build_services(settings: Settings, sandbox: Sandbox | None = None) -> Services:
     store = DynamoDBStore(boto3.client("dynamodb"), settings.table_name)
+    blobs = S3Blobs(boto3.client("s3"), settings.bucket_name)
     agents = AgentService(store)
+    files = FileService(store, blobs, settings.files_max_bytes)
     sandbox = sandbox or build_sandbox(settings)
     runtime = Runtime(build_provider(settings), sandbox, max_steps=settings.max_tool_steps)
-    return Services(settings, KeyRing(settings.api_keys), store, agents, ConversationService(store, agents, runtime), sandbox)
+    conversations = ConversationService(store, agents, runtime, files=files, blobs=blobs,
+                                        session_ttl_s=settings.session_ttl_s)
+    return Services(settings, KeyRing(settings.api_keys), store, agents, conversations, sandbox, files)
 
 
 _override: Services | None = None

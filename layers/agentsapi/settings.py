@@ -13,6 +13,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
     table_name: str = Field("agents-api", alias="TABLE_NAME")
+    bucket_name: str = Field("agents-api-files", alias="BUCKET_NAME")
+    # API Gateway + Lambda carry at most 6 MB: uploads stay well under it (base64 grows them).
+    files_max_bytes: int = Field(4 * 1024 * 1024, alias="FILES_MAX_BYTES", gt=0)
+    session_ttl_s: int = Field(7 * 24 * 3600, alias="SESSION_TTL_S", gt=0)
     # Comma-separated accepted keys. Unset: any bearer token is accepted, one workspace per token.
     api_keys: str | None = Field(None, alias="API_KEYS")
     # auto: Mistral if MISTRAL_API_KEY or MISTRAL_SERVER_URL is set, else an OpenAI-compatible

@@ -7,11 +7,13 @@ environment, working directory and rlimits, and only then user code.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import random
 import resource
+import stat
 import sys
 import time
 from typing import Any
@@ -72,8 +74,28 @@ def _redirect_fds(raw_w: int, chan_w: int) -> None:
     os.dup2(devnull, 0)
     os.dup2(raw, 1)
     os.dup2(raw, 2)
-    os.dup2(chan, CHANNEL_FD)
-    os.closerange(CHANNEL_FD + 1, 1 << 16)  # the zygote's socket and every other inherited fd
+    os.dup2(chan, CHANNEL_FD)  # this also closes the zygote's control socket, which was fd 3
+    _close_channels(CHANNEL_FD + 1)
+
+
+def _close_channels(first: int) -> None:
+    """Close every inherited socket, pipe and device above ``first``.
+
+    Regular files and directories stay open: libraries preloaded in the zygote keep some open
+    (matplotlib's fonts, read by FreeType on demand), and closing them breaks the child. They
+    are read-only files of the image; every way out of the process (sockets, pipes) goes.
+    """
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd < first:
+            continue
+        try:
+            mode = os.fstat(fd).st_mode
+        except OSError:
+            continue  # the listing's own fd, already closed
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def _set_limits(limits: dict[str, int]) -> None:

@@ -46,6 +46,8 @@ def restore(blob: bytes, namespace: dict[str, Any], workdir: str) -> tuple[list[
     restored = []
     for relative, data in state.get("files", {}).items():
         path = os.path.join(workdir, relative)
+        if os.path.lexists(path):
+            continue  # a file handed in with this request is newer than the session's copy
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "xb") as handle:

@@ -91,7 +91,13 @@ class Spare:
         pid = os.fork()
         if pid == 0:
             try:
-                control.close()  # never hold the runner's channel
+                # Never hold the runner's channel, but keep its fd number taken: the child later
+                # puts its own channel on fd 3, and a file opened meanwhile (matplotlib opens
+                # fonts lazily) must not land there.
+                null = os.open(os.devnull, os.O_RDWR)
+                os.dup2(null, control.fileno())
+                os.close(null)
+                control.detach()
                 ours.close()
                 child.prepare(seccomp_ok, loaded if warm else [])
                 theirs.send(b"ready")

@@ -370,6 +370,29 @@ def test_nothing_persists_between_runs(sandbox: Any) -> None:
     assert result.code_output() == "False [] False False\n"
 
 
+def test_no_inherited_channel_but_our_own(sandbox: Any) -> None:
+    # Sockets and pipes of the zygote or runner would be a way out of the process.
+    code = (
+        "import os, stat\n"
+        "for name in sorted(os.listdir('/proc/self/fd'), key=int):\n"
+        "    try:\n"
+        "        mode = os.fstat(int(name)).st_mode\n"
+        "    except OSError:\n"
+        "        continue\n"
+        "    kind = 'sock' if stat.S_ISSOCK(mode) else 'pipe' if stat.S_ISFIFO(mode) else 'other'\n"
+        "    print(name, kind)\n"
+    )
+    result, _ = run(sandbox, code)
+    channels = [line.split() for line in result.code_output().splitlines() if line.endswith(("sock", "pipe"))]
+    assert all(int(fd) <= 3 for fd, _ in channels), channels
+
+
+def test_figures_with_text_render_in_the_warm_child(sandbox: Any) -> None:
+    code = "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.title('Sales by month')\nplt.xlabel('month')\nprint('plotted')"
+    result, _ = run(sandbox, code)
+    assert result.code_output() == "plotted\n" and [f.name for f in result.files] == ["plot_0.png"]
+
+
 # 29
 def test_grandchild_holding_the_pipe(sandbox: Any) -> None:
     code = "import subprocess\nsubprocess.Popen(['sh', '-c', 'sleep 30 &'])\nprint('returned')"

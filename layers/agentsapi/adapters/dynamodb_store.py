@@ -29,6 +29,7 @@ from ..errors import Conflict, InvalidRequest
 from ..models.agents import AgentAlias, AgentHead, AgentVersion
 from ..models.conversations import Conversation
 from ..models.entries import Entry, StoredEntry
+from ..models.files import FileRecord
 from ..store import Page
 
 HEAD = "HEAD"
@@ -288,11 +289,35 @@ class DynamoDBStore:
         items = self._query_all(conversation_pk(ws, conversation_id), "E#")
         return [StoredEntry.model_validate_json(i["data"]["S"]).entry for i in items]
 
+    # -- files --------------------------------------------------------------------------------
+    def put_file(self, ws: str, record: FileRecord) -> None:
+        self.client.put_item(TableName=self.table, Item={
+            "PK": _s(file_pk(ws, record.id)), "SK": _s(HEAD), "GSI1PK": _s(f"WS#{ws}#FILES"),
+            "GSI1SK": _s(f"{record.created_at:012d}#{record.id}"), "data": _s(record.model_dump_json()),
+        }, ConditionExpression="attribute_not_exists(PK)")
+
+    def get_file(self, ws: str, file_id: str) -> FileRecord | None:
+        item = self._get(file_pk(ws, file_id), HEAD)
+        return FileRecord.model_validate_json(item["data"]["S"]) if item else None
+
+    def list_files(self, ws: str, limit: int, token: str | None) -> Page:
+        items, next_token = self._listing(f"WS#{ws}#FILES", limit, token)
+        return Page([FileRecord.model_validate_json(i["data"]["S"]) for i in items], next_token)  # type: ignore[arg-type]
+
+    def delete_file(self, ws: str, file_id: str) -> bool:
+        response = self.client.delete_item(TableName=self.table, Key={"PK": _s(file_pk(ws, file_id)), "SK": _s(HEAD)},
+                                           ReturnValues="ALL_OLD")
+        return "Attributes" in response
+
     def delete_conversation(self, ws: str, conversation_id: str) -> bool:
         if self._get(conversation_pk(ws, conversation_id), HEAD) is None:
             return False
         self._delete_partition(conversation_pk(ws, conversation_id))
         return True
+
+
+def file_pk(ws: str, file_id: str) -> str:
+    return f"WS#{ws}#FILE#{file_id}"
 
 
 def _encode_token(key: dict[str, Any]) -> str:

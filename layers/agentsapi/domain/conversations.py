@@ -7,11 +7,13 @@ transaction) before ``conversation.response.done`` is emitted, or not at all.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..blobs import BlobStore, session_key, session_prefix
 from ..errors import ApiError, FunctionResultsMissing, InvalidRequest, NotFound
 from ..models.common import iso, new_id, now
 from ..models.conversations import (
@@ -25,15 +27,20 @@ from ..models.entries import (
     ENTRY_ID_PREFIX,
     AgentHandoffEntry,
     Entry,
+    FileChunk,
     FunctionCallEntry,
     FunctionResultEntry,
     MessageInputEntry,
     MessageOutputEntry,
+    ToolExecutionEntry,
+    ToolFileChunk,
     entry_to_api,
 )
+from ..sandbox.port import SandboxFile
 from ..store import Store
 from .agents import AgentService
-from .runtime import Event, HandoffTarget, Persona, Runtime, Turn, pending_tool_calls
+from .files import FileService
+from .runtime import Event, HandoffTarget, Persona, Runtime, ToolContext, Turn, pending_tool_calls
 
 MAX_PAGE_SIZE = 1000
 
@@ -106,10 +113,50 @@ def _check_owed_results(pending: list[str], inputs: list[Entry]) -> None:
 
 
 class ConversationService:
-    def __init__(self, store: Store, agents: AgentService, runtime: Runtime) -> None:
+    def __init__(self, store: Store, agents: AgentService, runtime: Runtime, files: FileService | None = None,
+                 blobs: BlobStore | None = None, session_ttl_s: int = 7 * 24 * 3600) -> None:
         self.store = store
         self.agents = agents
         self.runtime = runtime
+        self.files = files
+        self.blobs = blobs
+        self.session_ttl_s = session_ttl_s
+
+    # -- what the code works with -----------------------------------------------------------
+    def _check_file_refs(self, ws: str, inputs: list[Entry]) -> None:
+        """Files named in the inputs must exist in this workspace (404 otherwise, like any id)."""
+        for file_id in _file_refs(inputs):
+            if self.files is None:
+                raise InvalidRequest("file chunks need the Files API, which is not configured", param="inputs")
+            self.files.get(ws, file_id)
+
+    def _tool_context(self, ws: str, conversation_id: str, history: list[Entry]) -> ToolContext:
+        if self.files is None or self.blobs is None:
+            return ToolContext()
+        files, blobs = self.files, self.blobs
+        by_name: dict[str, SandboxFile] = {}
+        for file_id in _file_refs(history):
+            record, data = files.content(ws, file_id)
+            by_name[record.filename] = SandboxFile(name=record.filename, mime_type=record.mimetype or "",
+                                                   size=len(data), content_b64=base64.b64encode(data).decode())
+        context = ToolContext(input_files=list(by_name.values()))
+        refs = [e.session_ref for e in history if isinstance(e, ToolExecutionEntry) and e.session_ref]
+        if refs:
+            context.state = blobs.get(refs[-1], max_age_s=self.session_ttl_s)
+            if context.state is None:
+                context.notes.append("the interpreter session from earlier in this conversation has expired; "
+                                     "variables and files start fresh")
+
+        def save_state(entry_id: str, data: bytes) -> str:
+            key = session_key(ws, conversation_id, entry_id)
+            blobs.put(key, data)
+            return key
+
+        def save_file(name: str, mimetype: str, data: bytes) -> str:
+            return files.upload(ws, name.rsplit("/", 1)[-1], data, "code_interpreter", mimetype, source="mistral").id
+
+        context.save_state, context.save_file = save_state, save_file
+        return context
 
     # -- who answers ------------------------------------------------------------------------
     def _persona(self, ws: str, conversation: Conversation, completion_args: Any = None,
@@ -159,6 +206,7 @@ class ConversationService:
             conversation.tools = request.tools or []
             conversation.completion_args = request.completion_args or conversation.completion_args
         inputs = _inputs(request.inputs)
+        self._check_file_refs(ws, inputs)
         _check_owed_results(pending_tool_calls(inputs), [])
         persona = self._persona(ws, conversation)
 
@@ -172,6 +220,7 @@ class ConversationService:
     def append(self, ws: str, conversation_id: str, request: AppendConversationRequest) -> TurnResult:
         conversation = self._load(ws, conversation_id)
         inputs = _inputs(request.inputs)
+        self._check_file_refs(ws, inputs)
         history = self.store.get_entries(ws, conversation_id)
         confirmations = _confirmations(history, request.tool_confirmations or [])
         if not inputs and not confirmations:
@@ -210,6 +259,7 @@ class ConversationService:
             _, version = self.agents.resolve_version(ws, conversation.agent_id, request.agent_version)
             conversation.agent_version = version.version
         inputs = _inputs(request.inputs)
+        self._check_file_refs(ws, inputs)
         _check_owed_results(pending_tool_calls(kept), inputs)
         persona = self._persona(ws, conversation, request.completion_args, kept)
 
@@ -228,9 +278,10 @@ class ConversationService:
         def events() -> Iterator[Event]:
             yield {"type": "conversation.response.started", "created_at": iso(now()), "conversation_id": conversation_id}
             try:
+                context = self._tool_context(ws, conversation_id, history)
                 yield from self.runtime.run(persona, history, result.turn, handoff_execution or "server",
                                             lambda agent_id: self._agent_persona(ws, agent_id, None),
-                                            confirmations or [])
+                                            confirmations or [], context)
                 if save is not None:
                     save(result.turn)
             except ApiError as exc:
@@ -266,6 +317,8 @@ class ConversationService:
     def delete(self, ws: str, conversation_id: str) -> None:
         if not self.store.delete_conversation(ws, conversation_id):
             raise NotFound(f"Conversation {conversation_id} not found", param="conversation_id")
+        if self.blobs is not None:
+            self.blobs.delete_prefix(session_prefix(ws, conversation_id))
 
     def history(self, ws: str, conversation_id: str) -> dict[str, Any]:
         self._load(ws, conversation_id)
@@ -278,6 +331,15 @@ class ConversationService:
         entries = self.store.get_entries(ws, conversation_id)
         messages = [entry_to_api(e) for e in entries if isinstance(e, (MessageInputEntry, MessageOutputEntry))]
         return {"object": "conversation.messages", "conversation_id": conversation_id, "messages": messages}
+
+
+def _file_refs(entries: list[Entry]) -> list[str]:
+    """File ids handed to the code through ``file`` chunks of input messages, in order."""
+    # The official SDK can send a ``tool_file`` chunk for the code interpreter in a message input;
+    # plain HTTP clients may also use Mistral's ``file`` chunk.
+    return [chunk.file_id for entry in entries if isinstance(entry, MessageInputEntry) and isinstance(entry.content, list)
+            for chunk in entry.content
+            if isinstance(chunk, FileChunk) or (isinstance(chunk, ToolFileChunk) and chunk.tool == "code_interpreter")]
 
 
 def _matches(stored: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:

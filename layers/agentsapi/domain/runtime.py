@@ -22,7 +22,9 @@ from ..models.entries import (
     FunctionResultEntry,
     MessageInputEntry,
     MessageOutputEntry,
+    TextChunk,
     ToolExecutionEntry,
+    ToolFileChunk,
     content_text,
 )
 from ..models.tools import CodeInterpreterTool, CompletionArgs, FunctionTool, Tool
@@ -38,7 +40,7 @@ from ..providers.port import (
     UsageReport,
     estimate_tokens,
 )
-from ..sandbox.port import ExecutionRequest, Sandbox
+from ..sandbox.port import ExecutionRequest, Sandbox, SandboxFile
 
 CODE_INTERPRETER = "code_interpreter"
 
@@ -84,12 +86,31 @@ class HandoffTarget:
 PersonaLoader = Callable[[str], Persona]
 
 @dataclass
+class ToolContext:
+    """What code executions in this turn work with, supplied by the conversation service.
+
+    ``state`` is the interpreter session left by the latest execution (or None); ``save_state``
+    keeps a new one under the execution's entry id and returns its reference; ``save_file``
+    stores a file the code wrote and returns its file id.
+    """
+
+    input_files: list[SandboxFile] = field(default_factory=list)
+    state: bytes | None = None
+    save_state: Callable[[str, bytes], str] | None = None
+    save_file: Callable[[str, str, bytes], str] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Turn:
     """What one turn produced. Filled in while its events are consumed."""
 
     outputs: list[Entry] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     pending_tool_call_ids: list[str] = field(default_factory=list)
+    # Files the code wrote, shown as tool_file chunks in the next message.output.
+    unshown_files: list[ToolFileChunk] = field(default_factory=list)
+    context: ToolContext = field(default_factory=ToolContext)
 
 
 def history_to_messages(instructions: str | None, entries: list[Entry]) -> list[ModelMessage]:
@@ -155,13 +176,16 @@ class Runtime:
 
     def run(self, persona: Persona, history: list[Entry], turn: Turn, handoff_execution: str = "server",
             load_persona: PersonaLoader | None = None,
-            confirmations: Sequence[tuple[FunctionCallEntry, bool]] = ()) -> Iterator[Event]:
+            confirmations: Sequence[tuple[FunctionCallEntry, bool]] = (),
+            context: ToolContext | None = None) -> Iterator[Event]:
         """Run one turn on ``history`` (which ends with the new inputs); yield stream events.
 
         ``confirmations`` answers calls that waited for the user: allowed ones run first, denied
         ones are reported to the model as refused; then the model continues.
         """
         entries = list(history)
+        if context is not None:
+            turn.context = context
         for call_entry, allowed in confirmations:
             if allowed:
                 call = {"entry_id": "", "arguments": call_entry.arguments if isinstance(call_entry.arguments, str)
@@ -182,15 +206,21 @@ class Runtime:
             request = ModelRequest(persona.model, history_to_messages(persona.instructions, entries), specs, completion_args)
             text_id: str | None = None
             text_parts: list[str] = []
+            shown: list[ToolFileChunk] = []
             calls: dict[int, dict[str, str]] = {}
             started_at = now()
             for delta in self.provider.stream(request):
                 if isinstance(delta, TextDelta) and delta.text:
                     if text_id is None:
                         text_id = new_id("msg_")
+                        shown, turn.unshown_files = turn.unshown_files, []
+                        for position, chunk in enumerate(shown):  # files first, as Mistral's answers show them
+                            yield _event("message.output.delta", id=text_id, output_index=len(turn.outputs),
+                                         content_index=position, content=chunk.model_dump(mode="json"),
+                                         model=persona.model, agent_id=persona.agent_id, role="assistant")
                     text_parts.append(delta.text)
                     yield _event("message.output.delta", id=text_id, output_index=len(turn.outputs),
-                                 content_index=0, content=delta.text, model=persona.model,
+                                 content_index=len(shown), content=delta.text, model=persona.model,
                                  agent_id=persona.agent_id, role="assistant")
                 elif isinstance(delta, ToolCallDelta):
                     call = calls.setdefault(delta.index, {"id": "", "name": "", "arguments": "", "entry_id": ""})
@@ -210,8 +240,10 @@ class Runtime:
                 elif isinstance(delta, UsageReport):
                     turn.usage.add_model_call(delta.prompt_tokens, delta.completion_tokens)
             if text_id is not None:
+                text = "".join(text_parts)
+                content: str | list[Any] = [*shown, TextChunk(text=text)] if shown else text
                 message = MessageOutputEntry(id=text_id, created_at=started_at, completed_at=now(),
-                                             content="".join(text_parts), model=persona.model, agent_id=persona.agent_id)
+                                             content=content, model=persona.model, agent_id=persona.agent_id)
                 turn.outputs.append(message)
                 entries.append(message)
             if not calls:
@@ -257,13 +289,31 @@ class Runtime:
         index = len(turn.outputs)
         started = now()
         code = _parse_code(call["arguments"])
-        result = self.sandbox.execute(ExecutionRequest(code=code))
+        context = turn.context
+        carry = context.save_state is not None
+        result = self.sandbox.execute(ExecutionRequest(code=code, files=context.input_files, carry_session=carry,
+                                                       session_state=context.state))
+        session_ref = None
+        if carry and result.session is not None:
+            context.state = result.session.content()
+            session_ref = context.save_state(entry_id, context.state)  # type: ignore[misc]
+        files = []
+        for produced in result.files if context.save_file is not None else []:
+            file_id = context.save_file(produced.name, produced.mime_type, produced.content())  # type: ignore[misc]
+            chunk = ToolFileChunk(tool=CODE_INTERPRETER, file_id=file_id, file_name=produced.name,
+                                  file_type=produced.name.rsplit(".", 1)[-1] if "." in produced.name else None)
+            files.append(chunk)
+        turn.unshown_files.extend(files)
+        result.notes[:0], context.notes = context.notes, []  # e.g. "session expired", once
         output = result.code_output()
         info = {"code": code, "code_output": output, "result": [{"type": "text", "text": output}],
                 "status": result.status}
+        if files:
+            info["files"] = [f.model_dump(mode="json", exclude={"type", "tool"}) for f in files]
         execution = ToolExecutionEntry(id=entry_id, created_at=started, completed_at=now(), name=CODE_INTERPRETER,
                                        function=CODE_INTERPRETER, arguments=json.dumps({"code": code}), info=info,
-                                       model=persona.model, agent_id=persona.agent_id, tool_call_id=answers)
+                                       model=persona.model, agent_id=persona.agent_id, tool_call_id=answers,
+                                       session_ref=session_ref)
         turn.usage.add_connector_call(CODE_INTERPRETER, estimate_tokens(output))
         turn.outputs.append(execution)
         entries.append(execution)

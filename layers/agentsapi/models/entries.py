@@ -55,6 +55,13 @@ class DocumentUrlChunk(StrictModel):
     document_name: str | None = None
 
 
+class FileChunk(StrictModel):
+    """A file uploaded through the Files API, handed to the code: it appears in the working directory."""
+
+    type: Literal["file"] = "file"
+    file_id: str
+
+
 class ThinkingChunk(StrictModel):
     type: Literal["thinking"] = "thinking"
     thinking: list[Union[TextChunk, ToolReferenceChunk]]
@@ -63,7 +70,7 @@ class ThinkingChunk(StrictModel):
 
 
 Chunk = Annotated[
-    Union[TextChunk, ToolFileChunk, ToolReferenceChunk, ImageUrlChunk, DocumentUrlChunk, ThinkingChunk],
+    Union[TextChunk, ToolFileChunk, ToolReferenceChunk, ImageUrlChunk, DocumentUrlChunk, ThinkingChunk, FileChunk],
     Field(discriminator="type"),
 ]
 Content = Union[Annotated[str, Field(max_length=1_000_000)], list[Chunk]]
@@ -79,6 +86,8 @@ def content_text(content: str | list[Any]) -> str:
             parts.append(chunk.text)
         elif isinstance(chunk, ToolFileChunk):
             parts.append(f"[file {chunk.file_name or chunk.file_id}]")
+        elif isinstance(chunk, FileChunk):
+            parts.append(f"[file {chunk.file_id} is available to code_interpreter in its working directory]")
     return "".join(parts)
 
 
@@ -129,6 +138,8 @@ class ToolExecutionEntry(EntryBase):
     arguments: str = ""
     # Set when the execution answers a function.call that waited for the user's confirmation.
     tool_call_id: str | None = None
+    # Where the interpreter session's state after this execution is kept (internal, never sent).
+    session_ref: str | None = None
     function: str | None = None
     info: dict[str, Any] = Field(default_factory=dict)
     agent_id: str | None = None
@@ -173,7 +184,7 @@ ENTRY_ID_PREFIX = {
 
 def entry_to_api(entry: Any) -> dict[str, Any]:
     """An entry as the SDK expects it on the wire (ISO timestamps, nothing missing)."""
-    data = entry.model_dump(mode="json", exclude_none=False)
+    data = entry.model_dump(mode="json", exclude_none=False, exclude={"session_ref"})
     for key in ("created_at", "completed_at"):
         value = getattr(entry, key)
         data[key] = iso(value) if value is not None else None

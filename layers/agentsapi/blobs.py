@@ -1,0 +1,25 @@
+"""The blob-store port: file bytes and session state. One adapter (S3; moto locally and in tests)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class BlobStore(Protocol):
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None: ...
+    def get(self, key: str, max_age_s: float | None = None) -> bytes | None: ...
+    def delete(self, key: str) -> None: ...
+    def delete_prefix(self, prefix: str) -> None: ...
+    def signed_url(self, key: str, expiry_s: int, filename: str) -> str: ...
+
+
+def file_key(ws: str, file_id: str) -> str:
+    return f"ws/{ws}/files/{file_id}"
+
+
+def session_prefix(ws: str, conversation_id: str) -> str:
+    return f"ws/{ws}/sessions/{conversation_id}/"
+
+
+def session_key(ws: str, conversation_id: str, entry_id: str) -> str:
+    return f"{session_prefix(ws, conversation_id)}{entry_id}"

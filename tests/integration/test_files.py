@@ -1,0 +1,88 @@
+"""The Files API through its handler, under moto: uploads, metadata, bytes, signed URLs, deletes."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from local.apigw import invoke, make_event
+
+BOUNDARY = "----agentsapi-test"
+
+
+def upload(content: bytes, filename: str = "data.csv", purpose: str | None = "ocr", key: str = "test-key",
+           content_type: str = "text/csv") -> tuple[int, Any]:
+    parts = [f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+             f"Content-Type: {content_type}\r\n\r\n".encode() + content + b"\r\n"]
+    if purpose:
+        parts.append(f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\n{purpose}\r\n'.encode())
+    body = b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
+    event = make_event("POST", "/v1/files", {"authorization": f"Bearer {key}",
+                                             "content-type": f"multipart/form-data; boundary={BOUNDARY}"},
+                       "", base64.b64encode(body).decode())
+    event["isBase64Encoded"] = True
+    response = invoke("files", event)
+    import json
+
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_upload_retrieve_list_download_url_delete(api: Any) -> None:
+    code, record = upload(b"x,y\n1,2\n")
+    assert code == 200 and record["object"] == "file" and record["bytes"] == 8 and record["filename"] == "data.csv"
+    assert record["purpose"] == "ocr" and record["source"] == "upload" and len(record["id"]) == 36
+    assert api("GET", f"/v1/files/{record['id']}")[1] == record
+    assert [f["id"] for f in api("GET", "/v1/files")[1]["data"]] == [record["id"]]
+    event = make_event("GET", f"/v1/files/{record['id']}/content", {"authorization": "Bearer test-key"})
+    response = invoke("files", event)
+    headers = response.get("multiValueHeaders") or {}
+    assert headers["Content-Type"] == ["application/octet-stream"]
+    assert base64.b64decode(response["body"]) == b"x,y\n1,2\n"
+    code, url, _ = api("GET", f"/v1/files/{record['id']}/url", query="expiry=2")
+    query = parse_qs(urlparse(url["url"]).query)
+    expires_in = int(query["X-Amz-Expires"][0]) if "X-Amz-Expires" in query else int(query["Expires"][0]) - time.time()
+    assert code == 200 and 7100 < expires_in <= 7200 and record["id"] in url["url"]
+    assert api("GET", f"/v1/files/{record['id']}/url", query="expiry=500")[0] == 400
+    code, deleted, _ = api("DELETE", f"/v1/files/{record['id']}")
+    assert (code, deleted) == (200, {"id": record["id"], "object": "file", "deleted": True})
+    assert api("GET", f"/v1/files/{record['id']}")[0] == 404
+
+
+def test_oversized_upload_is_413_and_nothing_is_kept(api: Any, services: Any) -> None:
+    services.files.max_bytes = 100
+    code, body = upload(b"x" * 101)
+    assert code == 413 and "limit" in body["message"]
+    assert api("GET", "/v1/files")[1]["data"] == []
+
+
+def test_bad_purpose_and_missing_file_field(api: Any) -> None:
+    code, body = upload(b"x", purpose="anything")
+    assert code == 400 and body["param"] == "purpose"
+    code, body, _ = api("POST", "/v1/files", {"not": "multipart"})
+    assert code == 400 and body["param"] == "file"
+
+
+def test_other_workspace_cannot_see_files(api: Any) -> None:
+    _, record = upload(b"secret")
+    for path in (f"/v1/files/{record['id']}", f"/v1/files/{record['id']}/content", f"/v1/files/{record['id']}/url"):
+        assert api("GET", path, key="someone-else")[0] == 404
+    assert api("DELETE", f"/v1/files/{record['id']}", key="someone-else")[0] == 404
+    assert api("GET", "/v1/files", key="someone-else")[1]["data"] == []
+
+
+def test_a_file_chunk_must_name_an_existing_file(api: Any) -> None:
+    code, body, _ = api("POST", "/v1/conversations", {"model": "m", "inputs": [
+        {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "file", "file_id": "nope"}]}]})
+    assert code == 404 and body["param"] == "file_id"
+
+
+@pytest.mark.parametrize("page_size", [1])
+def test_files_list_pages(api: Any, page_size: int) -> None:
+    first = upload(b"1", filename="a.txt")[1]
+    second = upload(b"2", filename="b.txt")[1]
+    ids = [api("GET", "/v1/files", query=f"page={page}&page_size={page_size}")[1]["data"][0]["id"] for page in (0, 1)]
+    assert sorted(ids) == sorted([first["id"], second["id"]])
