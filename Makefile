@@ -56,6 +56,7 @@ lint: $(VENV)/.installed
 bench: setup
 	$(PY) benchmarks/api_turn.py
 	$(PY) benchmarks/sandbox_latency.py
+	$(PY) benchmarks/session_latency.py
 
 clean:
 	rm -rf $(VENV) .venv-sandbox .pytest_cache .ruff_cache

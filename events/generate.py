@@ -7,12 +7,15 @@ the integration tests fill in; `sam local invoke -e` needs real ids from your ta
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+
+sys.path.insert(0, str(HERE.parent / "layers"))
 
 from local.apigw import make_event  # noqa: E402
 
@@ -37,6 +40,13 @@ AGENTS = {
     "delete_agent_alias": ("DELETE", "/v1/agents/{agent_id}/aliases", "alias=prod", None),
     "delete_agent": ("DELETE", "/v1/agents/{agent_id}", "", None),
 }
+FILES = {
+    "list_files": ("GET", "/v1/files", "page=0&page_size=100", None),
+    "retrieve_file": ("GET", "/v1/files/{file_id}", "", None),
+    "download_file": ("GET", "/v1/files/{file_id}/content", "", None),
+    "get_file_signed_url": ("GET", "/v1/files/{file_id}/url", "expiry=24", None),
+    "delete_file": ("DELETE", "/v1/files/{file_id}", "", None),
+}
 CONVERSATIONS = {
     "start_conversation": ("POST", "/v1/conversations", "",
                            {"inputs": "```python\nprint(6 * 7)\n```", "stream": False, "agent_id": "{agent_id}"}),
@@ -56,13 +66,23 @@ CONVERSATIONS = {
 
 
 def main() -> None:
-    for folder, routes in (("agents", AGENTS), ("conversations", CONVERSATIONS)):
+    for folder, routes in (("agents", AGENTS), ("conversations", CONVERSATIONS), ("files", FILES)):
         (HERE / folder).mkdir(exist_ok=True)
         for name, (method, path, query, body) in routes.items():
             event = make_event(method, path, HEADERS, query, json.dumps(body) if body is not None else None)
             event["requestContext"]["requestId"] = f"sample-{name}"
             event["requestContext"]["requestTimeEpoch"] = 1764000000000
             (HERE / folder / f"{name}.json").write_text(json.dumps(event, indent=2) + "\n")
+    boundary = "----sample"
+    upload = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="data.csv"\r\n'
+              f'Content-Type: text/csv\r\n\r\nx,y\n1,2\n\r\n--{boundary}\r\n'
+              f'Content-Disposition: form-data; name="purpose"\r\n\r\nocr\r\n--{boundary}--\r\n')
+    event = make_event("POST", "/v1/files", {**HEADERS, "content-type": f"multipart/form-data; boundary={boundary}"}, "",
+                       base64.b64encode(upload.encode()).decode())
+    event["isBase64Encoded"] = True
+    event["requestContext"]["requestId"] = "sample-upload_file"
+    event["requestContext"]["requestTimeEpoch"] = 1764000000000
+    (HERE / "files" / "upload_file.json").write_text(json.dumps(event, indent=2) + "\n")
     sandbox = {"code": "import pandas as pd\ndf = pd.DataFrame({'x': [1, 2, 3]})\nprint(df.describe())\ndf.x.sum()",
                "timeout_s": 10, "files": [{"name": "data.csv", "content_b64": "eCx5CjEsMgo="}]}
     (HERE / "sandbox").mkdir(exist_ok=True)

@@ -13,12 +13,13 @@ class BlobStore(Protocol):
     def signed_url(self, key: str, expiry_s: int, filename: str) -> str: ...
 
 
+# Top-level prefixes per kind, so S3 lifecycle rules can expire session state on its own.
 def file_key(ws: str, file_id: str) -> str:
-    return f"ws/{ws}/files/{file_id}"
+    return f"files/{ws}/{file_id}"
 
 
 def session_prefix(ws: str, conversation_id: str) -> str:
-    return f"ws/{ws}/sessions/{conversation_id}/"
+    return f"sessions/{ws}/{conversation_id}/"
 
 
 def session_key(ws: str, conversation_id: str, entry_id: str) -> str:

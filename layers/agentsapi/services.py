@@ -76,7 +76,7 @@ def build_services(settings: Settings, sandbox: Sandbox | None = None) -> Servic
     sandbox = sandbox or build_sandbox(settings)
     runtime = Runtime(build_provider(settings), sandbox, max_steps=settings.max_tool_steps)
     conversations = ConversationService(store, agents, runtime, files=files, blobs=blobs,
-                                        session_ttl_s=settings.session_ttl_s)
+                                        session_ttl_s=settings.session_ttl)
     return Services(settings, KeyRing(settings.api_keys), store, agents, conversations, sandbox, files)
 
 

@@ -17,6 +17,12 @@ class Settings(BaseSettings):
     # API Gateway + Lambda carry at most 6 MB: uploads stay well under it (base64 grows them).
     files_max_bytes: int = Field(4 * 1024 * 1024, alias="FILES_MAX_BYTES", gt=0)
     session_ttl_s: int = Field(7 * 24 * 3600, alias="SESSION_TTL_S", gt=0)
+    # In AWS the TTL is set in days, matching the bucket's lifecycle rule; it wins when set.
+    session_ttl_days: int | None = Field(None, alias="SESSION_TTL_DAYS", gt=0)
+
+    @property
+    def session_ttl(self) -> int:
+        return self.session_ttl_days * 86400 if self.session_ttl_days else self.session_ttl_s
     # Comma-separated accepted keys. Unset: any bearer token is accepted, one workspace per token.
     api_keys: str | None = Field(None, alias="API_KEYS")
     # auto: Mistral if MISTRAL_API_KEY or MISTRAL_SERVER_URL is set, else an OpenAI-compatible

@@ -80,3 +80,11 @@ def test_deletes_answer_204_with_no_body(ids: dict[str, str]) -> None:
         assert (response["statusCode"], response["body"]) == (204, ""), name
     assert invoke("agents", "get_agent", **ids)["statusCode"] == 404
     assert invoke("conversations", "get_conversation", **ids)["statusCode"] == 404
+
+
+@pytest.mark.parametrize("name", ["retrieve_file", "list_files", "download_file", "get_file_signed_url", "delete_file"])
+def test_file_events(services: Any, name: str) -> None:
+    uploaded = invoke("files", "upload_file")
+    assert uploaded["statusCode"] == 200, uploaded["body"]
+    response = invoke("files", name, file_id=body(uploaded)["id"])
+    assert response["statusCode"] == 200, response["body"]
