@@ -53,3 +53,17 @@ def create_table(table_name: str) -> None:
 
 def create_bucket(bucket_name: str) -> None:
     boto3.client("s3").create_bucket(Bucket=bucket_name)
+
+
+def create_queues(name: str, max_receives: int = 5) -> tuple[str, str]:
+    """The batch queue and its dead-letter queue, as template.yaml declares them."""
+    import json
+
+    sqs = boto3.client("sqs")
+    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = sqs.create_queue(QueueName=name, Attributes={
+        "VisibilityTimeout": "30",
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}),
+    })["QueueUrl"]
+    return url, dlq_url

@@ -38,7 +38,7 @@ def _defaults() -> None:
 def start(host: str, port: int, warm: bool = True) -> tuple[Any, Any]:
     """Start moto, the services and the front end; returns the server (running in a thread)."""
     _defaults()
-    from local.aws import create_bucket, create_table, fake_credentials
+    from local.aws import create_bucket, create_queues, create_table, fake_credentials
 
     fake_credentials()
     from moto import mock_aws
@@ -48,6 +48,8 @@ def start(host: str, port: int, warm: bool = True) -> tuple[Any, Any]:
     from agentsapi.services import build_services, use_services
     from agentsapi.settings import Settings
 
+    queue_url, dlq_url = create_queues("agents-api-batch")
+    os.environ.setdefault("BATCH_QUEUE_URL", queue_url)
     settings = Settings()
     create_table(settings.table_name)
     create_bucket(settings.bucket_name)
@@ -64,6 +66,9 @@ def start(host: str, port: int, warm: bool = True) -> tuple[Any, Any]:
         return (lambda event: invoke(function, event)) if function else None
 
     server = web.FrontendServer((host, port), route)
+    from local.batch_poller import QueuePoller
+
+    QueuePoller(settings.batch_queue_url or queue_url, dlq_url).start()  # Lambda's SQS event source, locally
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return server, services

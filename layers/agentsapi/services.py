@@ -7,13 +7,16 @@ from functools import lru_cache
 
 import boto3
 
+from .adapters.dynamodb_batch import DynamoDBBatchStore
 from .adapters.dynamodb_store import DynamoDBStore
 from .adapters.s3_blobs import S3Blobs
 from .auth import KeyRing
 from .domain.agents import AgentService
+from .domain.batch import BatchService
 from .domain.conversations import ConversationService
 from .domain.files import FileService
 from .domain.runtime import Runtime
+from .jobqueue import SqsQueue
 from .providers.offline import OfflineModel
 from .providers.port import ModelProvider
 from .sandbox.port import ExecutionRequest, ExecutionResult, Sandbox
@@ -34,6 +37,7 @@ class Services:
     conversations: ConversationService
     sandbox: Sandbox
     files: FileService
+    batch: BatchService
 
 
 def build_sandbox(settings: Settings) -> Sandbox:
@@ -77,7 +81,10 @@ def build_services(settings: Settings, sandbox: Sandbox | None = None) -> Servic
     runtime = Runtime(build_provider(settings), sandbox, max_steps=settings.max_tool_steps)
     conversations = ConversationService(store, agents, runtime, files=files, blobs=blobs,
                                         session_ttl_s=settings.session_ttl)
-    return Services(settings, KeyRing(settings.api_keys), store, agents, conversations, sandbox, files)
+    queue = SqsQueue(boto3.client("sqs"), settings.batch_queue_url or "")
+    batch = BatchService(DynamoDBBatchStore(store.client, settings.table_name), queue, files, conversations, agents,
+                         blobs=blobs, lease_s=settings.batch_lease_s, max_receives=settings.batch_max_receives)
+    return Services(settings, KeyRing(settings.api_keys), store, agents, conversations, sandbox, files, batch)
 
 
 _override: Services | None = None

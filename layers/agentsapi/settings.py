@@ -17,6 +17,10 @@ class Settings(BaseSettings):
     # API Gateway + Lambda carry at most 6 MB: uploads stay well under it (base64 grows them).
     files_max_bytes: int = Field(4 * 1024 * 1024, alias="FILES_MAX_BYTES", gt=0)
     session_ttl_s: int = Field(7 * 24 * 3600, alias="SESSION_TTL_S", gt=0)
+    batch_queue_url: str | None = Field(None, alias="BATCH_QUEUE_URL")
+    # How long a claimed batch request is protected from redeliveries: above the worker's timeout.
+    batch_lease_s: int = Field(900, alias="BATCH_LEASE_S", gt=0)
+    batch_max_receives: int = Field(5, alias="BATCH_MAX_RECEIVES", ge=1)
     # In AWS the TTL is set in days, matching the bucket's lifecycle rule; it wins when set.
     session_ttl_days: int | None = Field(None, alias="SESSION_TTL_DAYS", gt=0)
 

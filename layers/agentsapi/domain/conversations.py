@@ -190,10 +190,12 @@ class ConversationService:
         return conversation
 
     # -- the three ways to run a turn ---------------------------------------------------------
-    def start(self, ws: str, request: StartConversationRequest) -> TurnResult:
+    def start(self, ws: str, request: StartConversationRequest, conversation_id: str | None = None) -> TurnResult:
+        """``conversation_id`` is for the batch worker: a deterministic id makes a retried request
+        find the conversation its first attempt stored, instead of creating a second one."""
         moment = now()
         conversation = Conversation(
-            id=new_id("conv_"), created_at=moment, updated_at=moment, name=request.name,
+            id=conversation_id or new_id("conv_"), created_at=moment, updated_at=moment, name=request.name,
             description=request.description, metadata=request.metadata, guardrails=request.guardrails,
         )
         if request.agent_id:

@@ -22,10 +22,11 @@ class FileService:
         self.max_bytes = max_bytes
 
     def upload(self, ws: str, filename: str, content: bytes, purpose: str | None = None, mimetype: str | None = None,
-               source: str = "upload") -> FileRecord:
+               source: str = "upload", sample_type: str = "instruct", enforce_limit: bool = True) -> FileRecord:
+        """Store a file. ``enforce_limit`` is off for files the service writes itself (batch results)."""
         if not filename or "/" in filename or "\0" in filename or len(filename) > 255:
             raise InvalidRequest("file: a plain file name of at most 255 characters is required", param="file")
-        if len(content) > self.max_bytes:
+        if enforce_limit and len(content) > self.max_bytes:
             raise PayloadTooLarge(f"file: {len(content)} bytes is over the {self.max_bytes}-byte limit", param="file")
         purpose = purpose or "fine-tune"
         if purpose not in PURPOSES:
@@ -35,7 +36,7 @@ class FileService:
             if filename.endswith(".jsonl") else None
         record = FileRecord(id=str(uuid.uuid4()), bytes=len(content), created_at=int(time.time()), filename=filename,
                             purpose=purpose, mimetype=mimetype or "application/octet-stream", num_lines=num_lines,
-                            source=source)  # type: ignore[arg-type]
+                            source=source, sample_type=sample_type)  # type: ignore[arg-type]
         self.blobs.put(file_key(ws, record.id), content, record.mimetype or "application/octet-stream")
         self.store.put_file(ws, record)
         return record

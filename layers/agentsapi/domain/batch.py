@@ -1,0 +1,249 @@
+"""Batch conversations: a job of many requests, run one SQS message at a time by the worker.
+
+Exactly-once where it matters: a request is claimed with a conditional write before it runs,
+its conversation id is derived from (job, request) so a retry after a crash finds the stored
+conversation instead of creating another, its outcome and the job's counters settle in one
+transaction, and one caller alone wins the right to write the result files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..blobs import BlobStore
+from ..errors import ApiError, Conflict, InvalidRequest, NotFound
+from ..jobqueue import JobQueue
+from ..models.batch import TERMINAL, BatchItem, BatchJob, CreateBatchJobRequest
+from ..models.common import new_id
+from ..models.conversations import StartConversationRequest
+from .agents import AgentService
+from .conversations import ConversationService
+from .files import FileService
+
+MAX_PAGE_SIZE = 1000
+INBOX_PREFIX = "batch-inbox"
+
+
+def conversation_id_for(job_id: str, index: int) -> str:
+    return "conv_" + hashlib.sha256(f"{job_id}:{index}".encode()).hexdigest()[:32]
+
+
+class BatchService:
+    def __init__(self, store: Any, queue: JobQueue, files: FileService, conversations: ConversationService,
+                 agents: AgentService, blobs: BlobStore | None = None, lease_s: int = 900, max_receives: int = 5) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.queue = queue
+        self.files = files
+        self.conversations = conversations
+        self.agents = agents
+        self.lease_s = lease_s
+        self.max_receives = max_receives
+
+    # -- the API side ---------------------------------------------------------------------------
+    def create(self, ws: str, request: CreateBatchJobRequest) -> dict[str, Any]:
+        if request.agent_id:
+            self.agents.resolve_version(ws, request.agent_id, None)  # 404 for an unknown agent, now
+        items = self._items(ws, request)
+        if not items:
+            raise InvalidRequest("the batch has no requests", param="requests")
+        now = int(time.time())
+        failed = sum(1 for i in items if i.state == "failed")
+        job = BatchJob(id=new_id("batch_"), input_files=request.input_files or [], model=request.model,
+                       agent_id=request.agent_id, metadata=request.metadata, created_at=now,
+                       deadline=now + request.timeout_hours * 3600, total_requests=len(items),
+                       completed_requests=failed, failed_requests=failed)
+        self.store.create_job(ws, job, items)
+        self.queue.send([{"ws": ws, "job_id": job.id, "index": i.index} for i in items if i.state == "pending"])
+        if failed == len(items):
+            self._finalize(ws, job.id)
+        return self.get(ws, job.id)
+
+    def _items(self, ws: str, request: CreateBatchJobRequest) -> list[BatchItem]:
+        if request.requests:
+            return [BatchItem(index=n, custom_id=r.custom_id, body=r.body) for n, r in enumerate(request.requests)]
+        items: list[BatchItem] = []
+        for file_id in request.input_files or []:
+            _, data = self.files.content(ws, file_id)
+            for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
+                if not line.strip():
+                    continue
+                items.append(_parse_line(len(items), file_id, number, line))
+        return items
+
+    def create_from_inbox(self, bucket: str, key: str) -> dict[str, Any] | None:
+        """A JSONL object at ``batch-inbox/<ws>/<agent|model>/<agent id or model>/<name>.jsonl``
+        becomes a job of that workspace, for pipelines that never call the API."""
+        parts = key.split("/")
+        if (len(parts) != 5 or parts[0] != INBOX_PREFIX or parts[2] not in ("agent", "model")
+                or not parts[4].endswith(".jsonl") or self.blobs is None):
+            return None
+        ws, kind, target, name = parts[1], parts[2], parts[3], parts[4]
+        data = self.blobs.get(key)
+        if data is None:
+            return None
+        record = self.files.upload(ws, name, data, "batch", "application/jsonl", enforce_limit=False)
+        target_field = {"agent_id": target} if kind == "agent" else {"model": target}
+        request = CreateBatchJobRequest(endpoint="/v1/conversations", input_files=[record.id],
+                                        metadata={"source": f"s3://{bucket}/{key}"}, **target_field)
+        job = self.create(ws, request)
+        self.blobs.delete(key)  # consumed: a re-sent notification finds nothing and starts nothing
+        return job
+
+    def get(self, ws: str, job_id: str) -> dict[str, Any]:
+        job = self.store.get_job(ws, job_id)
+        if job is None:
+            raise NotFound(f"Batch job {job_id} not found", param="job_id")
+        return job.to_api()
+
+    def list(self, ws: str, page: int, page_size: int, status: list[str] | None, agent_id: str | None,
+             model: str | None) -> dict[str, Any]:
+        skip, token, collected, total = page * page_size, None, [], 0
+        while True:
+            batch = self.store.list_jobs(ws, MAX_PAGE_SIZE, token)
+            for job in batch.items:
+                if (status and job.status not in status) or (agent_id and job.agent_id != agent_id) \
+                        or (model and job.model != model):
+                    continue
+                total += 1
+                if skip:
+                    skip -= 1
+                elif len(collected) < page_size:
+                    collected.append(job.to_api())
+            if batch.next_token is None:
+                return {"object": "list", "data": collected, "total": total}
+            token = batch.next_token
+
+    def cancel(self, ws: str, job_id: str) -> dict[str, Any]:
+        job = self.store.get_job(ws, job_id)
+        if job is None:
+            raise NotFound(f"Batch job {job_id} not found", param="job_id")
+        if self.store.request_cancel(ws, job_id):
+            self._finalize_if_done(ws, job_id)
+        return self.get(ws, job_id)
+
+    # -- the worker side --------------------------------------------------------------------------
+    def process(self, ws: str, job_id: str, index: int, receive_count: int = 1) -> None:
+        """Run one request. Returns normally when the message is dealt with (run, or nothing to
+        do); raises for a transient failure, so the message is retried."""
+        job = self.store.get_job(ws, job_id)
+        if job is None or job.status in TERMINAL:
+            return
+        now = int(time.time())
+        if not self.store.claim(ws, job_id, index, now, now + self.lease_s):
+            return  # done already, or running elsewhere: a redelivery
+        item = self.store.get_item(ws, job_id, index)
+        assert item is not None
+        if job.status == "CANCELLATION_REQUESTED":
+            self._settle(ws, job_id, item.model_copy(update={"state": "failed", "error": "cancelled"}))
+            return
+        if now > job.deadline:
+            self._settle(ws, job_id, item.model_copy(update={"state": "failed", "error": "timeout_hours exceeded"}))
+            return
+        self.store.mark_running(ws, job_id, now)
+        try:
+            response = self._run(ws, job, item)
+        except ApiError as exc:
+            if exc.status >= 500 and receive_count < self.max_receives:
+                self.store.release(ws, job_id, index)
+                raise
+            self._settle(ws, job_id, item.model_copy(update={"state": "failed", "error": exc.message}))
+            return
+        except Exception as exc:
+            if receive_count < self.max_receives:
+                self.store.release(ws, job_id, index)
+                raise
+            self._settle(ws, job_id, item.model_copy(update={"state": "failed", "error": f"failed after "
+                                                             f"{receive_count} attempts: {type(exc).__name__}"}))
+            return
+        self._settle(ws, job_id, item.model_copy(update={"state": "succeeded", "response": response}))
+
+    def fail_poisoned(self, ws: str, job_id: str, index: int, reason: str) -> None:
+        """For a message that reached the dead-letter queue: the request counts as failed, with why."""
+        now = int(time.time())
+        if self.store.claim(ws, job_id, index, now, now + self.lease_s):
+            item = self.store.get_item(ws, job_id, index)
+            assert item is not None
+            self._settle(ws, job_id, item.model_copy(update={"state": "failed", "error": reason}))
+
+    def _run(self, ws: str, job: BatchJob, item: BatchItem) -> dict[str, Any]:
+        body = {**(item.body or {}), "stream": False}
+        body.pop("agent_id", None)
+        body.pop("model", None)
+        body["agent_id" if job.agent_id else "model"] = job.agent_id or job.model
+        try:
+            request = StartConversationRequest.model_validate(body)
+        except ValidationError as exc:
+            fields = ", ".join(".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()[:5])
+            raise InvalidRequest(f"invalid request body: {fields}", param="body") from exc
+        conversation_id = conversation_id_for(job.id, item.index)
+        try:
+            return self.conversations.start(ws, request, conversation_id=conversation_id).buffered()
+        except Conflict:
+            # A previous attempt stored this conversation, then died before settling: use it.
+            history = self.conversations.history(ws, conversation_id)
+            return {"object": "conversation.response", "conversation_id": conversation_id,
+                    "outputs": [e for e in history["entries"] if e["type"] != "message.input"], "usage": {}}
+
+    def _settle(self, ws: str, job_id: str, item: BatchItem) -> None:
+        if self.store.settle(ws, job_id, item):
+            self._finalize_if_done(ws, job_id)
+
+    def _finalize_if_done(self, ws: str, job_id: str) -> None:
+        job = self.store.get_job(ws, job_id)
+        if job is not None and job.completed_requests >= job.total_requests:
+            self._finalize(ws, job_id)
+
+    def _finalize(self, ws: str, job_id: str) -> None:
+        if not self.store.claim_finalization(ws, job_id):
+            return
+        job = self.store.get_job(ws, job_id)
+        assert job is not None
+        items = sorted(self.store.items(ws, job_id), key=lambda i: i.index)
+        outputs = [_output_line(job_id, i) for i in items if i.state == "succeeded"]
+        errors = [_output_line(job_id, i) for i in items if i.state != "succeeded"]
+        output_file = self._write(ws, f"{job_id}.jsonl", outputs, "batch_result")
+        error_file = self._write(ws, f"{job_id}_error.jsonl", errors, "batch_error")
+        if job.status == "CANCELLATION_REQUESTED":
+            status = "CANCELLED"
+        elif any(i.error == "timeout_hours exceeded" for i in items):
+            status = "TIMEOUT_EXCEEDED"
+        elif job.succeeded_requests == 0:
+            status = "FAILED"
+        else:
+            status = "SUCCESS"
+        self.store.finish(ws, job_id, status, int(time.time()), output_file, error_file)
+
+    def _write(self, ws: str, name: str, lines: list[dict[str, Any]], sample_type: str) -> str | None:
+        if not lines:
+            return None
+        content = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        record = self.files.upload(ws, name, content, "batch", "application/jsonl", source="mistral",
+                                   sample_type=sample_type, enforce_limit=False)
+        return record.id
+
+
+def _parse_line(index: int, file_id: str, number: int, line: str) -> BatchItem:
+    where = f"{file_id} line {number}"
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return BatchItem(index=index, state="failed", error=f"{where}: not JSON")
+    if not isinstance(value, dict) or not isinstance(value.get("body"), dict):
+        return BatchItem(index=index, custom_id=value.get("custom_id") if isinstance(value, dict) else None,
+                         state="failed", error=f"{where}: expected an object with a 'body' object")
+    custom_id = value.get("custom_id")
+    return BatchItem(index=index, custom_id=str(custom_id) if custom_id is not None else None, body=value["body"])
+
+
+def _output_line(job_id: str, item: BatchItem) -> dict[str, Any]:
+    if item.state == "succeeded":
+        return {"id": f"{job_id}-{item.index}", "custom_id": item.custom_id,
+                "response": {"status_code": 200, "body": item.response}, "error": None}
+    return {"id": f"{job_id}-{item.index}", "custom_id": item.custom_id, "response": None,
+            "error": {"message": item.error or "failed", "code": None}}

@@ -1,0 +1,179 @@
+"""Batch jobs on SQS (moto): the API, the worker with partial failures, idempotency, DLQ, cancel, S3 inbox."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from agentsapi.domain import batch as batch_module
+from local.apigw import FakeContext, handler_module
+from local.aws import create_queues
+from local.batch_poller import QueuePoller
+
+CODE = "```python\nprint('hello')\n```"
+
+
+@pytest.fixture
+def poller(services: Any) -> Iterator[QueuePoller]:
+    url, dlq = create_queues("batch-test", max_receives=3)
+    services.batch.queue.queue_url = url
+    services.batch.max_receives = 3
+    yield QueuePoller(url, dlq)
+
+
+def ws(services: Any) -> str:
+    return services.keys.authenticate("Bearer test-key")
+
+
+def output_lines(api: Any, file_id: str) -> list[dict[str, Any]]:
+    import base64
+
+    from local.apigw import invoke, make_event
+
+    response = invoke("files", make_event("GET", f"/v1/files/{file_id}/content", {"authorization": "Bearer test-key"}))
+    return [json.loads(line) for line in base64.b64decode(response["body"]).decode().splitlines()]
+
+
+def create(api: Any, **body: Any) -> dict[str, Any]:
+    code, job, _ = api("POST", "/v1/batch/jobs", {"endpoint": "/v1/conversations", **body})
+    assert code == 200, job
+    return job
+
+
+def test_inline_batch_reaches_success_with_one_line_per_request(api: Any, poller: QueuePoller, fake_sandbox: Any) -> None:
+    job = create(api, model="m", requests=[{"custom_id": f"r{n}", "body": {"inputs": CODE,
+                                                                          "tools": [{"type": "code_interpreter"}]}}
+                                           for n in range(3)])
+    assert (job["status"], job["total_requests"], job["object"]) == ("QUEUED", 3, "batch")
+    poller.drain()
+    _, done, _ = api("GET", f"/v1/batch/jobs/{job['id']}")
+    assert done["status"] == "SUCCESS"
+    assert (done["completed_requests"], done["succeeded_requests"], done["failed_requests"]) == (3, 3, 0)
+    lines = output_lines(api, done["output_file"])
+    assert sorted(line["custom_id"] for line in lines) == ["r0", "r1", "r2"]
+    assert all(line["response"]["body"]["outputs"][0]["type"] == "tool.execution" for line in lines)
+    assert len(fake_sandbox.codes) == 3 and done["error_file"] is None
+
+
+def test_jsonl_file_with_malformed_lines(api: Any, poller: QueuePoller) -> None:
+    from tests.integration.test_files import upload
+
+    content = b'{"custom_id": "a", "body": {"inputs": "hi"}}\nnot json\n{"custom_id": "b"}\n{"custom_id": "c", "body": {"inputs": 5}}\n'
+    _, record = upload(content, filename="requests.jsonl", purpose="batch", content_type="application/jsonl")
+    job = create(api, model="m", input_files=[record["id"]])
+    assert job["total_requests"] == 4 and job["failed_requests"] == 2
+    poller.drain()
+    _, done, _ = api("GET", f"/v1/batch/jobs/{job['id']}")
+    assert done["status"] == "SUCCESS" and (done["succeeded_requests"], done["failed_requests"]) == (1, 3)
+    assert [line["custom_id"] for line in output_lines(api, done["output_file"])] == ["a"]
+    errors = output_lines(api, done["error_file"])
+    assert [e["error"]["message"] for e in errors][0].endswith("line 2: not JSON")
+    assert any("inputs" in e["error"]["message"] for e in errors)
+
+
+def test_redelivered_message_does_not_run_twice(api: Any, services: Any, poller: QueuePoller, fake_sandbox: Any) -> None:
+    job = create(api, model="m", requests=[{"custom_id": "x", "body": {"inputs": CODE,
+                                                                       "tools": [{"type": "code_interpreter"}]}}])
+    services.batch.process(ws(services), job["id"], 0)
+    services.batch.process(ws(services), job["id"], 0, receive_count=2)  # the same message again
+    poller.drain()
+    _, done, _ = api("GET", f"/v1/batch/jobs/{job['id']}")
+    assert (done["completed_requests"], done["succeeded_requests"]) == (1, 1) and len(fake_sandbox.codes) == 1
+    _, conversations, _ = api("GET", "/v1/conversations")
+    assert len(conversations) == 1
+
+
+def test_a_crash_after_storing_reuses_the_conversation(api: Any, services: Any, poller: QueuePoller,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    job = create(api, model="m", requests=[{"custom_id": "x", "body": {"inputs": "hi"}}])
+    real_settle = services.batch.store.settle
+    monkeypatch.setattr(services.batch.store, "settle", lambda *a: (_ for _ in ()).throw(RuntimeError("crash")))
+    with pytest.raises(RuntimeError):
+        services.batch.process(ws(services), job["id"], 0)  # the crash escapes: no release happens
+    monkeypatch.setattr(services.batch.store, "settle", real_settle)
+    # The worker died holding its claim (the conversation already stored). Once the lease
+    # expires the redelivered message may claim again:
+    now = batch_module.time.time()
+    monkeypatch.setattr(batch_module.time, "time", lambda: now + services.batch.lease_s + 1)
+    services.batch.process(ws(services), job["id"], 0, receive_count=2)
+    _, conversations, _ = api("GET", "/v1/conversations")
+    assert len(conversations) == 1
+    _, done, _ = api("GET", f"/v1/batch/jobs/{job['id']}")
+    assert done["status"] == "SUCCESS"
+
+
+def test_poison_message_fails_after_bounded_tries(api: Any, services: Any, poller: QueuePoller,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    job = create(api, model="m", requests=[{"custom_id": "ok", "body": {"inputs": "hi"}},
+                                           {"custom_id": "poison", "body": {"inputs": "boom"}}])
+    real_run = services.batch._run
+
+    def run(ws_: str, job_: Any, item: Any) -> Any:
+        if item.custom_id == "poison":
+            raise RuntimeError("worker bug")
+        return real_run(ws_, job_, item)
+
+    monkeypatch.setattr(services.batch, "_run", run)
+    poller.drain()
+    _, done, _ = api("GET", f"/v1/batch/jobs/{job['id']}")
+    assert done["status"] == "SUCCESS" and (done["succeeded_requests"], done["failed_requests"]) == (1, 1)
+    (error,) = output_lines(api, done["error_file"])
+    assert error["custom_id"] == "poison" and "after 3 attempts" in error["error"]["message"]
+
+
+def test_dead_letters_count_as_failed_with_the_reason(api: Any, services: Any, poller: QueuePoller) -> None:
+    job = create(api, model="m", requests=[{"custom_id": "lost", "body": {"inputs": "hi"}}])
+    sqs = boto3.client("sqs")
+    message = sqs.receive_message(QueueUrl=poller.queue_url)["Messages"][0]
+    sqs.send_message(QueueUrl=poller.dlq_url, MessageBody=message["Body"])
+    sqs.delete_message(QueueUrl=poller.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    poller.drain()
+    _, done, _ = api("GET", f"/v1/batch/jobs/{job['id']}")
+    assert done["status"] == "FAILED" and "dead-letter" in output_lines(api, done["error_file"])[0]["error"]["message"]
+
+
+def test_cancel_mid_run(api: Any, services: Any, poller: QueuePoller) -> None:
+    job = create(api, model="m", requests=[{"custom_id": f"r{n}", "body": {"inputs": "hi"}} for n in range(4)])
+    services.batch.process(ws(services), job["id"], 0)
+    code, cancelling, _ = api("POST", f"/v1/batch/jobs/{job['id']}/cancel")
+    assert code == 200 and cancelling["status"] == "CANCELLATION_REQUESTED"
+    poller.drain()
+    _, done, _ = api("GET", f"/v1/batch/jobs/{job['id']}")
+    assert done["status"] == "CANCELLED" and (done["succeeded_requests"], done["failed_requests"]) == (1, 3)
+
+
+def test_timeout_hours_is_honoured(api: Any, poller: QueuePoller, monkeypatch: pytest.MonkeyPatch) -> None:
+    job = create(api, model="m", timeout_hours=1, requests=[{"body": {"inputs": "hi"}}])
+    now = batch_module.time.time()
+    monkeypatch.setattr(batch_module.time, "time", lambda: now + 7200)
+    poller.drain()
+    _, done, _ = api("GET", f"/v1/batch/jobs/{job['id']}")
+    assert done["status"] == "TIMEOUT_EXCEEDED"
+
+
+def test_a_jsonl_dropped_in_the_inbox_starts_a_job(api: Any, services: Any, poller: QueuePoller) -> None:
+    key = f"batch-inbox/{ws(services)}/model/mistral-small-latest/nightly.jsonl"
+    boto3.client("s3").put_object(Bucket="agents-api-test", Key=key, Body=b'{"custom_id": "n1", "body": {"inputs": "hi"}}\n')
+    event = {"Records": [{"s3": {"bucket": {"name": "agents-api-test"}, "object": {"key": key}}}]}
+    result = handler_module("batch_worker").inbox_handler(event, FakeContext())
+    (job_id,) = result["jobs"]
+    poller.drain()
+    _, done, _ = api("GET", f"/v1/batch/jobs/{job_id}")
+    assert done["status"] == "SUCCESS" and done["model"] == "mistral-small-latest"
+    assert handler_module("batch_worker").inbox_handler(event, FakeContext())["jobs"] == []  # consumed once
+
+
+def test_api_listing_validation_and_tenancy(api: Any, poller: QueuePoller) -> None:
+    job = create(api, model="m", requests=[{"body": {"inputs": "hi"}}])
+    _, listed, _ = api("GET", "/v1/batch/jobs", query="status=QUEUED")
+    assert [j["id"] for j in listed["data"]] == [job["id"]] and listed["total"] == 1
+    assert api("GET", f"/v1/batch/jobs/{job['id']}", key="someone-else")[0] == 404
+    code, body, _ = api("POST", "/v1/batch/jobs", {"endpoint": "/v1/chat/completions", "model": "m", "requests": []})
+    assert code == 422 and "endpoint" in str(body["message"])
+    code, body, _ = api("POST", "/v1/batch/jobs", {"endpoint": "/v1/conversations", "agent_id": "ag_nope",
+                                                   "requests": [{"body": {"inputs": "x"}}]})
+    assert code == 404
