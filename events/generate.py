@@ -47,6 +47,15 @@ FILES = {
     "get_file_signed_url": ("GET", "/v1/files/{file_id}/url", "expiry=24", None),
     "delete_file": ("DELETE", "/v1/files/{file_id}", "", None),
 }
+BATCH = {
+    "create_batch_job": ("POST", "/v1/batch/jobs", "", {
+        "endpoint": "/v1/conversations", "model": "mistral-small-latest",
+        "requests": [{"custom_id": "q1", "body": {"inputs": "```python\nprint(6 * 7)\n```",
+                                                  "tools": [{"type": "code_interpreter"}]}}]}),
+    "list_batch_jobs": ("GET", "/v1/batch/jobs", "page=0&page_size=100&status=QUEUED", None),
+    "get_batch_job": ("GET", "/v1/batch/jobs/{job_id}", "", None),
+    "cancel_batch_job": ("POST", "/v1/batch/jobs/{job_id}/cancel", "", None),
+}
 CONVERSATIONS = {
     "start_conversation": ("POST", "/v1/conversations", "",
                            {"inputs": "```python\nprint(6 * 7)\n```", "stream": False, "agent_id": "{agent_id}"}),
@@ -66,7 +75,7 @@ CONVERSATIONS = {
 
 
 def main() -> None:
-    for folder, routes in (("agents", AGENTS), ("conversations", CONVERSATIONS), ("files", FILES)):
+    for folder, routes in (("agents", AGENTS), ("conversations", CONVERSATIONS), ("files", FILES), ("batch", BATCH)):
         (HERE / folder).mkdir(exist_ok=True)
         for name, (method, path, query, body) in routes.items():
             event = make_event(method, path, HEADERS, query, json.dumps(body) if body is not None else None)
@@ -83,6 +92,23 @@ def main() -> None:
     event["requestContext"]["requestId"] = "sample-upload_file"
     event["requestContext"]["requestTimeEpoch"] = 1764000000000
     (HERE / "files" / "upload_file.json").write_text(json.dumps(event, indent=2) + "\n")
+    record = {"messageId": "059f36b4-87a3-44ab-83d2-661975830a7d", "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
+              "body": json.dumps({"ws": "{ws}", "job_id": "{job_id}", "index": 0}),
+              "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1764000000000",
+                             "SenderId": "AIDAIENQZJOLO23YVJ4VO", "ApproximateFirstReceiveTimestamp": "1764000000001"},
+              "messageAttributes": {}, "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3", "eventSource": "aws:sqs",
+              "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:agents-api-batch", "awsRegion": "us-east-1"}
+    (HERE / "batch_worker").mkdir(exist_ok=True)
+    (HERE / "batch_worker" / "sqs_request.json").write_text(json.dumps({"Records": [record]}, indent=2) + "\n")
+    dead = {**record, "attributes": {**record["attributes"], "ApproximateReceiveCount": "6"},
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:agents-api-batch-dlq"}
+    (HERE / "batch_worker" / "sqs_dead_letter.json").write_text(json.dumps({"Records": [dead]}, indent=2) + "\n")
+    inbox = {"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+                          "eventTime": "2026-11-25T00:00:00.000Z", "eventName": "ObjectCreated:Put",
+                          "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": "{bucket}", "arn": "arn:aws:s3:::{bucket}"},
+                                 "object": {"key": "batch-inbox/{ws}/model/mistral-small-latest/nightly.jsonl",
+                                            "size": 64}}}]}
+    (HERE / "batch_worker" / "s3_inbox.json").write_text(json.dumps(inbox, indent=2) + "\n")
     sandbox = {"code": "import pandas as pd\ndf = pd.DataFrame({'x': [1, 2, 3]})\nprint(df.describe())\ndf.x.sum()",
                "timeout_s": 10, "files": [{"name": "data.csv", "content_b64": "eCx5CjEsMgo="}]}
     (HERE / "sandbox").mkdir(exist_ok=True)

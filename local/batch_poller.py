@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from typing import Any
 
 import boto3
 
 from local.apigw import FakeContext, handler_module
+
+RETRY_DELAY_S = 1
 
 
 def _event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
@@ -58,19 +61,29 @@ class QueuePoller:
                 failed = {m["MessageId"] for m in messages}
             for message in messages:
                 if message["MessageId"] in failed:
-                    # Lambda would retry after the visibility timeout; locally, retry at once.
+                    # Lambda retries after the visibility timeout; locally, after a short pause.
                     self.sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"],
-                                                       VisibilityTimeout=0)
+                                                       VisibilityTimeout=RETRY_DELAY_S)
                 else:
                     self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             getattr(worker, "metrics", None) and worker.metrics.clear_metrics()
         return handled
 
+    def _pending(self) -> int:
+        total = 0
+        for url in (self.queue_url, self.dlq_url):
+            attributes = self.sqs.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
+            total += sum(int(v) for v in attributes["Attributes"].values())
+        return total
+
     def drain(self, limit: int = 10_000) -> None:
-        """Handle messages until both queues are empty (tests and benchmarks)."""
+        """Handle messages until both queues are empty, retries included (tests and benchmarks)."""
         for _ in range(limit):
             if not self.poll_once(wait_s=0):
-                return
+                if not self._pending():
+                    return
+                time.sleep(0.1)  # messages waiting out their retry delay
 
     def _loop(self) -> None:
         while not self.stopped.is_set():

@@ -17,7 +17,13 @@ def invoke(function: str, name: str, **ids: str) -> dict[str, Any]:
     text = (EVENTS / function / f"{name}.json").read_text()
     for key, value in ids.items():
         text = text.replace("{" + key + "}", value)
-    return apigw.invoke(function, json.loads(text))
+    event = json.loads(text)
+    if "httpMethod" in event:
+        return apigw.invoke(function, event)
+    module = apigw.handler_module(function)  # SQS and S3 events: the worker's handlers
+    handler = {"sqs_request": module.lambda_handler, "sqs_dead_letter": module.dlq_handler,
+               "s3_inbox": module.inbox_handler}[name]
+    return handler(event, apigw.FakeContext())
 
 
 def body(response: dict[str, Any]) -> Any:
@@ -88,3 +94,30 @@ def test_file_events(services: Any, name: str) -> None:
     assert uploaded["statusCode"] == 200, uploaded["body"]
     response = invoke("files", name, file_id=body(uploaded)["id"])
     assert response["statusCode"] == 200, response["body"]
+
+
+def test_batch_events_end_to_end(services: Any) -> None:
+    import boto3
+
+    from local.aws import create_queues
+    from local.batch_poller import QueuePoller
+
+    url, dlq = create_queues("events-batch")
+    services.batch.queue.queue_url = url
+    created = body(invoke("batch", "create_batch_job"))
+    ids = {"job_id": created["id"]}
+    for name in ("list_batch_jobs", "get_batch_job"):
+        assert invoke("batch", name, **ids)["statusCode"] == 200, name
+    # the worker's own sample events, filled in with this job
+    ws = services.keys.authenticate("Bearer sample-key")
+    worker = invoke("batch_worker", "sqs_request", ws=ws, **ids)
+    assert worker == {"batchItemFailures": []}
+    assert body(invoke("batch", "get_batch_job", **ids))["status"] == "SUCCESS"
+    # a dead letter of an already-settled request changes nothing
+    assert invoke("batch_worker", "sqs_dead_letter", ws=ws, **ids) == {"batchItemFailures": []}
+    boto3.client("s3").put_object(Bucket="agents-api-test", Key=f"batch-inbox/{ws}/model/mistral-small-latest/nightly.jsonl",
+                                  Body=b'{"custom_id": "n", "body": {"inputs": "hi"}}\n')
+    started = invoke("batch_worker", "s3_inbox", ws=ws, bucket="agents-api-test")
+    assert len(started["jobs"]) == 1
+    assert invoke("batch", "cancel_batch_job", job_id=started["jobs"][0])["statusCode"] == 200
+    QueuePoller(url, dlq).drain()

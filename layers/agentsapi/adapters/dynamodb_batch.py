@@ -14,6 +14,8 @@ job is finalised by whoever wins ``attribute_not_exists(finalized)``.
 from __future__ import annotations
 
 import json
+import random
+import time
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -128,9 +130,28 @@ class DynamoDBBatchStore:
                      ExpressionAttributeValues={":pending": _s("pending"), ":running": _s("running")})
 
     def settle(self, ws: str, job_id: str, item: BatchItem) -> bool:
-        """running → succeeded/failed, and the job's counters, in one transaction."""
+        """running → succeeded/failed, and the job's counters, in one transaction.
+
+        False when the request was not running (settled already: a redelivery). Concurrent
+        settlements of one job contend on its head item (TransactionConflict): retried here.
+        """
+        for attempt in range(12):
+            try:
+                self._settle_once(ws, job_id, item)
+                return True
+            except ClientError as exc:
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+                if "TransactionConflict" in reasons or exc.response["Error"]["Code"] == "TransactionConflictException":
+                    time.sleep(random.uniform(0, 0.02 * (2 ** min(attempt, 5))))
+                    continue
+                if exc.response["Error"]["Code"] in ("TransactionCanceledException", "ConditionalCheckFailedException"):
+                    return False
+                raise
+        raise RuntimeError(f"could not settle request {item.index} of {job_id}: too much contention")
+
+    def _settle_once(self, ws: str, job_id: str, item: BatchItem) -> None:
         counter = "succeeded_requests" if item.state == "succeeded" else "failed_requests"
-        return _conditional(self.client.transact_write_items, TransactItems=[
+        self.client.transact_write_items(TransactItems=[
             {"Update": {"TableName": self.table, "Key": self._key(ws, job_id, item_sk(item.index)),
                         "UpdateExpression": "SET #state = :state, #data = :data REMOVE lease",
                         "ConditionExpression": "#state = :running",

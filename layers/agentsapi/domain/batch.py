@@ -29,6 +29,10 @@ MAX_PAGE_SIZE = 1000
 INBOX_PREFIX = "batch-inbox"
 
 
+class RequestInProgress(RuntimeError):
+    """Another delivery of the same request holds its claim; retry this message later."""
+
+
 def conversation_id_for(job_id: str, index: int) -> str:
     return "conv_" + hashlib.sha256(f"{job_id}:{index}".encode()).hexdigest()[:32]
 
@@ -136,7 +140,13 @@ class BatchService:
             return
         now = int(time.time())
         if not self.store.claim(ws, job_id, index, now, now + self.lease_s):
-            return  # done already, or running elsewhere: a redelivery
+            current = self.store.get_item(ws, job_id, index)
+            if current is not None and current.state == "running":
+                # A duplicate delivery while another worker runs it: keep this copy of the
+                # message (retry later) instead of acknowledging it. If that worker fails and
+                # gives the claim back, this copy is what runs the request.
+                raise RequestInProgress(f"request {index} of {job_id} is running elsewhere")
+            return  # settled already: a redelivery
         item = self.store.get_item(ws, job_id, index)
         assert item is not None
         if job.status == "CANCELLATION_REQUESTED":
@@ -191,7 +201,14 @@ class BatchService:
                     "outputs": [e for e in history["entries"] if e["type"] != "message.input"], "usage": {}}
 
     def _settle(self, ws: str, job_id: str, item: BatchItem) -> None:
-        if self.store.settle(ws, job_id, item):
+        try:
+            settled = self.store.settle(ws, job_id, item)
+        except Exception:
+            # Give the claim back so the retried message can finish it (a stored conversation
+            # is found again by its deterministic id, not run twice).
+            self.store.release(ws, job_id, item.index)
+            raise
+        if settled:
             self._finalize_if_done(ws, job_id)
 
     def _finalize_if_done(self, ws: str, job_id: str) -> None:
