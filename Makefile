@@ -57,6 +57,7 @@ bench: setup
 	$(PY) benchmarks/api_turn.py
 	$(PY) benchmarks/sandbox_latency.py
 	$(PY) benchmarks/session_latency.py
+	$(PY) benchmarks/batch_throughput.py --requests 1000
 
 clean:
 	rm -rf $(VENV) .venv-sandbox .pytest_cache .ruff_cache

@@ -80,10 +80,10 @@ def test_state_is_deleted_with_the_conversation(api: Any, real_sandbox: Any) -> 
     first = run(api, None, "x = 1")
     s3 = boto3.client("s3")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="agents-api-test").get("Contents", [])]
-    assert any("/sessions/" + first["conversation_id"] in k for k in keys)
+    assert any(k.startswith("sessions/") and first["conversation_id"] in k for k in keys)
     api("DELETE", f"/v1/conversations/{first['conversation_id']}")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="agents-api-test").get("Contents", [])]
-    assert not any("/sessions/" in k for k in keys)
+    assert not any(k.startswith("sessions/") for k in keys)
 
 
 def test_expired_state_starts_fresh_and_says_so(api: Any, real_sandbox: Any) -> None:
