@@ -17,6 +17,8 @@ DEADLINE_MARGIN_S = 2.0  # leave time to kill, sweep and answer before Lambda's 
 
 _runner: Runner | None = None
 _settings: SandboxConfig | None = None
+# Set when processes of an execution survived every kill: the next invocation resets the host.
+_exit_after_response = False
 
 
 def _config() -> SandboxConfig:
@@ -49,16 +51,9 @@ def handle(event: Any, remaining_s: float | None) -> dict[str, Any]:
         return runner.execute(request, deadline_s=deadline)
     except SandboxTainted as tainted:
         # Something of the user's survived every kill: answer, then let the host reset us.
-        _schedule_exit()
+        global _exit_after_response
+        _exit_after_response = True
         return tainted.response
-
-
-def _schedule_exit() -> None:
-    global _exit_after_response
-    _exit_after_response = True
-
-
-_exit_after_response = False
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
