@@ -14,7 +14,7 @@ endif
 export SANDBOX_PYTHON := $(SANDBOX_VENV)/bin/python
 PORT ?= 8080
 
-.PHONY: serve test lint bench setup system-deps clean
+.PHONY: serve test lint bench setup system-deps clean api-key list-api-keys revoke-api-key
 
 $(VENV)/.installed: requirements-dev.txt layers/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,18 @@ bench: setup
 	$(PY) benchmarks/sandbox_latency.py
 	$(PY) benchmarks/session_latency.py
 	$(PY) benchmarks/batch_throughput.py --requests 1000
+
+# Keys of a deployed stack (AWS credentials from your usual configuration):
+#   make api-key STACK=agents-api WORKSPACE=team-a [NAME=ci] [RATE_LIMIT=120]
+#   make list-api-keys STACK=agents-api ; make revoke-api-key STACK=agents-api KEY_ID=key_...
+api-key: $(VENV)/.installed
+	$(PY) -m cli.api_key create --stack $(STACK) --workspace $(WORKSPACE) --name "$(NAME)" $(if $(RATE_LIMIT),--rate-limit $(RATE_LIMIT))
+
+list-api-keys: $(VENV)/.installed
+	$(PY) -m cli.api_key list --stack $(STACK)
+
+revoke-api-key: $(VENV)/.installed
+	$(PY) -m cli.api_key revoke --stack $(STACK) $(KEY_ID)
 
 clean:
 	rm -rf $(VENV) .venv-sandbox .pytest_cache .ruff_cache

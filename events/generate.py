@@ -1,8 +1,11 @@
-"""Regenerate the sample API Gateway events in this folder: `python events/generate.py`.
+"""Regenerate the sample events in this folder: `python events/generate.py`.
 
-Each file is exactly what API Gateway (REST, proxy integration) hands to the function. Ids in
-paths and bodies are placeholders (``{agent_id}``, ``{conversation_id}``, ``{entry_id}``) that
-the integration tests fill in; `sam local invoke -e` needs real ids from your table.
+One folder per function in template.yaml. API events are exactly what API Gateway (REST, proxy
+integration, behind the key authorizer) hands to the function, with the authorizer's context
+(workspace ``sample-workspace``); the authorizer gets API Gateway's TOKEN event; the streaming
+function gets a function URL event (the Lambda Web Adapter turns it into an HTTP request). Ids
+in paths and bodies are placeholders (``{agent_id}``, ``{conversation_id}``, ``{entry_id}``)
+that the integration tests fill in; `sam local invoke -e` needs real ids from your table.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from local.apigw import make_event  # noqa: E402
 
 HEADERS = {"authorization": "Bearer sample-key", "content-type": "application/json", "accept": "application/json",
            "user-agent": "mistral-client-python/3.7.0"}
+SAMPLE_WORKSPACE = "sample-workspace"
+# What the key authorizer adds to every request it lets through.
+AUTHORIZER_CONTEXT = {"workspace": SAMPLE_WORKSPACE, "principalId": SAMPLE_WORKSPACE, "integrationLatency": 11}
 UNSET = '%22~%3F~unset~%3F~sentinel~%3F~%22'
 
 AGENTS = {
@@ -81,6 +87,7 @@ def main() -> None:
             event = make_event(method, path, HEADERS, query, json.dumps(body) if body is not None else None)
             event["requestContext"]["requestId"] = f"sample-{name}"
             event["requestContext"]["requestTimeEpoch"] = 1764000000000
+            event["requestContext"]["authorizer"] = AUTHORIZER_CONTEXT
             (HERE / folder / f"{name}.json").write_text(json.dumps(event, indent=2) + "\n")
     boundary = "----sample"
     upload = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="data.csv"\r\n'
@@ -91,6 +98,7 @@ def main() -> None:
     event["isBase64Encoded"] = True
     event["requestContext"]["requestId"] = "sample-upload_file"
     event["requestContext"]["requestTimeEpoch"] = 1764000000000
+    event["requestContext"]["authorizer"] = AUTHORIZER_CONTEXT
     (HERE / "files" / "upload_file.json").write_text(json.dumps(event, indent=2) + "\n")
     record = {"messageId": "059f36b4-87a3-44ab-83d2-661975830a7d", "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
               "body": json.dumps({"ws": "{ws}", "job_id": "{job_id}", "index": 0}),
@@ -109,10 +117,42 @@ def main() -> None:
                                  "object": {"key": "batch-inbox/{ws}/model/mistral-small-latest/nightly.jsonl",
                                             "size": 64}}}]}
     (HERE / "batch_worker" / "s3_inbox.json").write_text(json.dumps(inbox, indent=2) + "\n")
+    write_authorizer_events()
+    write_stream_events()
     sandbox = {"code": "import pandas as pd\ndf = pd.DataFrame({'x': [1, 2, 3]})\nprint(df.describe())\ndf.x.sum()",
                "timeout_s": 10, "files": [{"name": "data.csv", "content_b64": "eCx5CjEsMgo="}]}
     (HERE / "sandbox").mkdir(exist_ok=True)
     (HERE / "sandbox" / "execute.json").write_text(json.dumps(sandbox, indent=2) + "\n")
+
+
+def write_authorizer_events() -> None:
+    (HERE / "authorizer").mkdir(exist_ok=True)
+    arn = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/prod/POST/v1/conversations"
+    for name, token in (("token", "Bearer {api_key}"), ("token_unknown", "Bearer agk_not-a-key")):
+        event = {"type": "TOKEN", "authorizationToken": token, "methodArn": arn}
+        (HERE / "authorizer" / f"{name}.json").write_text(json.dumps(event, indent=2) + "\n")
+
+
+def write_stream_events() -> None:
+    """Function URL events (payload 2.0) for ConversationsStreamFunction: no authorizer in front,
+    the handler checks the bearer key itself."""
+    (HERE / "conversations_stream").mkdir(exist_ok=True)
+    domain = "abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws"
+    body = {"inputs": "```python\nprint(6 * 7)\n```", "stream": True, "model": "mistral-medium-latest",
+            "tools": [{"type": "code_interpreter"}]}
+    event = {
+        "version": "2.0", "routeKey": "$default", "rawPath": "/v1/conversations", "rawQueryString": "",
+        "headers": {"authorization": "Bearer sample-key", "content-type": "application/json",
+                    "accept": "text/event-stream", "host": domain, "user-agent": "mistral-client-python/3.7.0"},
+        "requestContext": {"accountId": "anonymous", "apiId": domain.split(".")[0], "domainName": domain,
+                           "domainPrefix": domain.split(".")[0], "requestId": "sample-start-stream",
+                           "routeKey": "$default", "stage": "$default", "time": "25/Nov/2026:00:00:00 +0000",
+                           "timeEpoch": 1764000000000,
+                           "http": {"method": "POST", "path": "/v1/conversations", "protocol": "HTTP/1.1",
+                                    "sourceIp": "198.51.100.7", "userAgent": "mistral-client-python/3.7.0"}},
+        "body": json.dumps(body), "isBase64Encoded": False,
+    }
+    (HERE / "conversations_stream" / "start_conversation_stream.json").write_text(json.dumps(event, indent=2) + "\n")
 
 
 if __name__ == "__main__":

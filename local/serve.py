@@ -89,7 +89,7 @@ def main() -> None:
     elif provider == "openai":
         provider += f"-compatible at {services.settings.llm_base_url}"
     keys = "any bearer token is accepted; each distinct token is its own workspace" if services.keys.open \
-        else f"{len(services.keys.hashes)} API key(s) accepted (API_KEYS)"
+        else f"{len(services.keys.env_hashes)} API key(s) from API_KEYS, plus keys created in the table"
     print(f"""
 Agents & Conversations API listening on {url}
   storage: DynamoDB (moto, in memory)   model: {provider}   sandbox: {services.settings.sandbox_mode}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -104,9 +106,28 @@ class Api:
         multi = response.get("multiValueHeaders") or {}
         content_type = (multi.get("Content-Type") or [""])[-1] or (response.get("headers") or {}).get("Content-Type", "")
         parsed = json.loads(payload) if payload and content_type.startswith("application/json") else payload
-        return response["statusCode"], parsed, response.get("headers") or {}
+        merged = {name: values[-1] for name, values in multi.items() if values}
+        return response["statusCode"], parsed, {**merged, **(response.get("headers") or {})}
 
 
 @pytest.fixture
 def api(services: Any) -> Api:
     return Api()
+
+
+@contextmanager
+def captured_logs(*loggers: Any, level: str = "INFO") -> Iterator[io.StringIO]:
+    """What the functions' powertools Loggers write (JSON lines, as CloudWatch receives them) at ``level``."""
+    sink = io.StringIO()
+    saved = []
+    for logger in loggers:
+        handler = logger.registered_handler
+        saved.append((logger, handler, handler.stream, logger.log_level))
+        handler.stream = sink  # not setStream: it flushes the old stream, which pytest may have closed
+        logger.setLevel(level)
+    try:
+        yield sink
+    finally:
+        for logger, handler, stream, old_level in saved:
+            handler.stream = stream
+            logger.setLevel(old_level)

@@ -12,10 +12,29 @@ class ApiError(Exception):
         self.message = message
         self.param = param
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return {}
+
 
 class Unauthorized(ApiError):
     status = 401
     error_type = "authentication_error"
+
+
+class RateLimited(ApiError):
+    """The workspace used up its requests for this window; ``Retry-After`` says when to come back."""
+
+    status = 429
+    error_type = "rate_limit_error"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 class NotFound(ApiError):

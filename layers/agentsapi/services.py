@@ -8,9 +8,10 @@ from functools import lru_cache
 import boto3
 
 from .adapters.dynamodb_batch import DynamoDBBatchStore
+from .adapters.dynamodb_keys import DynamoDBKeyStore
 from .adapters.dynamodb_store import DynamoDBStore
 from .adapters.s3_blobs import S3Blobs
-from .auth import KeyRing
+from .auth import Authenticator
 from .domain.agents import AgentService
 from .domain.batch import BatchService
 from .domain.conversations import ConversationService
@@ -19,6 +20,7 @@ from .domain.runtime import Runtime
 from .jobqueue import SqsQueue
 from .providers.offline import OfflineModel
 from .providers.port import ModelProvider
+from .ratelimit import RateLimiter
 from .sandbox.port import ExecutionRequest, ExecutionResult, Sandbox
 from .settings import MISTRAL_PUBLIC_URL, Settings, get_settings, resolved_provider
 
@@ -31,7 +33,8 @@ class DisabledSandbox:
 @dataclass
 class Services:
     settings: Settings
-    keys: KeyRing
+    keys: Authenticator
+    limiter: RateLimiter
     store: DynamoDBStore
     agents: AgentService
     conversations: ConversationService
@@ -84,7 +87,10 @@ def build_services(settings: Settings, sandbox: Sandbox | None = None) -> Servic
     queue = SqsQueue(boto3.client("sqs"), settings.batch_queue_url or "")
     batch = BatchService(DynamoDBBatchStore(store.client, settings.table_name), queue, files, conversations, agents,
                          blobs=blobs, lease_s=settings.batch_lease_s, max_receives=settings.batch_max_receives)
-    return Services(settings, KeyRing(settings.api_keys), store, agents, conversations, sandbox, files, batch)
+    keys = Authenticator(settings.api_keys, DynamoDBKeyStore(store.client, settings.table_name),
+                         mode=settings.auth_mode, cache_ttl_s=settings.auth_cache_ttl_s)
+    limiter = RateLimiter(store.client, settings.table_name, settings.rate_limit_per_minute)
+    return Services(settings, keys, limiter, store, agents, conversations, sandbox, files, batch)
 
 
 _override: Services | None = None

@@ -27,8 +27,14 @@ class Settings(BaseSettings):
     @property
     def session_ttl(self) -> int:
         return self.session_ttl_days * 86400 if self.session_ttl_days else self.session_ttl_s
-    # Comma-separated accepted keys. Unset: any bearer token is accepted, one workspace per token.
+    # Keys live hashed in the table (cli/api_key.py). API_KEYS adds comma-separated keys from the
+    # environment (local use). AUTH_MODE: keys = only those; open = any other bearer token is its
+    # own workspace too; auto = open unless API_KEYS is set. Deployed stacks set keys.
     api_keys: str | None = Field(None, alias="API_KEYS")
+    auth_mode: Literal["auto", "open", "keys"] = Field("auto", alias="AUTH_MODE")
+    auth_cache_ttl_s: float = Field(60.0, alias="AUTH_CACHE_TTL_S", ge=0)
+    # Requests per minute per workspace (a key's own limit wins); 0 = unlimited.
+    rate_limit_per_minute: int = Field(0, alias="RATE_LIMIT_PER_MINUTE", ge=0)
     # auto: Mistral if MISTRAL_API_KEY or MISTRAL_SERVER_URL is set, else an OpenAI-compatible
     # server if LLM_BASE_URL is set, else the offline model.
     model_provider: Literal["auto", "offline", "mistral", "openai"] = Field("auto", alias="MODEL_PROVIDER")

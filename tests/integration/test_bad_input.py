@@ -95,10 +95,10 @@ def test_other_tenants_ids_are_404_and_untouched(api: Any, stored: dict[str, str
 def test_missing_or_wrong_key_is_401(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     code, body, _ = api("GET", "/v1/agents", key="")
     assert code == 401 and body["type"] == "authentication_error"
-    from agentsapi.auth import KeyRing
+    from agentsapi.auth import Authenticator
 
     services = __import__("agentsapi.services", fromlist=["get_services"]).get_services()
-    monkeypatch.setattr(services, "keys", KeyRing("right-key"))
+    monkeypatch.setattr(services, "keys", Authenticator("right-key", None))
     assert api("GET", "/v1/agents", key="wrong-key")[0] == 401
     assert api("GET", "/v1/agents", key="right-key")[0] == 200
 

@@ -26,7 +26,7 @@ def poller(services: Any) -> Iterator[QueuePoller]:
 
 
 def ws(services: Any) -> str:
-    return services.keys.authenticate("Bearer test-key")
+    return services.keys.authenticate("Bearer test-key").workspace
 
 
 def output_lines(api: Any, file_id: str) -> list[dict[str, Any]]:

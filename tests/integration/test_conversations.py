@@ -61,7 +61,7 @@ def test_function_call_ends_the_turn_and_result_continues_it(api: Any, function_
 def test_two_concurrent_appends_one_wins_nothing_lost(api: Any, services: Any) -> None:
     _, started, _ = api("POST", "/v1/conversations", {"model": "m", "inputs": "first"})
     conversation = started["conversation_id"]
-    workspace = services.keys.authenticate("Bearer test-key")
+    workspace = services.keys.authenticate("Bearer test-key").workspace
     # Both appends read the conversation before either writes.
     first = services.conversations.append(workspace, conversation, AppendConversationRequest(inputs="A"))
     second = services.conversations.append(workspace, conversation, AppendConversationRequest(inputs="B"))

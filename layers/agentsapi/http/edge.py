@@ -59,7 +59,8 @@ def no_content() -> Response:
 
 
 def error_response(exc: ApiError) -> Response:
-    return json_response(error_body(exc), status=exc.status)
+    return Response(status_code=exc.status, content_type=JSON, body=json.dumps(error_body(exc)),
+                    headers=exc.headers or None)
 
 
 def sse(event: dict[str, Any]) -> bytes:

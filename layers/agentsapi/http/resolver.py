@@ -6,6 +6,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
+from ..auth import Principal
 from ..errors import ApiError, ValidationFailed
 from ..services import Services, get_services
 from .edge import error_response
@@ -38,11 +39,24 @@ class _NoRoute(ApiError):
 
 
 def workspace(app: APIGatewayRestResolver) -> str:
-    """The caller's workspace: from an authorizer if one ran, else from the bearer key."""
+    """The caller's workspace, once per request: authenticated, then counted against its rate limit."""
+    known = app.context.get("principal")
+    if isinstance(known, Principal):
+        return known.workspace
+    principal = principal_of(app)
+    services().limiter.check(principal.workspace, principal.rate_limit_per_minute)
+    app.append_context(principal=principal)
+    return principal.workspace
+
+
+def principal_of(app: APIGatewayRestResolver) -> Principal:
+    """From the API Gateway authorizer's context when one ran, else from the bearer key itself
+    (the streaming function URL, and the local server, have no authorizer in front)."""
     authorizer = app.current_event.request_context.authorizer
     from_authorizer = authorizer.get("workspace") if authorizer else None
     if from_authorizer:
-        return str(from_authorizer)
+        limit = authorizer.get("rate_limit_per_minute")
+        return Principal(str(from_authorizer), int(limit) if limit not in (None, "") else None)
     return services().keys.authenticate(app.current_event.get_header_value("authorization"))
 
 
