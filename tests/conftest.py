@@ -125,9 +125,19 @@ def captured_logs(*loggers: Any, level: str = "INFO") -> Iterator[io.StringIO]:
         saved.append((logger, handler, handler.stream, logger.log_level))
         handler.stream = sink  # not setStream: it flushes the old stream, which pytest may have closed
         logger.setLevel(level)
+    import logging
+
+    names = {logger.name for logger in loggers}
+    children = [child for name, child in logging.Logger.manager.loggerDict.items()  # powertools child=True loggers
+                if isinstance(child, logging.Logger) and any(name.startswith(f"{n}.") for n in names)]
+    child_levels = [(child, child.level) for child in children]
+    for child in children:
+        child.setLevel(level)
     try:
         yield sink
     finally:
         for logger, handler, stream, old_level in saved:
             handler.stream = stream
             logger.setLevel(old_level)
+        for child, child_level in child_levels:
+            child.setLevel(child_level)

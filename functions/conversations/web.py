@@ -171,6 +171,9 @@ class Frontend(BaseHTTPRequestHandler):
         if not client_gone:
             with contextlib.suppress(OSError):
                 self.wfile.write(b"0\r\n\r\n")
+        after = getattr(self.server, "after_stream", None)
+        if after is not None:
+            after()
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
 
@@ -178,9 +181,13 @@ class Frontend(BaseHTTPRequestHandler):
 class FrontendServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], route: Callable[[str], Handler | None]) -> None:
+    def __init__(self, address: tuple[str, int], route: Callable[[str], Handler | None],
+                 after_stream: Callable[[], None] | None = None) -> None:
         super().__init__(address, Frontend)
         self.route = route
+        # The turn's metrics are added while the stream is written, after the handler's
+        # @log_metrics flushed: the streaming function flushes them again here.
+        self.after_stream = after_stream
 
 
 def main() -> None:
@@ -192,7 +199,8 @@ def main() -> None:
             return lambda event: app.lambda_handler(event, LambdaContextStub())
         return None
 
-    server = FrontendServer(("0.0.0.0", int(os.environ.get("PORT", "8080"))), route)  # noqa: S104 - the adapter connects locally
+    address = ("0.0.0.0", int(os.environ.get("PORT", "8080")))  # noqa: S104 - the adapter connects locally
+    server = FrontendServer(address, route, after_stream=app.metrics.flush_metrics)
     server.serve_forever()
 
 

@@ -10,6 +10,7 @@ import boto3
 from .adapters.dynamodb_batch import DynamoDBBatchStore
 from .adapters.dynamodb_keys import DynamoDBKeyStore
 from .adapters.dynamodb_store import DynamoDBStore
+from .adapters.powertools_telemetry import PowertoolsTelemetry
 from .adapters.s3_blobs import S3Blobs
 from .auth import Authenticator
 from .domain.agents import AgentService
@@ -81,7 +82,7 @@ def build_services(settings: Settings, sandbox: Sandbox | None = None) -> Servic
     agents = AgentService(store)
     files = FileService(store, blobs, settings.files_max_bytes)
     sandbox = sandbox or build_sandbox(settings)
-    runtime = Runtime(build_provider(settings), sandbox, max_steps=settings.max_tool_steps)
+    runtime = Runtime(build_provider(settings), sandbox, max_steps=settings.max_tool_steps, telemetry=PowertoolsTelemetry())
     conversations = ConversationService(store, agents, runtime, files=files, blobs=blobs,
                                         session_ttl_s=settings.session_ttl)
     queue = SqsQueue(boto3.client("sqs"), settings.batch_queue_url or "")

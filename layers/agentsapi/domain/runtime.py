@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,7 @@ from ..providers.port import (
     estimate_tokens,
 )
 from ..sandbox.port import ExecutionRequest, Sandbox, SandboxFile
+from ..telemetry import NullTelemetry, Telemetry
 
 CODE_INTERPRETER = "code_interpreter"
 
@@ -169,10 +171,12 @@ def _parse_code(arguments: str) -> str:
 
 
 class Runtime:
-    def __init__(self, provider: ModelProvider, sandbox: Sandbox, max_steps: int = 8) -> None:
+    def __init__(self, provider: ModelProvider, sandbox: Sandbox, max_steps: int = 8,
+                 telemetry: Telemetry | None = None) -> None:
         self.provider = provider
         self.sandbox = sandbox
         self.max_steps = max_steps
+        self.telemetry = telemetry or NullTelemetry()
 
     def run(self, persona: Persona, history: list[Entry], turn: Turn, handoff_execution: str = "server",
             load_persona: PersonaLoader | None = None,
@@ -209,6 +213,8 @@ class Runtime:
             shown: list[ToolFileChunk] = []
             calls: dict[int, dict[str, str]] = {}
             started_at = now()
+            model_started = time.monotonic()
+            tokens = [0, 0]
             for delta in self.provider.stream(request):
                 if isinstance(delta, TextDelta) and delta.text:
                     if text_id is None:
@@ -239,6 +245,8 @@ class Runtime:
                                          name=CODE_INTERPRETER, arguments=delta.arguments)
                 elif isinstance(delta, UsageReport):
                     turn.usage.add_model_call(delta.prompt_tokens, delta.completion_tokens)
+                    tokens = [tokens[0] + delta.prompt_tokens, tokens[1] + delta.completion_tokens]
+            self.telemetry.model_call(persona.model, tokens[0], tokens[1], (time.monotonic() - model_started) * 1000)
             if text_id is not None:
                 text = "".join(text_parts)
                 content: str | list[Any] = [*shown, TextChunk(text=text)] if shown else text
@@ -291,8 +299,10 @@ class Runtime:
         code = _parse_code(call["arguments"])
         context = turn.context
         carry = context.save_state is not None
+        invoked = time.monotonic()
         result = self.sandbox.execute(ExecutionRequest(code=code, files=context.input_files, carry_session=carry,
                                                        session_state=context.state))
+        self.telemetry.code_execution(result.status, (time.monotonic() - invoked) * 1000, result.duration_ms)
         session_ref = None
         if carry and result.session is not None:
             context.state = result.session.content()
