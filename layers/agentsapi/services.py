@@ -59,19 +59,32 @@ def build_sandbox(settings: Settings) -> Sandbox:
     return DisabledSandbox()
 
 
+def provider_secret(settings: Settings) -> str | None:
+    """The provider's API key from Secrets Manager (an ARN) or SSM Parameter Store (a name)."""
+    reference = settings.model_api_key_secret
+    if not reference:
+        return None
+    from aws_lambda_powertools.utilities import parameters
+
+    if reference.startswith("arn:") and ":secretsmanager:" in reference:
+        return str(parameters.get_secret(reference)).strip()
+    return str(parameters.get_parameter(reference, decrypt=True)).strip()
+
+
 def build_provider(settings: Settings) -> ModelProvider:
     kind = resolved_provider(settings)
     if kind == "mistral":
         from .providers.chat_http import MistralProvider
 
-        return MistralProvider(settings.mistral_server_url or MISTRAL_PUBLIC_URL, settings.mistral_api_key,
+        return MistralProvider(settings.mistral_server_url or MISTRAL_PUBLIC_URL,
+                               settings.mistral_api_key or provider_secret(settings),
                                timeout_s=settings.provider_timeout_s, max_retries=settings.provider_max_retries)
     if kind == "openai":
         from .providers.chat_http import OpenAICompatibleProvider
 
         if not settings.llm_base_url:
             raise ValueError("MODEL_PROVIDER=openai needs LLM_BASE_URL")
-        return OpenAICompatibleProvider(settings.llm_base_url, settings.llm_api_key,
+        return OpenAICompatibleProvider(settings.llm_base_url, settings.llm_api_key or provider_secret(settings),
                                         timeout_s=settings.provider_timeout_s, max_retries=settings.provider_max_retries)
     return OfflineModel()
 

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     mistral_server_url: str | None = Field(None, alias="MISTRAL_SERVER_URL")
     llm_base_url: str | None = Field(None, alias="LLM_BASE_URL")
     llm_api_key: str | None = Field(None, alias="LLM_API_KEY")
+    # Where a deployed stack keeps the provider's key: a Secrets Manager secret ARN, or the name
+    # of an SSM SecureString parameter ("/..."). Read once per cold start; a key given directly
+    # (MISTRAL_API_KEY / LLM_API_KEY) wins.
+    model_api_key_secret: str | None = Field(None, alias="MODEL_API_KEY_SECRET")
     provider_timeout_s: float = Field(120.0, alias="PROVIDER_TIMEOUT_S", gt=0)
     provider_max_retries: int = Field(3, alias="PROVIDER_MAX_RETRIES", ge=0, le=10)
     max_tool_steps: int = Field(8, alias="MAX_TOOL_STEPS", ge=1, le=40)

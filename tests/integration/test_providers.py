@@ -215,3 +215,24 @@ def test_null_content_and_comment_lines_are_skipped(server: FakeChatServer) -> N
     server.script.append(reply)
     events = collect(MistralProvider(server.url, None))
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "fine"
+
+
+@pytest.mark.parametrize("where", ["secretsmanager", "ssm"])
+def test_provider_key_is_read_from_secrets_manager_or_ssm(aws: None, server: FakeChatServer, where: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deployed stack names the key's secret (ModelApiKeySecret); the key itself is in no env var."""
+    import boto3
+
+    from agentsapi.services import build_provider
+    from agentsapi.settings import Settings
+
+    if where == "secretsmanager":
+        reference = boto3.client("secretsmanager").create_secret(Name="agents/mistral", SecretString="sk-from-sm")["ARN"]
+        expected = "sk-from-sm"
+    else:
+        boto3.client("ssm").put_parameter(Name="/agents/mistral", Value="sk-from-ssm", Type="SecureString")
+        reference, expected = "/agents/mistral", "sk-from-ssm"
+    server.brain = lambda body: text_reply("ok")
+    settings = Settings(MODEL_PROVIDER="mistral", MISTRAL_SERVER_URL=server.url, MODEL_API_KEY_SECRET=reference)
+    collect(build_provider(settings))
+    assert server.headers[-1]["authorization"] == f"Bearer {expected}"
