@@ -49,9 +49,18 @@ serve: setup
 test: setup
 	$(PY) -m pytest -q
 
-lint: $(VENV)/.installed
+.venv-lint/.installed: requirements-lint.txt
+	$(PYTHON) -m venv .venv-lint
+	.venv-lint/bin/pip install -q --upgrade pip
+	.venv-lint/bin/pip install -q -r requirements-lint.txt
+	touch $@
+
+# ruff, cfn-lint, and checkov (IaC security scan; every skipped check carries its reason in
+# template.yaml, under the resource's Metadata.checkov.skip). --skip-download: offline, no API key.
+lint: $(VENV)/.installed .venv-lint/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/cfn-lint template.yaml
+	.venv-lint/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
 
 bench: setup
 	$(PY) benchmarks/api_turn.py
@@ -72,4 +81,4 @@ revoke-api-key: $(VENV)/.installed
 	$(PY) -m cli.api_key revoke --stack $(STACK) $(KEY_ID)
 
 clean:
-	rm -rf $(VENV) .venv-sandbox .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-sandbox .venv-lint .pytest_cache .ruff_cache

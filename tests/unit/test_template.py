@@ -1,0 +1,302 @@
+"""template.yaml is the product's security boundary in AWS: these tests pin its properties, so a
+later edit cannot quietly weaken them. (cfn-lint and checkov check the rest: `make lint`.)"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.decode import decode_str
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE, _ = decode_str((ROOT / "template.yaml").read_text())
+RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
+FUNCTIONS = {name: r for name, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::Function"}
+
+# Least privilege, one line per function: the managed policies it holds, and nothing else.
+EXPECTED_POLICIES = {
+    "AuthorizerFunction": {"KeyLookupPolicy"},
+    "AgentsFunction": {"TableReadWritePolicy"},
+    "FilesFunction": {"TableReadWritePolicy", "FileObjectsPolicy"},
+    "ConversationsFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "SessionObjectsPolicy", "InvokeSandboxPolicy",
+                              "ModelSecretPolicy"},
+    "ConversationsStreamFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "SessionObjectsPolicy",
+                                    "InvokeSandboxPolicy", "ModelSecretPolicy"},
+    "BatchApiFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "SendBatchRequestsPolicy"},
+    "BatchWorkerFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "SessionObjectsPolicy", "InvokeSandboxPolicy",
+                            "ModelSecretPolicy"},
+    "BatchDeadLetterFunction": {"TableReadWritePolicy", "FileObjectsPolicy"},
+    "BatchInboxFunction": {"TableReadWritePolicy", "BatchInboxObjectsPolicy", "FileObjectsPolicy", "SendBatchRequestsPolicy"},
+}
+# Which sample events in events/ exercise which function.
+EVENTS = {
+    "AuthorizerFunction": "authorizer/*.json", "AgentsFunction": "agents/*.json", "FilesFunction": "files/*.json",
+    "ConversationsFunction": "conversations/*.json", "ConversationsStreamFunction": "conversations_stream/*.json",
+    "BatchApiFunction": "batch/*.json", "BatchWorkerFunction": "batch_worker/sqs_request.json",
+    "BatchDeadLetterFunction": "batch_worker/sqs_dead_letter.json", "BatchInboxFunction": "batch_worker/s3_inbox.json",
+    "SandboxFunction": "sandbox/*.json",
+}
+
+
+def props(name: str) -> dict[str, Any]:
+    return RESOURCES[name]["Properties"]
+
+
+def refs(value: Any) -> set[str]:
+    """Every resource or parameter a value refers to (Ref, GetAtt, Sub)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "Ref":
+                found.add(inner)
+            elif key == "Fn::GetAtt":
+                found.add(inner[0] if isinstance(inner, list) else inner.split(".")[0])
+            elif key == "Fn::Sub":
+                text = inner if isinstance(inner, str) else inner[0]
+                found |= {m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", text)}
+                found |= refs(inner)
+            else:
+                found |= refs(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            found |= refs(inner)
+    return found
+
+
+def statements(policy_name: str) -> list[dict[str, Any]]:
+    found = []
+    for statement in props(policy_name)["PolicyDocument"]["Statement"]:
+        if "Fn::If" in statement:  # both branches count
+            found.extend(statement["Fn::If"][1:])
+        else:
+            found.append(statement)
+    return found
+
+
+def actions(statement: dict[str, Any]) -> list[str]:
+    value = statement["Action"]
+    return [value] if isinstance(value, str) else list(value)
+
+
+def function_policies(name: str) -> set[str]:
+    return refs(props(name).get("Policies", [])) - {"AWS::NoValue"}
+
+
+# -- the sandbox -------------------------------------------------------------------------------
+
+def test_sandbox_is_a_container_image_in_the_isolated_vpc_with_bounded_concurrency() -> None:
+    sandbox = props("SandboxFunction")
+    assert sandbox["PackageType"] == "Image"
+    assert RESOURCES["SandboxFunction"]["Metadata"]["DockerContext"] == "./sandbox_image"
+    assert refs(sandbox["VpcConfig"]["SubnetIds"]) == {"SandboxSubnetA", "SandboxSubnetB"}
+    assert refs(sandbox["VpcConfig"]["SecurityGroupIds"]) == {"SandboxSecurityGroup"}
+    assert refs(sandbox["ReservedConcurrentExecutions"]) == {"SandboxReservedConcurrency"}
+    assert set(sandbox["Environment"]["Variables"]) <= {"SANDBOX_TIMEOUT_S", "SANDBOX_MEMORY_MB", "SANDBOX_WORK_ROOT"}
+
+
+def test_sandbox_network_has_no_way_out() -> None:
+    kinds = {r["Type"] for r in RESOURCES.values()}
+    assert not kinds & {"AWS::EC2::InternetGateway", "AWS::EC2::VPCGatewayAttachment", "AWS::EC2::NatGateway",
+                        "AWS::EC2::EgressOnlyInternetGateway", "AWS::EC2::VPCEndpoint", "AWS::EC2::Route",
+                        "AWS::EC2::VPCPeeringConnection", "AWS::EC2::TransitGatewayAttachment",
+                        "AWS::EC2::SecurityGroupEgress", "AWS::EC2::SecurityGroupIngress", "AWS::EC2::EIP"}
+    assert props("SandboxVpc")["EnableDnsSupport"] is False  # no Route 53 Resolver: no DNS exfiltration
+    group = props("SandboxSecurityGroup")
+    assert "SecurityGroupIngress" not in group
+    # CloudFormation would add allow-all egress if none were given: the only rule must match nothing.
+    [rule] = group["SecurityGroupEgress"]
+    assert rule["CidrIp"] == "255.255.255.255/32" and rule["IpProtocol"] == "icmp"
+    for subnet in ("SandboxSubnetA", "SandboxSubnetB"):
+        assert props(subnet).get("MapPublicIpOnLaunch") is False
+
+
+def test_sandbox_role_can_only_write_its_own_logs() -> None:
+    role = props("SandboxRole")
+    assert "ManagedPolicyArns" not in role and "PermissionsBoundary" not in role
+    granted = [a for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"] for a in actions(s)]
+    data_plane = [a for a in granted if not re.match(r"^(logs:(CreateLogStream|PutLogEvents)|ec2:\w+NetworkInterfaces?|"
+                                                     r"ec2:(Assign|Unassign)PrivateIpAddresses)$", a)]
+    assert data_plane == []
+    log_statement = next(s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"] if "logs:PutLogEvents" in actions(s))
+    assert "/aws/lambda/${AWS::StackName}-sandbox:*" in log_statement["Resource"]["Fn::Sub"]
+    attached = [name for name, r in RESOURCES.items() if r["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+                and "SandboxRole" in refs(r["Properties"].get("Roles", []))]
+    assert attached == []
+
+
+def test_nothing_but_the_conversation_runners_may_invoke_the_sandbox() -> None:
+    sandbox = props("SandboxFunction")
+    assert "Events" not in sandbox and "FunctionUrlConfig" not in sandbox
+    permissions = [name for name, r in RESOURCES.items() if r["Type"] == "AWS::Lambda::Permission"
+                   and "SandboxFunction" in refs(r["Properties"])]
+    assert permissions == []
+    invokers = {name for name in FUNCTIONS if "InvokeSandboxPolicy" in function_policies(name)}
+    assert invokers == {"ConversationsFunction", "ConversationsStreamFunction", "BatchWorkerFunction"}
+    [statement] = statements("InvokeSandboxPolicy")
+    assert actions(statement) == ["lambda:InvokeFunction"] and refs(statement["Resource"]) == {"SandboxFunction"}
+
+
+# -- least privilege ----------------------------------------------------------------------------
+
+def test_each_function_holds_exactly_the_policies_it_needs() -> None:
+    assert set(FUNCTIONS) - {"SandboxFunction"} == set(EXPECTED_POLICIES)
+    for name, expected in EXPECTED_POLICIES.items():
+        assert function_policies(name) == expected, name
+        assert all(isinstance(p, dict) for p in props(name)["Policies"]), f"{name}: no SAM policy templates or inline policies"
+
+
+def test_no_policy_grants_wildcards_scan_or_table_administration() -> None:
+    for name, resource in RESOURCES.items():
+        if resource["Type"] != "AWS::IAM::ManagedPolicy":
+            continue
+        for statement in statements(name):
+            for action in actions(statement):
+                assert "*" not in action, (name, action)
+                assert action not in ("dynamodb:Scan", "dynamodb:DeleteTable", "dynamodb:UpdateTable"), (name, action)
+            if statement["Effect"] == "Allow":
+                assert statement["Resource"] != "*", name
+
+
+def test_authorizer_reads_only_key_items_and_handlers_cannot_write_keys() -> None:
+    [lookup] = statements("KeyLookupPolicy")
+    assert actions(lookup) == ["dynamodb:GetItem"]
+    assert lookup["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == ["APIKEY#*"]
+    deny = next(s for s in statements("TableReadWritePolicy") if s["Effect"] == "Deny")
+    assert {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"} <= set(actions(deny))
+    assert deny["Condition"]["ForAnyValue:StringLike"]["dynamodb:LeadingKeys"] == ["APIKEY#*"]
+
+
+def test_object_policies_are_confined_to_their_prefix() -> None:
+    for policy, prefix in (("FileObjectsPolicy", "files/"), ("SessionObjectsPolicy", "sessions/"),
+                           ("BatchInboxObjectsPolicy", "batch-inbox/")):
+        for statement in statements(policy):
+            if "s3:ListBucket" in actions(statement):
+                assert statement["Condition"]["StringLike"]["s3:prefix"] == [f"{prefix}*"]
+            else:
+                assert statement["Resource"]["Fn::Sub"].endswith(f"-files/{prefix}*")
+
+
+def test_no_secret_travels_in_environment_variables() -> None:
+    for name, function in FUNCTIONS.items():
+        variables = function["Properties"].get("Environment", {}).get("Variables", {})
+        assert "API_KEYS" not in variables and "MISTRAL_API_KEY" not in variables and "LLM_API_KEY" not in variables, name
+    secret = TEMPLATE["Parameters"]["ModelApiKeySecret"]
+    assert "NoEcho" not in secret and "arn" in secret["Description"].lower()  # a reference, not the key
+
+
+def test_api_requires_the_key_authorizer_on_every_route() -> None:
+    auth = props("Api")["Auth"]
+    assert auth["DefaultAuthorizer"] == "KeyAuthorizer"
+    authorizer = auth["Authorizers"]["KeyAuthorizer"]
+    assert authorizer["FunctionPayloadType"] == "TOKEN" and refs(authorizer["FunctionArn"]) == {"AuthorizerFunction"}
+    assert authorizer["Identity"]["Header"] == "Authorization"
+    for name, function in FUNCTIONS.items():
+        for event in function["Properties"].get("Events", {}).values():
+            if event["Type"] == "Api":
+                assert refs(event["Properties"]["RestApiId"]) == {"Api"}, name
+                assert "Auth" not in event["Properties"], f"{name} must not opt out of the authorizer"
+    stream = props("ConversationsStreamFunction")
+    assert stream["Environment"]["Variables"]["AUTH_MODE"] == "keys"  # its own key check behind the function URL
+
+
+@pytest.mark.parametrize("kind,status,error_type", [("UNAUTHORIZED", 401, "authentication_error"),
+                                                     ("THROTTLED", 429, "rate_limit_error"),
+                                                     ("DEFAULT_4XX", None, "invalid_request_error"),
+                                                     ("DEFAULT_5XX", None, "server_error")])
+def test_gateway_refusals_use_the_api_error_shape(kind: str, status: int | None, error_type: str) -> None:
+    response = props("Api")["GatewayResponses"][kind]
+    assert response.get("StatusCode") == status
+    body = json.loads(response["ResponseTemplates"]["application/json"]
+                      .replace("$context.error.messageString", json.dumps("Forbidden")))
+    assert body["object"] == "error" and body["type"] == error_type and isinstance(body["message"], str)
+
+
+# -- data ---------------------------------------------------------------------------------------
+
+def test_table_has_pitr_encryption_ttl_and_survives_stack_deletion() -> None:
+    table = props("Table")
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert RESOURCES["Table"]["DeletionPolicy"] == "Retain"
+
+
+def test_bucket_is_private_encrypted_tls_only_with_expiry_rules() -> None:
+    bucket = props("Bucket")
+    assert all(bucket["PublicAccessBlockConfiguration"][k] is True
+               for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"))
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    [deny] = props("BucketPolicy")["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    expiring = {rule.get("Prefix") for rule in bucket["LifecycleConfiguration"]["Rules"] if "ExpirationInDays" in rule}
+    assert expiring == {"sessions/", "batch-inbox/"}
+
+
+def test_batch_queue_has_a_dead_letter_queue_and_outlives_the_worker() -> None:
+    queue = props("BatchQueue")
+    assert refs(queue["RedrivePolicy"]["deadLetterTargetArn"]) == {"BatchDeadLetterQueue"}
+    assert 1 <= queue["RedrivePolicy"]["maxReceiveCount"] <= 10
+    assert queue["VisibilityTimeout"] >= 6 * props("BatchWorkerFunction")["Timeout"]
+    assert refs(props("BatchInboxFunction")["DeadLetterQueue"]["TargetArn"]) == {"InboxDeadLetterQueue"}
+    for name in ("BatchQueue", "BatchDeadLetterQueue", "InboxDeadLetterQueue"):
+        assert props(name)["SqsManagedSseEnabled"] is True
+
+
+def test_every_function_has_a_log_group_with_retention() -> None:
+    groups = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::Logs::LogGroup"]
+    assert all("RetentionInDays" in g for g in groups)
+    named = {ref for g in groups for ref in refs(g["LogGroupName"])}
+    assert set(FUNCTIONS) - {"SandboxFunction"} <= named
+    assert any("${AWS::StackName}-sandbox" in g["LogGroupName"]["Fn::Sub"] for g in groups)
+
+
+# -- operations ---------------------------------------------------------------------------------
+
+def alarms() -> dict[str, dict[str, Any]]:
+    return {name: r["Properties"] for name, r in RESOURCES.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+
+
+def test_alarms_cover_errors_throttles_dead_letters_and_sandbox_timeouts() -> None:
+    found = alarms()
+    watched = {(a.get("Namespace"), a.get("MetricName")) for a in found.values()}
+    for alarm in found.values():
+        assert refs(alarm["AlarmActions"]) == {"AlarmTopic"}
+        for metric in alarm.get("Metrics", []):
+            if "MetricStat" in metric:
+                stat = metric["MetricStat"]["Metric"]
+                watched.add((stat["Namespace"], stat["MetricName"]))
+    assert {("AWS/Lambda", "Errors"), ("AWS/Lambda", "Throttles"), ("AWS/ApiGateway", "5XXError"),
+            ("AWS/SQS", "ApproximateNumberOfMessagesVisible"), ("AgentsApi", "CodeExecutionsTimeout")} <= watched
+    every_error = {ref for a in found.values() for m in a.get("Metrics", []) if "MetricStat" in m
+                   and m["MetricStat"]["Metric"]["MetricName"] == "Errors" for ref in refs(m)}
+    assert set(FUNCTIONS) <= every_error
+    queues = {ref for a in found.values() if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"
+              for ref in refs(a["Dimensions"])}
+    assert queues == {"BatchDeadLetterQueue", "InboxDeadLetterQueue"}
+
+
+def test_the_timeout_alarm_watches_a_metric_the_code_emits() -> None:
+    from aws_lambda_powertools import Metrics
+
+    from agentsapi.adapters.powertools_telemetry import PowertoolsTelemetry
+
+    alarm = alarms()["SandboxTimeoutsAlarm"]
+    env = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    assert alarm["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"]
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
+    metrics = Metrics()
+    metrics.clear_metrics()
+    try:
+        PowertoolsTelemetry().code_execution("timeout", 30_000.0, 30_000.0)
+        assert alarm["MetricName"] in metrics.serialize_metric_set()
+    finally:
+        metrics.clear_metrics()
+
+
+def test_every_function_has_sample_events() -> None:
+    assert set(EVENTS) == set(FUNCTIONS)
+    for name, pattern in EVENTS.items():
+        assert list((ROOT / "events").glob(pattern)), f"{name}: no sample event matches events/{pattern}"
