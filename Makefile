@@ -55,12 +55,14 @@ test: setup
 	.venv-lint/bin/pip install -q -r requirements-lint.txt
 	touch $@
 
-# ruff, cfn-lint, and checkov (IaC security scan; every skipped check carries its reason in
-# template.yaml, under the resource's Metadata.checkov.skip). --skip-download: offline, no API key.
+# ruff, cfn-lint, checkov (IaC security scan; every skipped check carries its reason in
+# template.yaml, under the resource's Metadata.checkov.skip; --skip-download: offline, no API
+# key), and the SAM transform with a check of the roles it generates (tools/sam_check.py).
 lint: $(VENV)/.installed .venv-lint/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/cfn-lint template.yaml
 	.venv-lint/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
+	.venv-lint/bin/python tools/sam_check.py
 
 bench: setup
 	$(PY) benchmarks/api_turn.py

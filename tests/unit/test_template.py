@@ -27,8 +27,8 @@ EXPECTED_POLICIES = {
                                     "InvokeSandboxPolicy", "ModelSecretPolicy"},
     "BatchApiFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "SendBatchRequestsPolicy"},
     "BatchWorkerFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "SessionObjectsPolicy", "InvokeSandboxPolicy",
-                            "ModelSecretPolicy"},
-    "BatchDeadLetterFunction": {"TableReadWritePolicy", "FileObjectsPolicy"},
+                            "ModelSecretPolicy", "ConsumeBatchQueuePolicy"},
+    "BatchDeadLetterFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "ConsumeBatchDeadLettersPolicy"},
     "BatchInboxFunction": {"TableReadWritePolicy", "BatchInboxObjectsPolicy", "FileObjectsPolicy", "SendBatchRequestsPolicy"},
 }
 # Which sample events in events/ exercise which function.
@@ -233,6 +233,19 @@ def test_bucket_is_private_encrypted_tls_only_with_expiry_rules() -> None:
     assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     expiring = {rule.get("Prefix") for rule in bucket["LifecycleConfiguration"]["Rules"] if "ExpirationInDays" in rule}
     assert expiring == {"sessions/", "batch-inbox/"}
+
+
+def test_each_queue_is_consumed_by_its_own_function_with_a_policy_for_that_queue_only() -> None:
+    mappings = {refs(r["Properties"]["FunctionName"]).pop(): r["Properties"] for r in RESOURCES.values()
+                if r["Type"] == "AWS::Lambda::EventSourceMapping"}
+    assert {name: refs(m["EventSourceArn"]) for name, m in mappings.items()} == {
+        "BatchWorkerFunction": {"BatchQueue"}, "BatchDeadLetterFunction": {"BatchDeadLetterQueue"}}
+    assert mappings["BatchWorkerFunction"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    for policy, queue in (("ConsumeBatchQueuePolicy", "BatchQueue"), ("ConsumeBatchDeadLettersPolicy", "BatchDeadLetterQueue")):
+        [statement] = statements(policy)
+        assert refs(statement["Resource"]) == {queue}
+    # SAM SQS events would attach AWSLambdaSQSQueueExecutionRole (every queue in the account)
+    assert not any(e["Type"] == "SQS" for f in FUNCTIONS.values() for e in f["Properties"].get("Events", {}).values())
 
 
 def test_batch_queue_has_a_dead_letter_queue_and_outlives_the_worker() -> None:
