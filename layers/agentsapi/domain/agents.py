@@ -15,8 +15,7 @@ from ..models.agents import (
 )
 from ..models.common import new_id, now
 from ..store import Store
-
-MAX_PAGE_SIZE = 1000
+from .paging import offset_page
 
 
 class AgentService:
@@ -90,19 +89,8 @@ class AgentService:
         return [agent_response(head, v) for v in versions[page * page_size : (page + 1) * page_size]]
 
     def list_page(self, ws: str, page: int, page_size: int) -> list[dict[str, Any]]:
-        """Offset paging (``page``/``page_size``) over the token-paged listing."""
-        skip, token = page * page_size, None
-        collected: list[dict[str, Any]] = []
-        while True:
-            batch = self.store.list_agents(ws, min(MAX_PAGE_SIZE, skip + page_size - len(collected)), token)
-            for head in batch.items:
-                if skip:
-                    skip -= 1
-                    continue
-                collected.append(self._render_head(ws, head))
-            if len(collected) >= page_size or batch.next_token is None:
-                return collected[:page_size]
-            token = batch.next_token
+        heads = offset_page(lambda limit, token: self.store.list_agents(ws, limit, token), page, page_size)
+        return [self._render_head(ws, head) for head in heads]
 
     def list_tokens(self, ws: str, page_size: int, page_token: str | None) -> dict[str, Any]:
         batch = self.store.list_agents(ws, page_size, page_token)

@@ -24,8 +24,8 @@ from ..models.conversations import StartConversationRequest
 from .agents import AgentService
 from .conversations import ConversationService
 from .files import FileService
+from .paging import all_matching
 
-MAX_PAGE_SIZE = 1000
 INBOX_PREFIX = "batch-inbox"
 
 
@@ -107,21 +107,13 @@ class BatchService:
 
     def list(self, ws: str, page: int, page_size: int, status: list[str] | None, agent_id: str | None,
              model: str | None) -> dict[str, Any]:
-        skip, token, collected, total = page * page_size, None, [], 0
-        while True:
-            batch = self.store.list_jobs(ws, MAX_PAGE_SIZE, token)
-            for job in batch.items:
-                if (status and job.status not in status) or (agent_id and job.agent_id != agent_id) \
-                        or (model and job.model != model):
-                    continue
-                total += 1
-                if skip:
-                    skip -= 1
-                elif len(collected) < page_size:
-                    collected.append(job.to_api())
-            if batch.next_token is None:
-                return {"object": "list", "data": collected, "total": total}
-            token = batch.next_token
+        def keep(job: Any) -> bool:
+            return not ((status and job.status not in status) or (agent_id and job.agent_id != agent_id)
+                        or (model and job.model != model))
+
+        jobs = all_matching(lambda limit, token: self.store.list_jobs(ws, limit, token), keep)  # the API reports a total
+        shown = jobs[page * page_size:(page + 1) * page_size]
+        return {"object": "list", "data": [job.to_api() for job in shown], "total": len(jobs)}
 
     def cancel(self, ws: str, job_id: str) -> dict[str, Any]:
         job = self.store.get_job(ws, job_id)

@@ -40,9 +40,8 @@ from ..sandbox.port import SandboxFile
 from ..store import Store
 from .agents import AgentService
 from .files import FileService
+from .paging import offset_page
 from .runtime import Event, HandoffTarget, Persona, Runtime, ToolContext, Turn, pending_tool_calls
-
-MAX_PAGE_SIZE = 1000
 
 
 @dataclass
@@ -298,20 +297,9 @@ class ConversationService:
 
     # -- read side ----------------------------------------------------------------------------
     def list(self, ws: str, page: int, page_size: int, metadata: dict[str, Any] | None) -> list[dict[str, Any]]:
-        skip, token = page * page_size, None
-        collected: list[dict[str, Any]] = []
-        while True:
-            batch = self.store.list_conversations(ws, MAX_PAGE_SIZE if metadata else min(MAX_PAGE_SIZE, skip + page_size), token)
-            for conversation in batch.items:
-                if metadata and not _matches(conversation.metadata, metadata):
-                    continue
-                if skip:
-                    skip -= 1
-                    continue
-                collected.append(conversation.to_api())
-            if len(collected) >= page_size or batch.next_token is None:
-                return collected[:page_size]
-            token = batch.next_token
+        found = offset_page(lambda limit, token: self.store.list_conversations(ws, limit, token), page, page_size,
+                            keep=(lambda conversation: _matches(conversation.metadata, metadata)) if metadata else None)
+        return [conversation.to_api() for conversation in found]
 
     def get(self, ws: str, conversation_id: str) -> dict[str, Any]:
         return self._load(ws, conversation_id).to_api()

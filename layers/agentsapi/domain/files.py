@@ -11,8 +11,7 @@ from ..blobs import BlobStore, file_key
 from ..errors import InvalidRequest, NotFound, PayloadTooLarge
 from ..models.files import PURPOSES, FileRecord
 from ..store import Store
-
-MAX_PAGE_SIZE = 1000
+from .paging import offset_page
 
 
 class FileService:
@@ -62,19 +61,9 @@ class FileService:
         return {"url": self.blobs.signed_url(file_key(ws, file_id), expiry_hours * 3600, record.filename)}
 
     def list(self, ws: str, page: int, page_size: int, purpose: str | None) -> dict[str, Any]:
-        skip, token, collected = page * page_size, None, []
-        while True:
-            batch = self.store.list_files(ws, MAX_PAGE_SIZE, token)
-            for record in batch.items:
-                if purpose and record.purpose != purpose:  # type: ignore[union-attr]
-                    continue
-                if skip:
-                    skip -= 1
-                    continue
-                collected.append(record.to_api())  # type: ignore[union-attr]
-            if len(collected) >= page_size or batch.next_token is None:
-                return {"object": "list", "data": collected[:page_size], "total": None}
-            token = batch.next_token
+        records = offset_page(lambda limit, token: self.store.list_files(ws, limit, token), page, page_size,
+                              keep=(lambda record: record.purpose == purpose) if purpose else None)
+        return {"object": "list", "data": [record.to_api() for record in records], "total": None}
 
     def delete(self, ws: str, file_id: str) -> dict[str, Any]:
         self._record(ws, file_id)
