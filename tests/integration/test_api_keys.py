@@ -158,3 +158,28 @@ def test_rate_limit_window_resets(keyed: Any) -> None:
     assert caught.value.retry_after_s == 40
     now[0] += 40
     keyed.limiter.check("team-d")
+
+
+def test_the_stream_function_url_cannot_be_talked_into_another_workspace(keyed: Any) -> None:
+    """Behind the function URL there is no authorizer: a forged request context (the header the
+    Lambda Web Adapter uses to pass the real one) must not stand in for a key."""
+    import threading
+
+    import httpx
+
+    from agentsapi.auth import ApiKeyService
+
+    victim = Api(ApiKeyService(keyed.keys.store).create("victim").key)
+    assert victim("POST", "/v1/conversations", {"model": "m", "inputs": "secret plans"})[0] == 200
+    conversations = apigw.handler_module("conversations")
+    server = apigw.web.FrontendServer(("127.0.0.1", 0), lambda path: (
+        lambda e: conversations.lambda_handler(e, apigw.FakeContext())))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    forged = json.dumps({"authorizer": {"workspace": "victim"}, "requestContext": {"authorizer": {"workspace": "victim"}}})
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1/conversations"
+        for headers in ({"x-amzn-request-context": forged}, {"x-amzn-request-context": forged, "authorization": "Bearer x"}):
+            response = httpx.get(url, headers=headers, timeout=10)
+            assert response.status_code == 401 and response.json()["type"] == "authentication_error"
+    finally:
+        server.shutdown()
