@@ -160,6 +160,36 @@ def test_rate_limit_window_resets(keyed: Any) -> None:
     keyed.limiter.check("team-d")
 
 
+@pytest.fixture
+def front_end(keyed: Any) -> Iterator[str]:
+    """The HTTP front end over the real handlers (as `make serve` and the streaming function run it)."""
+    import threading
+
+    server = apigw.web.FrontendServer(("127.0.0.1", 0), lambda path: (
+        lambda event: apigw.invoke(apigw.function_for(path), event)) if apigw.function_for(path) else None)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_the_sdk_sees_401_for_a_bad_key_and_429_past_the_limit(keyed: Any, front_end: str) -> None:
+    from mistralai.client import Mistral
+
+    from agentsapi.auth import ApiKeyService
+
+    key = ApiKeyService(keyed.keys.store).create("team-sdk", rate_limit_per_minute=3).key
+    client = Mistral(api_key=key, server_url=front_end)
+    for _ in range(3):
+        client.beta.agents.list()
+    with pytest.raises(Exception) as limited:
+        client.beta.agents.list()
+    assert getattr(limited.value, "status_code", None) == 429
+    assert "3 requests per minute" in str(limited.value)
+    with pytest.raises(Exception) as refused:
+        Mistral(api_key="agk_not-a-key", server_url=front_end).beta.agents.list()
+    assert getattr(refused.value, "status_code", None) == 401
+
+
 def test_the_stream_function_url_cannot_be_talked_into_another_workspace(keyed: Any) -> None:
     """Behind the function URL there is no authorizer: a forged request context (the header the
     Lambda Web Adapter uses to pass the real one) must not stand in for a key."""
