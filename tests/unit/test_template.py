@@ -208,7 +208,7 @@ def test_api_requires_the_key_authorizer_on_every_route() -> None:
                                                      ("DEFAULT_5XX", None, "server_error")])
 def test_gateway_refusals_use_the_api_error_shape(kind: str, status: int | None, error_type: str) -> None:
     response = props("Api")["GatewayResponses"][kind]
-    assert response.get("StatusCode") == status
+    assert response.get("StatusCode") == (str(status) if status else None)
     body = json.loads(response["ResponseTemplates"]["application/json"]
                       .replace("$context.error.messageString", json.dumps("Forbidden")))
     assert body["object"] == "error" and body["type"] == error_type and isinstance(body["message"], str)
@@ -246,6 +246,16 @@ def test_each_queue_is_consumed_by_its_own_function_with_a_policy_for_that_queue
         assert refs(statement["Resource"]) == {queue}
     # SAM SQS events would attach AWSLambdaSQSQueueExecutionRole (every queue in the account)
     assert not any(e["Type"] == "SQS" for f in FUNCTIONS.values() for e in f["Properties"].get("Events", {}).values())
+
+
+def test_consumed_queues_hide_messages_longer_than_their_consumer_runs() -> None:
+    """Lambda refuses an SQS mapping whose queue's visibility timeout is below the function's timeout."""
+    default_timeout = TEMPLATE["Globals"]["Function"]["Timeout"]
+    for mapping in (r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"):
+        function = refs(mapping["FunctionName"]).pop()
+        queue = refs(mapping["EventSourceArn"]).pop()
+        timeout = props(function).get("Timeout", default_timeout)
+        assert props(queue).get("VisibilityTimeout", 30) >= 6 * timeout, (queue, function)
 
 
 def test_batch_queue_has_a_dead_letter_queue_and_outlives_the_worker() -> None:
