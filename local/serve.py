@@ -90,10 +90,12 @@ def main() -> None:
         provider += f"-compatible at {services.settings.llm_base_url}"
     keys = "any bearer token is accepted; each distinct token is its own workspace" if services.keys.open \
         else f"{len(services.keys.env_hashes)} API key(s) from API_KEYS, plus keys created in the table"
+    per_minute = services.settings.rate_limit_per_minute
+    limit = f"{per_minute} requests/minute per workspace" if per_minute else "none (RATE_LIMIT_PER_MINUTE)"
     print(f"""
 Agents & Conversations API listening on {url}
   storage: DynamoDB (moto, in memory)   model: {provider}   sandbox: {services.settings.sandbox_mode}
-  auth: {keys}
+  auth: {keys}   rate limit: {limit}
 
   from mistralai.client import Mistral
   client = Mistral(api_key="my-key", server_url="{url}")
