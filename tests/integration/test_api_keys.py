@@ -213,3 +213,46 @@ def test_the_stream_function_url_cannot_be_talked_into_another_workspace(keyed: 
             assert response.status_code == 401 and response.json()["type"] == "authentication_error"
     finally:
         server.shutdown()
+
+
+def test_concurrent_requests_on_one_front_end_keep_their_own_workspaces(services: Any) -> None:
+    """`make serve` handles requests on threads through the same module-level resolver: a request
+    arriving while another one's code runs must not inherit the first caller's workspace."""
+    import threading
+    import time
+
+    import httpx
+
+    from agentsapi.sandbox.port import ExecutionResult
+
+    class SlowSandbox:
+        def execute(self, request: Any) -> ExecutionResult:
+            time.sleep(1.0)
+            return ExecutionResult(status="ok")
+
+    services.conversations.runtime.sandbox = SlowSandbox()
+    server = apigw.web.FrontendServer(("127.0.0.1", 0), lambda path: (
+        lambda event: apigw.invoke(apigw.function_for(path), event)) if apigw.function_for(path) else None)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1/conversations"
+
+    def start(key: str, inputs: str) -> str:
+        response = httpx.post(url, headers={"Authorization": f"Bearer {key}"}, timeout=30,
+                              json={"model": "m", "inputs": inputs, "tools": [{"type": "code_interpreter"}]})
+        assert response.status_code == 200, response.text
+        return str(response.json()["conversation_id"])
+
+    try:
+        slow: dict[str, str] = {}
+        runner = threading.Thread(target=lambda: slow.setdefault("id", start("key-a", "```python\nwork()\n```")))
+        runner.start()
+        time.sleep(0.3)  # a's code is running now
+        fast = start("key-b", "hello")
+        runner.join()
+
+        def listed(key: str) -> list[str]:
+            return [c["id"] for c in httpx.get(url, headers={"Authorization": f"Bearer {key}"}, timeout=10).json()]
+
+        assert listed("key-a") == [slow["id"]] and listed("key-b") == [fast]
+    finally:
+        server.shutdown()

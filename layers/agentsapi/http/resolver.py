@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
+
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
@@ -12,9 +15,27 @@ from ..services import Services, get_services
 from .edge import error_response
 from .errors import validation_detail
 
+# The caller of the request being handled. A ContextVar, not the resolver's shared ``context``
+# dict: the local front end serves requests on concurrent threads through one module-level
+# resolver, and a shared dict would let one request see another's principal.
+_caller: ContextVar[Principal | None] = ContextVar("caller", default=None)
+
+
+def authenticate(app: APIGatewayRestResolver, next_middleware: Callable[[APIGatewayRestResolver], Response]) -> Response:
+    """Middleware on every route: who is calling (401 if nobody valid), counted once against the
+    workspace's rate limit (429), before the route parses anything."""
+    principal = principal_of(app)
+    services().limiter.check(principal.workspace, principal.rate_limit_per_minute)
+    token = _caller.set(principal)
+    try:
+        return next_middleware(app)
+    finally:
+        _caller.reset(token)  # a warm Lambda's next request starts with no caller
+
 
 def make_resolver(logger: Logger) -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(enable_validation=True)
+    app.use(middlewares=[authenticate])
 
     @app.exception_handler(ApiError)
     def _api_error(exc: ApiError) -> Response:
@@ -39,13 +60,10 @@ class _NoRoute(ApiError):
 
 
 def workspace(app: APIGatewayRestResolver) -> str:
-    """The caller's workspace, once per request: authenticated, then counted against its rate limit."""
-    known = app.context.get("principal")
-    if isinstance(known, Principal):
-        return known.workspace
-    principal = principal_of(app)
-    services().limiter.check(principal.workspace, principal.rate_limit_per_minute)
-    app.append_context(principal=principal)
+    """The workspace of the caller the ``authenticate`` middleware admitted for this request."""
+    principal = _caller.get()
+    if principal is None:
+        raise RuntimeError("workspace() called outside a request admitted by the authenticate middleware")
     return principal.workspace
 
 
