@@ -49,7 +49,8 @@ def _answer(result: TurnResult, stream: bool) -> Response[Any]:
 @tracer.capture_method(capture_response=False)
 def start_conversation() -> Response[Any]:
     request = _body(StartConversationRequest)
-    return _answer(services().conversations.start(workspace(app), request), _wants_stream(request))
+    stream = _wants_stream(request)  # read the request before the turn runs
+    return _answer(services().conversations.start(workspace(app), request), stream)
 
 
 @app.get("/v1/conversations")
@@ -66,16 +67,16 @@ def list_conversations() -> Response[Any]:
 @tracer.capture_method(capture_response=False)
 def append_conversation(conversation_id: str) -> Response[Any]:
     request = _body(AppendConversationRequest)
-    result = services().conversations.append(workspace(app), conversation_id, request)
-    return _answer(result, _wants_stream(request))
+    stream = _wants_stream(request)
+    return _answer(services().conversations.append(workspace(app), conversation_id, request), stream)
 
 
 @app.post("/v1/conversations/<conversation_id>/restart")
 @tracer.capture_method(capture_response=False)
 def restart_conversation(conversation_id: str) -> Response[Any]:
     request = _body(RestartConversationRequest)
-    result = services().conversations.restart(workspace(app), conversation_id, request)
-    return _answer(result, _wants_stream(request))
+    stream = _wants_stream(request)
+    return _answer(services().conversations.restart(workspace(app), conversation_id, request), stream)
 
 
 @app.get("/v1/conversations/<conversation_id>")
