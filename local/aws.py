@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,28 @@ import boto3
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+_MOTO_LOCK = threading.RLock()
+
+
+def serialize_moto() -> None:
+    """One DynamoDB call at a time through moto. Its in-process backend is not thread-safe (a
+    transaction deep-copies the table while another thread writes it), and the local front end
+    serves requests on threads; real DynamoDB is concurrent and atomic, so this only makes the
+    emulator behave, it hides nothing our code relies on. Idempotent."""
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    if getattr(BotocoreStubber.process_request, "serialized", False):
+        return
+    unlocked = BotocoreStubber.process_request
+
+    def process_request(self: Any, request: Any) -> Any:
+        if "dynamodb." not in str(getattr(request, "url", "")):
+            return unlocked(self, request)  # SQS long polls wait inside moto: never under the lock
+        with _MOTO_LOCK:
+            return unlocked(self, request)
+
+    process_request.serialized = True  # type: ignore[attr-defined]
+    BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -40,6 +63,7 @@ def table_arguments(table_name: str) -> dict[str, Any]:
 
 def fake_credentials() -> None:
     """moto needs credentials to exist; these never reach AWS."""
+    serialize_moto()  # every local or test use of moto starts here
     for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                        "AWS_SECURITY_TOKEN": "testing", "AWS_SESSION_TOKEN": "testing",
                        "AWS_DEFAULT_REGION": "us-east-1"}.items():

@@ -46,9 +46,10 @@ class Services:
 
 def build_sandbox(settings: Settings) -> Sandbox:
     if settings.sandbox_mode == "lambda":
-        from .adapters.lambda_sandbox import LambdaSandbox
+        from .adapters.lambda_sandbox import LambdaSandbox, invoke_config
 
-        return LambdaSandbox(boto3.client("lambda"), settings.sandbox_function_name)
+        return LambdaSandbox(boto3.client("lambda", config=invoke_config(settings.sandbox_timeout_s)),
+                             settings.sandbox_function_name)
     if settings.sandbox_mode == "local":
         from .adapters.local_sandbox import LocalSandbox, LocalSandboxConfig
 

@@ -77,7 +77,7 @@ class SandboxConfig:
         preload = os.environ.get("SANDBOX_PRELOAD")
         return cls(
             timeout_s=_env_float("SANDBOX_TIMEOUT_S", cls.timeout_s),
-            memory_mb=_env_int("SANDBOX_MEMORY_MB", cls.memory_mb),
+            memory_mb=_memory_mb(cls.memory_mb),
             max_output_bytes=_env_int("SANDBOX_MAX_OUTPUT_BYTES", cls.max_output_bytes),
             max_file_bytes=_env_int("SANDBOX_MAX_FILE_BYTES", cls.max_file_bytes),
             max_returned_files=_env_int("SANDBOX_MAX_RETURNED_FILES", cls.max_returned_files),
@@ -155,3 +155,13 @@ def parse_request(raw: object, config: SandboxConfig) -> ExecutionRequest:
                 raise BadRequest("session.state_b64 must be base64") from exc
     return ExecutionRequest(code=code, timeout_s=min(float(timeout), config.timeout_s), files=tuple(files),
                             session=session_raw is not None, state=state)
+
+
+def _memory_mb(default: int) -> int:
+    """The child's address-space cap. In Lambda: half the function's memory (the runner, the
+    zygote and the warm spare live in the rest), or SANDBOX_MEMORY_MB if that is lower."""
+    configured = _env_int("SANDBOX_MEMORY_MB", 0)
+    function_mb = _env_int("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0)
+    if function_mb:
+        return min(configured, function_mb // 2) if configured else function_mb // 2
+    return configured or default

@@ -256,3 +256,34 @@ def test_concurrent_requests_on_one_front_end_keep_their_own_workspaces(services
         assert listed("key-a") == [slow["id"]] and listed("key-b") == [fast]
     finally:
         server.shutdown()
+
+
+def test_many_concurrent_callers_each_write_only_their_own_workspace(services: Any) -> None:
+    """A stress version of the above: 8 callers, 15 concurrent creations each, on the threaded
+    front end. powertools keeps the current event on its class; the resolver keeps it per thread."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    server = apigw.web.FrontendServer(("127.0.0.1", 0), lambda path: (
+        lambda event: apigw.invoke(apigw.function_for(path), event)) if apigw.function_for(path) else None)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1/agents"
+    keys = [f"stress-key-{n}" for n in range(8)]
+
+    def create(job: tuple[str, int]) -> int:
+        key, n = job
+        return httpx.post(url, headers={"Authorization": f"Bearer {key}"}, timeout=30,
+                          json={"model": "m", "name": f"{key}/{n}"}).status_code
+
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(create, [(key, n) for n in range(15) for key in keys]))
+        assert statuses == [200] * len(statuses)
+        for key in keys:
+            names = [a["name"] for a in httpx.get(url, params={"page_size": 100}, timeout=10,
+                                                  headers={"Authorization": f"Bearer {key}"}).json()]
+            assert sorted(names) == sorted(f"{key}/{n}" for n in range(15)), key
+    finally:
+        server.shutdown()

@@ -72,3 +72,37 @@ def test_sandbox_handler_answers_bad_requests_without_running_anything() -> None
 
     assert handler.handle({"code": 42}, None) == {"status": "bad_request", "message": "code must be a string"}
     assert handler._runner is None  # nothing was started for it
+
+
+def test_lambda_invoke_is_never_retried_and_waits_past_the_deadline() -> None:
+    """boto3's defaults (60 s read timeout, retries) would run the same code twice: one attempt,
+    and a read timeout above the execution deadline."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from agentsapi.adapters.lambda_sandbox import invoke_config
+
+    calls: list[str] = []
+
+    class Overloaded(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - stdlib name
+            calls.append(self.path)
+            self.rfile.read(int(self.headers["content-length"]))
+            self.send_response(503)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"Type": "Service", "message": "busy"}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Overloaded)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = boto3.client("lambda", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x",
+                              endpoint_url=f"http://127.0.0.1:{server.server_address[1]}", config=invoke_config(30))
+        assert client.meta.config.read_timeout == 90
+        result = LambdaSandbox(client, "sandbox-fn").execute(ExecutionRequest(code="print(1)"))
+    finally:
+        server.shutdown()
+    assert result.status == "unavailable" and len(calls) == 1

@@ -64,3 +64,18 @@ def test_malformed_sandbox_responses_become_crashed() -> None:
     assert result_from_response({"status": "weird"}).status == "crashed"
     assert result_from_response({"status": "bad_request", "message": "code must be a string"}).status == "error"
     assert ExecutionResult.unavailable("no bwrap").code_output() == "[code execution is unavailable: no bwrap]\n"
+
+
+@pytest.mark.parametrize("function_mb,configured,expected", [
+    (None, None, 1024), (None, "600", 600),          # locally: SANDBOX_MEMORY_MB, else 1024
+    ("512", None, 256), ("4096", None, 2048),        # in Lambda: half the function's memory...
+    ("4096", "1024", 1024), ("1024", "4096", 512),   # ...or SANDBOX_MEMORY_MB when lower
+])
+def test_memory_cap_leaves_the_runner_room_in_lambda(monkeypatch: pytest.MonkeyPatch, function_mb: str | None,
+                                                     configured: str | None, expected: int) -> None:
+    for name, value in (("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", function_mb), ("SANDBOX_MEMORY_MB", configured)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert SandboxConfig.from_env().memory_mb == expected

@@ -5,11 +5,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..sandbox.port import ExecutionRequest, ExecutionResult, result_from_response
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous request/response limit
+# Headroom above the execution deadline for an image cold start (~10 s) and the runner's own
+# start-up, collection and sweep.
+INVOKE_HEADROOM_S = 60
+
+
+def invoke_config(execution_timeout_s: float) -> Config:
+    """boto3's defaults would cut the invoke at 60 s and retry it, running the same code again:
+    wait for the deadline plus headroom, and never retry an execution."""
+    return Config(read_timeout=int(execution_timeout_s) + INVOKE_HEADROOM_S, connect_timeout=5,
+                  retries={"total_max_attempts": 1, "mode": "standard"})
 
 
 class LambdaSandbox:

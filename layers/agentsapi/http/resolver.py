@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from contextvars import ContextVar
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -33,8 +35,49 @@ def authenticate(app: APIGatewayRestResolver, next_middleware: Callable[[APIGate
         _caller.reset(token)  # a warm Lambda's next request starts with no caller
 
 
+class PerThreadRestResolver(APIGatewayRestResolver):
+    """powertools keeps the current event, the Lambda context and the route context on the class,
+    which is right for Lambda (one request at a time per process). The local front end and the
+    streaming function's web app call the same handler from concurrent threads, so here they
+    live per thread: no request ever reads another's event, route or caller."""
+
+    _state = threading.local()
+
+    @property  # type: ignore[override]
+    def current_event(self) -> Any:
+        return self._state.event
+
+    @current_event.setter
+    def current_event(self, value: Any) -> None:
+        self._state.event = value
+
+    @property  # type: ignore[override]
+    def lambda_context(self) -> Any:
+        return getattr(self._state, "lambda_context", None)
+
+    @lambda_context.setter
+    def lambda_context(self, value: Any) -> None:
+        self._state.lambda_context = value
+
+    @property  # type: ignore[override]
+    def context(self) -> dict[str, Any]:
+        if not hasattr(self._state, "context"):
+            self._state.context = {}
+        return self._state.context  # type: ignore[no-any-return]
+
+    @context.setter
+    def context(self, value: dict[str, Any]) -> None:
+        self._state.context = value
+
+    def resolve(self, event: Any, context: Any) -> dict[str, Any]:
+        # The base class assigns the shared class attributes; the properties above shadow them.
+        self._state.event = self._to_proxy_event(dict(event))
+        self._state.lambda_context = context
+        return super().resolve(event, context)
+
+
 def make_resolver(logger: Logger) -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True)
+    app = PerThreadRestResolver(enable_validation=True)
     app.use(middlewares=[authenticate])
 
     @app.exception_handler(ApiError)
