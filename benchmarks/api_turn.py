@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "layers")]
 for key, value in {"POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_TRACE_DISABLED": "true",
                    "POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_SERVICE_NAME": "bench",
-                   "POWERTOOLS_METRICS_NAMESPACE": "bench", "TABLE_NAME": "bench", "SANDBOX_MODE": "disabled"}.items():
+                   "POWERTOOLS_METRICS_NAMESPACE": "bench", "TABLE_NAME": "bench", "SANDBOX_MODE": "disabled",
+                   "AUTH_MODE": "auto"}.items():
     os.environ.setdefault(key, value)
 
 from local.apigw import invoke, make_event  # noqa: E402

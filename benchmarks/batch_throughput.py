@@ -26,7 +26,7 @@ for key, value in {"POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_TRACE_DISA
                    "POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_SERVICE_NAME": "bench",
                    "POWERTOOLS_METRICS_NAMESPACE": "bench", "TABLE_NAME": "bench", "BUCKET_NAME": "bench",
                    "SANDBOX_MODE": "local", "SANDBOX_RUNNER_DIR": str(ROOT / "sandbox_image"),
-                   "SANDBOX_WORKERS": "2"}.items():
+                   "SANDBOX_WORKERS": "2", "AUTH_MODE": "auto"}.items():
     os.environ.setdefault(key, value)
 
 from local.apigw import invoke, make_event  # noqa: E402

@@ -25,6 +25,7 @@ from local.apigw import function_for, invoke, web  # noqa: E402
 def _defaults() -> None:
     """Embedded defaults for local use; anything already set in the environment wins."""
     os.environ.setdefault("SANDBOX_MODE", "local")
+    os.environ.setdefault("AUTH_MODE", "auto")  # a development server: any bearer token, unless API_KEYS
     os.environ.setdefault("SANDBOX_RUNNER_DIR", str(ROOT / "sandbox_image"))
     os.environ.setdefault("TABLE_NAME", "agents-api-local")
     os.environ.setdefault("BUCKET_NAME", "agents-api-local")

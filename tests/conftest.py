@@ -21,6 +21,7 @@ from local.aws import create_bucket, create_table, fake_credentials  # noqa: E40
 
 SANDBOX_PYTHON = os.environ.get("SANDBOX_PYTHON", "/opt/agents-sandbox/venv/bin/python")
 
+os.environ.setdefault("AUTH_MODE", "auto")  # tests name workspaces by any bearer token (the default is keys)
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")

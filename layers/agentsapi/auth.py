@@ -7,7 +7,8 @@ low-entropy secret to stretch, and a lookup must stay one GetItem.
 
 Modes (``AUTH_MODE``): ``keys`` accepts only keys found in the table or listed in ``API_KEYS``;
 ``open`` (local development) also accepts any other bearer token as its own workspace;
-``auto`` is ``open`` unless ``API_KEYS`` is set. Deployed stacks run with ``keys``.
+``auto`` is ``open`` unless ``API_KEYS`` is set. ``keys`` is the default (fail closed);
+``make serve`` and the tests choose ``auto``.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class Authenticator:
     """Bearer key -> Principal. Lookups are cached briefly: a revoked key stops working within
     ``cache_ttl_s`` (the API Gateway authorizer's own cache has the same TTL)."""
 
-    def __init__(self, env_keys: str | None, store: KeyStore | None, mode: str = "auto", cache_ttl_s: float = 60.0,
+    def __init__(self, env_keys: str | None, store: KeyStore | None, mode: str = "keys", cache_ttl_s: float = 60.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.env_hashes = {hash_key(k.strip()) for k in (env_keys or "").split(",") if k.strip()}
         self.open = mode == "open" or (mode == "auto" and not self.env_hashes)

@@ -68,8 +68,29 @@ def provider_secret(settings: Settings) -> str | None:
     from aws_lambda_powertools.utilities import parameters
 
     if reference.startswith("arn:") and ":secretsmanager:" in reference:
-        return str(parameters.get_secret(reference)).strip()
-    return str(parameters.get_parameter(reference, decrypt=True)).strip()
+        return api_key_from_secret(parameters.get_secret(reference))
+    return api_key_from_secret(parameters.get_parameter(reference, decrypt=True))
+
+
+SECRET_KEY_FIELDS = ("api_key", "apiKey", "key", "MISTRAL_API_KEY", "LLM_API_KEY")
+
+
+def api_key_from_secret(value: str | bytes | None) -> str:
+    """A plain-string secret is the key; a key/value secret (the Secrets Manager console's
+    default) holds it under one of SECRET_KEY_FIELDS, or as its only value."""
+    import json
+
+    text = (value.decode() if isinstance(value, bytes) else str(value or "")).strip()
+    if not text.startswith("{"):
+        return text
+    fields = json.loads(text)
+    for name in SECRET_KEY_FIELDS:
+        if isinstance(fields.get(name), str):
+            return str(fields[name]).strip()
+    values = [v for v in fields.values() if isinstance(v, str)]
+    if len(values) == 1:
+        return values[0].strip()
+    raise ValueError(f"the model key secret is JSON without one of {SECRET_KEY_FIELDS} (fields: {sorted(fields)})")
 
 
 def build_provider(settings: Settings) -> ModelProvider:

@@ -29,9 +29,10 @@ class Settings(BaseSettings):
         return self.session_ttl_days * 86400 if self.session_ttl_days else self.session_ttl_s
     # Keys live hashed in the table (cli/api_key.py). API_KEYS adds comma-separated keys from the
     # environment (local use). AUTH_MODE: keys = only those; open = any other bearer token is its
-    # own workspace too; auto = open unless API_KEYS is set. Deployed stacks set keys.
+    # own workspace too; auto = open unless API_KEYS is set. The default is keys (fail closed);
+    # `make serve` and the tests choose auto.
     api_keys: str | None = Field(None, alias="API_KEYS")
-    auth_mode: Literal["auto", "open", "keys"] = Field("auto", alias="AUTH_MODE")
+    auth_mode: Literal["auto", "open", "keys"] = Field("keys", alias="AUTH_MODE")  # fail closed
     auth_cache_ttl_s: float = Field(60.0, alias="AUTH_CACHE_TTL_S", ge=0)
     # Requests per minute per workspace (a key's own limit wins); 0 = unlimited.
     rate_limit_per_minute: int = Field(0, alias="RATE_LIMIT_PER_MINUTE", ge=0)

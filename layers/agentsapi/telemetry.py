@@ -20,6 +20,7 @@ def outcome_of(status: str) -> str:
 class Telemetry(Protocol):
     def code_execution(self, status: str, latency_ms: float, sandbox_ms: float) -> None: ...
     def model_call(self, model: str, prompt_tokens: int, completion_tokens: int, latency_ms: float) -> None: ...
+    def model_error(self, model: str, error_type: str, status: int) -> None: ...
 
 
 class NullTelemetry:
@@ -27,4 +28,7 @@ class NullTelemetry:
         return None
 
     def model_call(self, model: str, prompt_tokens: int, completion_tokens: int, latency_ms: float) -> None:
+        return None
+
+    def model_error(self, model: str, error_type: str, status: int) -> None:
         return None

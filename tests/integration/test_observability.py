@@ -72,3 +72,26 @@ def test_info_logs_never_hold_code_output_or_keys(services: Any, api: Any) -> No
     assert any(line["message"] == "model call" for line in lines)
     for secret in (CODE_MARKER, OUTPUT_MARKER, "agk_secret-key-0d3c"):
         assert secret not in text
+
+
+def test_a_failing_provider_is_counted_and_logged_without_its_text(services: Any, api: Any, metric_set: Any) -> None:
+    from agentsapi.providers.chat_http import ProviderError
+
+    class Down:
+        def stream(self, request: Any) -> Any:
+            raise ProviderError(f"upstream said: {OUTPUT_MARKER} (the prompt echoed back)", 503)
+            yield  # a generator, like the real providers
+
+    from agentsapi.models.conversations import StartConversationRequest
+
+    services.conversations.runtime.provider = Down()
+    with pytest.raises(ProviderError):
+        services.conversations.start("ws", StartConversationRequest.model_validate({"model": "m", "inputs": "hi"})).buffered()
+    assert metric_set()["ModelErrors"] in (1.0, [1.0])
+    module = apigw.handler_module("conversations")
+    with captured_logs(module.logger, level="INFO") as sink:
+        status, body, _ = api("POST", "/v1/conversations", {"model": "m", "inputs": "hello"})
+    assert status >= 500 and body["object"] == "error"
+    lines = [json.loads(line) for line in sink.getvalue().splitlines()]
+    assert {line["message"] for line in lines} >= {"model call failed", "request failed"}
+    assert OUTPUT_MARKER not in sink.getvalue()

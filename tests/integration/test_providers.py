@@ -217,6 +217,22 @@ def test_null_content_and_comment_lines_are_skipped(server: FakeChatServer) -> N
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "fine"
 
 
+@pytest.mark.parametrize("stored,key", [("sk-plain\n", "sk-plain"), (b"sk-binary", "sk-binary"),
+                                        ('{"api_key": "sk-json"}', "sk-json"), ('{"anything": "sk-only"}', "sk-only")])
+def test_secret_forms(stored: str | bytes, key: str) -> None:
+    from agentsapi.services import api_key_from_secret
+
+    assert api_key_from_secret(stored) == key
+
+
+def test_ambiguous_json_secret_is_refused_without_showing_values() -> None:
+    from agentsapi.services import api_key_from_secret
+
+    with pytest.raises(ValueError, match="fields: \\['a', 'b'\\]") as refused:
+        api_key_from_secret('{"a": "sk-one", "b": "sk-two"}')
+    assert "sk-one" not in str(refused.value)
+
+
 @pytest.mark.parametrize("where", ["secretsmanager", "ssm"])
 def test_provider_key_is_read_from_secrets_manager_or_ssm(aws: None, server: FakeChatServer, where: str,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:

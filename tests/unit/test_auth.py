@@ -31,14 +31,19 @@ class MemoryKeys:
 
 
 def test_open_mode_gives_each_token_its_own_workspace() -> None:
-    auth = Authenticator(None, None)
+    auth = Authenticator(None, None, mode="auto")
     assert auth.authenticate("Bearer a").workspace == workspace_of("a") != auth.authenticate("Bearer b").workspace
 
 
 @pytest.mark.parametrize("header", [None, "", "Bearer ", "Basic abc", "token"])
 def test_missing_or_malformed_header_is_refused(header: str | None) -> None:
     with pytest.raises(Unauthorized):
-        Authenticator(None, None).authenticate(header)
+        Authenticator(None, None, mode="auto").authenticate(header)
+
+
+def test_closed_by_default() -> None:
+    with pytest.raises(Unauthorized):
+        Authenticator(None, None).authenticate("Bearer anything")
 
 
 def test_env_keys_only_and_never_kept_in_clear() -> None:

@@ -7,6 +7,7 @@ ITEMS = list(range(25))  # newest first, served three at a time, as DynamoDB pag
 
 
 def fetch(limit: int, token: str | None) -> Page:
+    assert 1 <= limit <= 1000  # DynamoDB's Limit must be positive; a zero would loop forever
     start = int(token or 0)
     end = min(start + min(limit, 3), len(ITEMS))
     return Page(items=ITEMS[start:end], next_token=str(end) if end < len(ITEMS) else None)  # type: ignore[arg-type]

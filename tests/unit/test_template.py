@@ -116,11 +116,16 @@ def test_sandbox_network_has_no_way_out() -> None:
 def test_sandbox_role_can_only_write_its_own_logs() -> None:
     role = props("SandboxRole")
     assert "ManagedPolicyArns" not in role and "PermissionsBoundary" not in role
-    granted = [a for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"] for a in actions(s)]
+    statements_ = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+    granted = [a for s in statements_ if s["Effect"] == "Allow" for a in actions(s)]
     data_plane = [a for a in granted if not re.match(r"^(logs:(CreateLogStream|PutLogEvents)|ec2:\w+NetworkInterfaces?|"
                                                      r"ec2:(Assign|Unassign)PrivateIpAddresses)$", a)]
     assert data_plane == []
-    log_statement = next(s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"] if "logs:PutLogEvents" in actions(s))
+    # the network-interface actions are Lambda's, for attaching the function; code inside it may not use them
+    [deny] = [s for s in statements_ if s["Effect"] == "Deny"]
+    assert actions(deny) == ["ec2:*"]
+    assert "function:${AWS::StackName}-sandbox" in deny["Condition"]["ArnEquals"]["lambda:SourceFunctionArn"]["Fn::Sub"]
+    log_statement = next(s for s in statements_ if "logs:PutLogEvents" in actions(s))
     assert "/aws/lambda/${AWS::StackName}-sandbox:*" in log_statement["Resource"]["Fn::Sub"]
     attached = [name for name, r in RESOURCES.items() if r["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
                 and "SandboxRole" in refs(r["Properties"].get("Roles", []))]
@@ -198,8 +203,17 @@ def test_api_requires_the_key_authorizer_on_every_route() -> None:
             if event["Type"] == "Api":
                 assert refs(event["Properties"]["RestApiId"]) == {"Api"}, name
                 assert "Auth" not in event["Properties"], f"{name} must not opt out of the authorizer"
-    stream = props("ConversationsStreamFunction")
-    assert stream["Environment"]["Variables"]["AUTH_MODE"] == "keys"  # its own key check behind the function URL
+    assert props("Api")["OpenApiVersion"]  # else SAM adds a second stage, "Stage", outside throttling and alarms
+    assert authorizer["Identity"]["ReauthorizeEvery"] <= 60
+    for name in EXPECTED_POLICIES:
+        variables = props(name)["Environment"]["Variables"]
+        if "Api" in {e["Type"] for e in props(name).get("Events", {}).values()} or name in (
+                "AuthorizerFunction", "ConversationsStreamFunction"):
+            assert variables["AUTH_MODE"] == "keys", name  # never open, whatever the code's default
+    # API Gateway caches the authorizer's answer: a second cache would stretch a revoked key's life
+    assert props("AuthorizerFunction")["Environment"]["Variables"]["AUTH_CACHE_TTL_S"] == "0"
+    stream = props("ConversationsStreamFunction")  # behind its function URL: no API Gateway throttle
+    assert refs(stream["ReservedConcurrentExecutions"]) == {"StreamConcurrency"}
 
 
 @pytest.mark.parametrize("kind,status,error_type", [("UNAUTHORIZED", 401, "authentication_error"),
@@ -240,7 +254,11 @@ def test_each_queue_is_consumed_by_its_own_function_with_a_policy_for_that_queue
                 if r["Type"] == "AWS::Lambda::EventSourceMapping"}
     assert {name: refs(m["EventSourceArn"]) for name, m in mappings.items()} == {
         "BatchWorkerFunction": {"BatchQueue"}, "BatchDeadLetterFunction": {"BatchDeadLetterQueue"}}
-    assert mappings["BatchWorkerFunction"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    for mapping in mappings.values():
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    worker = mappings["BatchWorkerFunction"]
+    # pollers ignore reserved concurrency: they must be capped at it, or batches get throttled into the DLQ
+    assert refs(worker["ScalingConfig"]["MaximumConcurrency"]) == refs(props("BatchWorkerFunction")["ReservedConcurrentExecutions"])
     for policy, queue in (("ConsumeBatchQueuePolicy", "BatchQueue"), ("ConsumeBatchDeadLettersPolicy", "BatchDeadLetterQueue")):
         [statement] = statements(policy)
         assert refs(statement["Resource"]) == {queue}

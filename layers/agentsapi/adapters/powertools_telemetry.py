@@ -3,7 +3,8 @@ INFO log lines. Metric names, all with the ``service`` dimension only, so alarms
 
 - ``CodeExecutions`` and one of ``CodeExecutionsOk|Error|Timeout|Memory|Failed`` per execution,
 - ``CodeExecutionLatency`` (ms, as the API saw it, invoke included) and ``SandboxRunTime`` (ms),
-- ``ModelCalls``, ``PromptTokens``, ``CompletionTokens``, ``ModelLatency`` (ms).
+- ``ModelCalls``, ``PromptTokens``, ``CompletionTokens``, ``ModelLatency`` (ms, the whole
+  streamed answer), ``ModelErrors`` (the provider failed after its retries).
 
 Metrics instances share one buffer per process, which the function's ``@metrics.log_metrics``
 flushes at the end of the invocation (the streaming front end flushes after the stream).
@@ -39,3 +40,7 @@ class PowertoolsTelemetry:
         self.metrics.add_metric(name="ModelLatency", unit=MetricUnit.Milliseconds, value=latency_ms)
         self.logger.info("model call", extra={"model": model, "prompt_tokens": prompt_tokens,
                                               "completion_tokens": completion_tokens, "latency_ms": round(latency_ms, 1)})
+
+    def model_error(self, model: str, error_type: str, status: int) -> None:
+        self.metrics.add_metric(name="ModelErrors", unit=MetricUnit.Count, value=1)
+        self.logger.warning("model call failed", extra={"model": model, "error_type": error_type, "status": status})

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import ApiError
 from ..models.common import iso, new_id, now
 from ..models.conversations import Usage
 from ..models.entries import (
@@ -215,37 +216,41 @@ class Runtime:
             started_at = now()
             model_started = time.monotonic()
             tokens = [0, 0]
-            for delta in self.provider.stream(request):
-                if isinstance(delta, TextDelta) and delta.text:
-                    if text_id is None:
-                        text_id = new_id("msg_")
-                        shown, turn.unshown_files = turn.unshown_files, []
-                        for position, chunk in enumerate(shown):  # files first, as Mistral's answers show them
-                            yield _event("message.output.delta", id=text_id, output_index=len(turn.outputs),
-                                         content_index=position, content=chunk.model_dump(mode="json"),
-                                         model=persona.model, agent_id=persona.agent_id, role="assistant")
-                    text_parts.append(delta.text)
-                    yield _event("message.output.delta", id=text_id, output_index=len(turn.outputs),
-                                 content_index=len(shown), content=delta.text, model=persona.model,
-                                 agent_id=persona.agent_id, role="assistant")
-                elif isinstance(delta, ToolCallDelta):
-                    call = calls.setdefault(delta.index, {"id": "", "name": "", "arguments": "", "entry_id": ""})
-                    call["id"] = delta.id or call["id"]
-                    call["name"] = delta.name or call["name"]
-                    call["arguments"] += delta.arguments
-                    if call["name"] == CODE_INTERPRETER and not persona.needs_confirmation(CODE_INTERPRETER):
-                        index = len(turn.outputs) + sorted(calls).index(delta.index) + (1 if text_id else 0)
-                        if not call["entry_id"]:
-                            call["entry_id"] = new_id("tool_exec_")
-                            yield _event("tool.execution.started", id=call["entry_id"], output_index=index,
-                                         name=CODE_INTERPRETER, arguments="", model=persona.model,
-                                         agent_id=persona.agent_id)
-                        if delta.arguments:
-                            yield _event("tool.execution.delta", id=call["entry_id"], output_index=index,
-                                         name=CODE_INTERPRETER, arguments=delta.arguments)
-                elif isinstance(delta, UsageReport):
-                    turn.usage.add_model_call(delta.prompt_tokens, delta.completion_tokens)
-                    tokens = [tokens[0] + delta.prompt_tokens, tokens[1] + delta.completion_tokens]
+            try:
+                for delta in self.provider.stream(request):
+                    if isinstance(delta, TextDelta) and delta.text:
+                        if text_id is None:
+                            text_id = new_id("msg_")
+                            shown, turn.unshown_files = turn.unshown_files, []
+                            for position, chunk in enumerate(shown):  # files first, as Mistral's answers show them
+                                yield _event("message.output.delta", id=text_id, output_index=len(turn.outputs),
+                                             content_index=position, content=chunk.model_dump(mode="json"),
+                                             model=persona.model, agent_id=persona.agent_id, role="assistant")
+                        text_parts.append(delta.text)
+                        yield _event("message.output.delta", id=text_id, output_index=len(turn.outputs),
+                                     content_index=len(shown), content=delta.text, model=persona.model,
+                                     agent_id=persona.agent_id, role="assistant")
+                    elif isinstance(delta, ToolCallDelta):
+                        call = calls.setdefault(delta.index, {"id": "", "name": "", "arguments": "", "entry_id": ""})
+                        call["id"] = delta.id or call["id"]
+                        call["name"] = delta.name or call["name"]
+                        call["arguments"] += delta.arguments
+                        if call["name"] == CODE_INTERPRETER and not persona.needs_confirmation(CODE_INTERPRETER):
+                            index = len(turn.outputs) + sorted(calls).index(delta.index) + (1 if text_id else 0)
+                            if not call["entry_id"]:
+                                call["entry_id"] = new_id("tool_exec_")
+                                yield _event("tool.execution.started", id=call["entry_id"], output_index=index,
+                                             name=CODE_INTERPRETER, arguments="", model=persona.model,
+                                             agent_id=persona.agent_id)
+                            if delta.arguments:
+                                yield _event("tool.execution.delta", id=call["entry_id"], output_index=index,
+                                             name=CODE_INTERPRETER, arguments=delta.arguments)
+                    elif isinstance(delta, UsageReport):
+                        turn.usage.add_model_call(delta.prompt_tokens, delta.completion_tokens)
+                        tokens = [tokens[0] + delta.prompt_tokens, tokens[1] + delta.completion_tokens]
+            except ApiError as exc:
+                self.telemetry.model_error(persona.model, type(exc).__name__, exc.status)
+                raise
             self.telemetry.model_call(persona.model, tokens[0], tokens[1], (time.monotonic() - model_started) * 1000)
             if text_id is not None:
                 text = "".join(text_parts)

@@ -83,7 +83,9 @@ def make_resolver(logger: Logger) -> APIGatewayRestResolver:
     @app.exception_handler(ApiError)
     def _api_error(exc: ApiError) -> Response:
         if exc.status >= 500:
-            logger.exception("request failed")
+            # The type and status only: a provider's error text can echo the prompt or tool output.
+            logger.error("request failed", extra={"error_type": type(exc).__name__, "status": exc.status,
+                                                  "param": exc.param})
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
