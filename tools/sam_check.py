@@ -11,12 +11,14 @@ Run by `make lint` in the lint virtualenv (aws-sam-translator pins its own pydan
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+logging.getLogger("samtranslator").setLevel(logging.ERROR)  # its feature-toggle chatter
 
 from samtranslator.translator.transform import transform  # noqa: E402
 from samtranslator.yaml_helper import yaml_parse  # noqa: E402
