@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from ..models.batch import BatchItem, BatchJob
 from ..store import Page
-from .dynamodb_store import HEAD, _decode_token, _encode_token, _n, _s
+from .dynamodb_store import HEAD, _decode_token, _encode_token, _n, _s, query_all
 
 COUNTERS = ("total_requests", "completed_requests", "succeeded_requests", "failed_requests")
 MUTABLE = ("status", "started_at", "completed_at", "output_file", "error_file")
@@ -100,16 +100,10 @@ class DynamoDBBatchStore:
         return BatchItem.model_validate_json(item["data"]["S"]) if item else None
 
     def items(self, ws: str, job_id: str) -> list[BatchItem]:
-        found: list[BatchItem] = []
-        kwargs: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True,
-                                  "KeyConditionExpression": "PK = :pk AND begins_with(SK, :r)",
-                                  "ExpressionAttributeValues": {":pk": _s(batch_pk(ws, job_id)), ":r": _s("R#")}}
-        while True:
-            response = self.client.query(**kwargs)
-            found += [BatchItem.model_validate_json(i["data"]["S"]) for i in response.get("Items", [])]
-            if "LastEvaluatedKey" not in response:
-                return found
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        found = query_all(self.client, TableName=self.table, ConsistentRead=True,
+                          KeyConditionExpression="PK = :pk AND begins_with(SK, :r)",
+                          ExpressionAttributeValues={":pk": _s(batch_pk(ws, job_id)), ":r": _s("R#")})
+        return [BatchItem.model_validate_json(item["data"]["S"]) for item in found]
 
     def claim(self, ws: str, job_id: str, index: int, now: int, lease_until: int) -> bool:
         """pending → running, or take over a running claim whose lease expired (its worker died)."""

@@ -15,6 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ..models.api_keys import ApiKeyRecord
+from .dynamodb_store import query_all
 
 KEY_SK = "KEY"
 KEYS_INDEX_PK = "APIKEYS"
@@ -42,15 +43,8 @@ class DynamoDBKeyStore:
         })
 
     def _items(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"TableName": self.table, "IndexName": "GSI1", "KeyConditionExpression": "GSI1PK = :pk",
-                                  "ExpressionAttributeValues": {":pk": {"S": KEYS_INDEX_PK}}}
-        while True:
-            page = self.client.query(**kwargs)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return query_all(self.client, TableName=self.table, IndexName="GSI1", KeyConditionExpression="GSI1PK = :pk",
+                         ExpressionAttributeValues={":pk": {"S": KEYS_INDEX_PK}})
 
     def list_keys(self) -> list[ApiKeyRecord]:
         return [ApiKeyRecord.model_validate_json(item["data"]["S"]) for item in self._items()]

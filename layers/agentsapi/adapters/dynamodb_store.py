@@ -53,6 +53,11 @@ def entry_sk(sequence: int) -> str:
     return f"E#{sequence:06d}"
 
 
+def query_all(client: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every item a Query matches, following LastEvaluatedKey (boto3's paginator)."""
+    return [item for page in client.get_paginator("query").paginate(**kwargs) for item in page.get("Items", [])]
+
+
 def _s(value: str) -> dict[str, str]:
     return {"S": value}
 
@@ -77,7 +82,6 @@ class DynamoDBStore:
         return response.get("Item")
 
     def _query_all(self, pk: str, prefix: str, keys_only: bool = False) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "PK = :pk",
@@ -89,12 +93,7 @@ class DynamoDBStore:
             kwargs["ExpressionAttributeValues"][":prefix"] = _s(prefix)
         if keys_only:
             kwargs["ProjectionExpression"] = "PK, SK"
-        while True:
-            response = self.client.query(**kwargs)
-            items.extend(response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return items
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return query_all(self.client, **kwargs)
 
     def _transact(self, actions: list[dict[str, Any]], conflict_message: str) -> None:
         try:
