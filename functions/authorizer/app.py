@@ -33,9 +33,9 @@ metrics = Metrics()
 
 @lru_cache(maxsize=1)
 def authenticator() -> Authenticator:
+    """Only the key check: the authorizer imports and builds none of the API's other services."""
     settings = get_settings()
-    return Authenticator(settings.api_keys, DynamoDBKeyStore(boto3.client("dynamodb"), settings.table_name),
-                         mode=settings.auth_mode, cache_ttl_s=settings.auth_cache_ttl_s)
+    return Authenticator.from_settings(settings, DynamoDBKeyStore(boto3.client("dynamodb"), settings.table_name))
 
 
 @logger.inject_lambda_context(log_event=False)

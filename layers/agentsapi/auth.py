@@ -21,10 +21,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import InvalidRequest, Unauthorized
 from .models.api_keys import ApiKeyRecord
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 KEY_PREFIX = "agk_"
 WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -74,6 +77,11 @@ class Authenticator:
         self.clock = clock
         self._cache: dict[str, tuple[float, ApiKeyRecord | None]] = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, store: KeyStore) -> Authenticator:
+        """As the API functions and the API Gateway authorizer both configure it."""
+        return cls(settings.api_keys, store, mode=settings.auth_mode, cache_ttl_s=settings.auth_cache_ttl_s)
 
     def authenticate(self, authorization: str | None) -> Principal:
         token = bearer_token(authorization)

@@ -123,8 +123,7 @@ def build_services(settings: Settings, sandbox: Sandbox | None = None) -> Servic
     queue = SqsQueue(boto3.client("sqs"), settings.batch_queue_url or "")
     batch = BatchService(DynamoDBBatchStore(store.client, settings.table_name), queue, files, conversations, agents,
                          blobs=blobs, lease_s=settings.batch_lease_s, max_receives=settings.batch_max_receives)
-    keys = Authenticator(settings.api_keys, DynamoDBKeyStore(store.client, settings.table_name),
-                         mode=settings.auth_mode, cache_ttl_s=settings.auth_cache_ttl_s)
+    keys = Authenticator.from_settings(settings, DynamoDBKeyStore(store.client, settings.table_name))
     limiter = RateLimiter(store.client, settings.table_name, settings.rate_limit_per_minute)
     return Services(settings, keys, limiter, store, agents, conversations, sandbox, files, batch)
 
