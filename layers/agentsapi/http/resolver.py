@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -17,22 +16,15 @@ from ..services import Services, get_services
 from .edge import error_response
 from .errors import validation_detail
 
-# The caller of the request being handled. A ContextVar, not the resolver's shared ``context``
-# dict: the local front end serves requests on concurrent threads through one module-level
-# resolver, and a shared dict would let one request see another's principal.
-_caller: ContextVar[Principal | None] = ContextVar("caller", default=None)
-
 
 def authenticate(app: APIGatewayRestResolver, next_middleware: Callable[[APIGatewayRestResolver], Response]) -> Response:
     """Middleware on every route: who is calling (401 if nobody valid), counted once against the
-    workspace's rate limit (429), before the route parses anything."""
+    workspace's rate limit (429), before the route parses anything. The caller is kept in the
+    request's context, which is per thread (PerThreadRestResolver) and cleared after each request."""
     principal = principal_of(app)
     services().limiter.check(principal.workspace, principal.rate_limit_per_minute)
-    token = _caller.set(principal)
-    try:
-        return next_middleware(app)
-    finally:
-        _caller.reset(token)  # a warm Lambda's next request starts with no caller
+    app.append_context(caller=principal)
+    return next_middleware(app)
 
 
 class PerThreadRestResolver(APIGatewayRestResolver):
@@ -71,7 +63,7 @@ class PerThreadRestResolver(APIGatewayRestResolver):
 
     def resolve(self, event: Any, context: Any) -> dict[str, Any]:
         # The base class assigns the shared class attributes; the properties above shadow them.
-        self._state.event = self._to_proxy_event(dict(event))
+        self._state.event = self._to_proxy_event(event)
         self._state.lambda_context = context
         return super().resolve(event, context)
 
@@ -106,8 +98,8 @@ class _NoRoute(ApiError):
 
 def workspace(app: APIGatewayRestResolver) -> str:
     """The workspace of the caller the ``authenticate`` middleware admitted for this request."""
-    principal = _caller.get()
-    if principal is None:
+    principal = app.context.get("caller")
+    if not isinstance(principal, Principal):
         raise RuntimeError("workspace() called outside a request admitted by the authenticate middleware")
     return principal.workspace
 
