@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "layers"))
 
-from local.apigw import function_for, invoke, make_event  # noqa: E402
+from local.apigw import function_for, invoke, make_event, web  # noqa: E402
 from local.aws import create_bucket, create_table, fake_credentials  # noqa: E402
 
 SANDBOX_PYTHON = os.environ.get("SANDBOX_PYTHON", "/opt/agents-sandbox/venv/bin/python")
@@ -142,3 +142,24 @@ def captured_logs(*loggers: Any, level: str = "INFO") -> Iterator[io.StringIO]:
             logger.setLevel(old_level)
         for child, child_level in child_levels:
             child.setLevel(child_level)
+
+
+@contextmanager
+def front_end(*functions: str) -> Iterator[str]:
+    """The local HTTP front end (functions/conversations/web.py) over the real handlers, on a free
+    port: every function as `make serve` routes them, or only ``functions`` (("conversations",) is
+    the streaming function). Yields its base URL."""
+    import threading
+
+    def route(path: str) -> Any:
+        function = function_for(path)
+        if function is None or (functions and function not in functions):
+            return None
+        return lambda event: invoke(function, event)
+
+    server = web.FrontendServer(("127.0.0.1", 0), route)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()

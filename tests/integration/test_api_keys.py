@@ -19,7 +19,7 @@ from agentsapi.services import build_services, use_services
 from agentsapi.settings import Settings, get_settings
 from cli import api_key
 from local import apigw
-from tests.conftest import Api, captured_logs
+from tests.conftest import Api, captured_logs, front_end
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
@@ -161,24 +161,18 @@ def test_rate_limit_window_resets(keyed: Any) -> None:
 
 
 @pytest.fixture
-def front_end(keyed: Any) -> Iterator[str]:
-    """The HTTP front end over the real handlers (as `make serve` and the streaming function run it)."""
-    import threading
-
-    server = apigw.web.FrontendServer(("127.0.0.1", 0), lambda path: (
-        lambda event: apigw.invoke(apigw.function_for(path), event)) if apigw.function_for(path) else None)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+def served(keyed: Any) -> Iterator[str]:
+    with front_end() as url:
+        yield url
 
 
-def test_the_sdk_sees_401_for_a_bad_key_and_429_past_the_limit(keyed: Any, front_end: str) -> None:
+def test_the_sdk_sees_401_for_a_bad_key_and_429_past_the_limit(keyed: Any, served: str) -> None:
     from mistralai.client import Mistral
 
     from agentsapi.auth import ApiKeyService
 
     key = ApiKeyService(keyed.keys.store).create("team-sdk", rate_limit_per_minute=3).key
-    client = Mistral(api_key=key, server_url=front_end)
+    client = Mistral(api_key=key, server_url=served)
     for _ in range(3):
         client.beta.agents.list()
     with pytest.raises(Exception) as limited:
@@ -186,33 +180,24 @@ def test_the_sdk_sees_401_for_a_bad_key_and_429_past_the_limit(keyed: Any, front
     assert getattr(limited.value, "status_code", None) == 429
     assert "3 requests per minute" in str(limited.value)
     with pytest.raises(Exception) as refused:
-        Mistral(api_key="agk_not-a-key", server_url=front_end).beta.agents.list()
+        Mistral(api_key="agk_not-a-key", server_url=served).beta.agents.list()
     assert getattr(refused.value, "status_code", None) == 401
 
 
 def test_the_stream_function_url_cannot_be_talked_into_another_workspace(keyed: Any) -> None:
     """Behind the function URL there is no authorizer: a forged request context (the header the
     Lambda Web Adapter uses to pass the real one) must not stand in for a key."""
-    import threading
-
     import httpx
 
     from agentsapi.auth import ApiKeyService
 
     victim = Api(ApiKeyService(keyed.keys.store).create("victim").key)
     assert victim("POST", "/v1/conversations", {"model": "m", "inputs": "secret plans"})[0] == 200
-    conversations = apigw.handler_module("conversations")
-    server = apigw.web.FrontendServer(("127.0.0.1", 0), lambda path: (
-        lambda e: conversations.lambda_handler(e, apigw.FakeContext())))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     forged = json.dumps({"authorizer": {"workspace": "victim"}, "requestContext": {"authorizer": {"workspace": "victim"}}})
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/v1/conversations"
+    with front_end("conversations") as base:
         for headers in ({"x-amzn-request-context": forged}, {"x-amzn-request-context": forged, "authorization": "Bearer x"}):
-            response = httpx.get(url, headers=headers, timeout=10)
+            response = httpx.get(f"{base}/v1/conversations", headers=headers, timeout=10)
             assert response.status_code == 401 and response.json()["type"] == "authentication_error"
-    finally:
-        server.shutdown()
 
 
 def test_concurrent_requests_on_one_front_end_keep_their_own_workspaces(services: Any) -> None:
@@ -231,53 +216,43 @@ def test_concurrent_requests_on_one_front_end_keep_their_own_workspaces(services
             return ExecutionResult(status="ok")
 
     services.conversations.runtime.sandbox = SlowSandbox()
-    server = apigw.web.FrontendServer(("127.0.0.1", 0), lambda path: (
-        lambda event: apigw.invoke(apigw.function_for(path), event)) if apigw.function_for(path) else None)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/v1/conversations"
+    with front_end() as base:
+        url = f"{base}/v1/conversations"
 
-    def start(key: str, inputs: str) -> str:
-        response = httpx.post(url, headers={"Authorization": f"Bearer {key}"}, timeout=30,
-                              json={"model": "m", "inputs": inputs, "tools": [{"type": "code_interpreter"}]})
-        assert response.status_code == 200, response.text
-        return str(response.json()["conversation_id"])
+        def start(key: str, inputs: str) -> str:
+            response = httpx.post(url, headers={"Authorization": f"Bearer {key}"}, timeout=30,
+                                  json={"model": "m", "inputs": inputs, "tools": [{"type": "code_interpreter"}]})
+            assert response.status_code == 200, response.text
+            return str(response.json()["conversation_id"])
 
-    try:
+        def listed(key: str) -> list[str]:
+            return [c["id"] for c in httpx.get(url, headers={"Authorization": f"Bearer {key}"}, timeout=10).json()]
+
         slow: dict[str, str] = {}
         runner = threading.Thread(target=lambda: slow.setdefault("id", start("key-a", "```python\nwork()\n```")))
         runner.start()
         time.sleep(0.3)  # a's code is running now
         fast = start("key-b", "hello")
         runner.join()
-
-        def listed(key: str) -> list[str]:
-            return [c["id"] for c in httpx.get(url, headers={"Authorization": f"Bearer {key}"}, timeout=10).json()]
-
         assert listed("key-a") == [slow["id"]] and listed("key-b") == [fast]
-    finally:
-        server.shutdown()
 
 
 def test_many_concurrent_callers_each_write_only_their_own_workspace(services: Any) -> None:
     """A stress version of the above: 8 callers, 15 concurrent creations each, on the threaded
     front end. powertools keeps the current event on its class; the resolver keeps it per thread."""
-    import threading
     from concurrent.futures import ThreadPoolExecutor
 
     import httpx
 
-    server = apigw.web.FrontendServer(("127.0.0.1", 0), lambda path: (
-        lambda event: apigw.invoke(apigw.function_for(path), event)) if apigw.function_for(path) else None)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/v1/agents"
     keys = [f"stress-key-{n}" for n in range(8)]
+    with front_end() as base:
+        url = f"{base}/v1/agents"
 
-    def create(job: tuple[str, int]) -> int:
-        key, n = job
-        return httpx.post(url, headers={"Authorization": f"Bearer {key}"}, timeout=30,
-                          json={"model": "m", "name": f"{key}/{n}"}).status_code
+        def create(job: tuple[str, int]) -> int:
+            key, n = job
+            return httpx.post(url, headers={"Authorization": f"Bearer {key}"}, timeout=30,
+                              json={"model": "m", "name": f"{key}/{n}"}).status_code
 
-    try:
         with ThreadPoolExecutor(16) as pool:
             statuses = list(pool.map(create, [(key, n) for n in range(15) for key in keys]))
         assert statuses == [200] * len(statuses)
@@ -285,5 +260,3 @@ def test_many_concurrent_callers_each_write_only_their_own_workspace(services: A
             names = [a["name"] for a in httpx.get(url, params={"page_size": 100}, timeout=10,
                                                   headers={"Authorization": f"Bearer {key}"}).json()]
             assert sorted(names) == sorted(f"{key}/{n}" for n in range(15)), key
-    finally:
-        server.shutdown()

@@ -126,21 +126,14 @@ def test_batch_events_end_to_end(services: Any) -> None:
 def test_function_url_event_streams_through_the_web_app(services: Any) -> None:
     """ConversationsStreamFunction: the Lambda Web Adapter replays the function URL event as an
     HTTP request to functions/conversations/web.py; so does this test."""
-    import threading
-
     import httpx
 
+    from tests.conftest import front_end
+
     event = json.loads((EVENTS / "conversations_stream" / "start_conversation_stream.json").read_text())
-    conversations = apigw.handler_module("conversations")
-    server = apigw.web.FrontendServer(("127.0.0.1", 0), lambda path: (
-        lambda e: conversations.lambda_handler(e, apigw.FakeContext())) if path.startswith("/v1/conversations") else None)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}{event['rawPath']}"
-        response = httpx.request(event["requestContext"]["http"]["method"], url, headers=event["headers"],
-                                 content=event["body"], timeout=30)
-    finally:
-        server.shutdown()
+    with front_end("conversations") as base:
+        response = httpx.request(event["requestContext"]["http"]["method"], f"{base}{event['rawPath']}",
+                                 headers=event["headers"], content=event["body"], timeout=30)
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
     kinds = [line.removeprefix("event: ") for line in response.text.splitlines() if line.startswith("event: ")]
     assert kinds[0] == "conversation.response.started" and kinds[-1] == "conversation.response.done"

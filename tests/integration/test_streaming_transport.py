@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +11,8 @@ import httpx
 import pytest
 
 from agentsapi.sandbox.port import ExecutionResult, OutputRun
-from local.apigw import ROOT, handler_module, web
+from local.apigw import ROOT
+from tests.conftest import front_end
 
 
 class SlowSandbox:
@@ -24,17 +24,8 @@ class SlowSandbox:
 @pytest.fixture
 def stream_url(services: Any) -> Iterator[str]:
     services.conversations.runtime.sandbox = SlowSandbox()
-    conversations = handler_module("conversations")
-
-    def route(path: str) -> Any:
-        if path.startswith("/v1/conversations"):
-            return lambda event: conversations.lambda_handler(event, web.LambdaContextStub())
-        return None
-
-    server = web.FrontendServer(("127.0.0.1", 0), route)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with front_end("conversations") as url:  # what the streaming function serves
+        yield url
 
 
 def test_events_arrive_while_the_code_runs(stream_url: str) -> None:
