@@ -37,6 +37,21 @@ class RateLimited(ApiError):
         return {"Retry-After": str(self.retry_after_s)}
 
 
+class ServiceUnavailable(ApiError):
+    """A shared resource (e.g. every sandbox worker) stayed busy past its wait deadline; come back later."""
+
+    status = 503
+    error_type = "service_unavailable"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
 class NotFound(ApiError):
     status = 404
     error_type = "invalid_request_error"
