@@ -56,6 +56,7 @@ def build_sandbox(settings: Settings) -> Sandbox:
         return LocalSandbox(LocalSandboxConfig(
             python=settings.sandbox_python, runner_dir=settings.sandbox_runner_dir, workers=settings.sandbox_workers,
             timeout_s=settings.sandbox_timeout_s, memory_mb=settings.sandbox_memory_mb,
+            wait_s=settings.sandbox_wait_s,
         ))
     return DisabledSandbox()
 

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     sandbox_workers: int = Field(2, alias="SANDBOX_WORKERS", ge=1, le=16)
     sandbox_timeout_s: float = Field(30.0, alias="SANDBOX_TIMEOUT_S", gt=0, le=600)
     sandbox_memory_mb: int = Field(1024, alias="SANDBOX_MEMORY_MB", ge=128)
+    # Locally: how long a turn waits for a free sandbox worker before a 503 with Retry-After.
+    sandbox_wait_s: float = Field(10.0, alias="SANDBOX_WAIT_S", gt=0, le=600)
 
 
 @lru_cache(maxsize=1)

@@ -20,6 +20,7 @@ from typing import Any
 
 from . import cell, frames, seccomp, session, warmup
 
+REQUEST_FILE = ".request.json"  # written by the runner, O_EXCL, in the execution's own dir
 RAW_FD = 1  # stdout and stderr of subprocesses and C code
 CHANNEL_FD = 3  # framed Python-level output and the result
 
@@ -116,13 +117,39 @@ def _reseed() -> None:
         numpy.random.seed()
 
 
-def prepare(seccomp_ok: bool, loaded: list[str]) -> None:
-    """Everything that does not depend on the request, done while the spare waits for one."""
+def prepare(seccomp_ok: bool, loaded: list[str], protected: set[int], groups: set[int]) -> None:
+    """Everything that does not depend on the request, done while the spare waits for one.
+
+    ``protected``/``groups``: the processes (and their groups) that outlive the execution; the
+    filter refuses signals, rlimits, priority and affinity calls aimed at them.
+    """
     os.setsid()  # own session and process group: the runner kills the group as one
     warmup.run(loaded)
     if seccomp_ok:
-        seccomp.install()
+        seccomp.install(protected, groups)
     _reseed()
+
+
+def _take_request(workdir: str) -> dict[str, Any]:
+    """The runner's request file (code, env, limits), read and removed before user code runs."""
+    path = os.path.join(workdir, REQUEST_FILE)
+    with open(path, "rb") as handle:
+        request = json.loads(handle.read())
+    os.unlink(path)
+    return request
+
+
+def _restore_session(namespace: dict[str, Any], workdir: str) -> tuple[list[str], list[list[Any]]]:
+    """Load the state the runner left, then wipe its raw bytes: nothing user code can reach (by
+    frame inspection or by scanning freed memory) holds the blob afterwards."""
+    with open(session.IN_FILE, "rb") as handle:
+        blob = bytearray(handle.read())
+    os.unlink(session.IN_FILE)
+    try:
+        return session.restore(blob, namespace, workdir)
+    finally:
+        blob[:] = bytes(len(blob))
+        del blob
 
 
 def run(request: dict[str, Any], raw_w: int, chan_w: int) -> None:
@@ -130,6 +157,7 @@ def run(request: dict[str, Any], raw_w: int, chan_w: int) -> None:
     status = 70
     try:
         _redirect_fds(raw_w, chan_w)
+        request = {**request, **_take_request(request["workdir"])}
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["workdir"])
@@ -142,10 +170,7 @@ def run(request: dict[str, Any], raw_w: int, chan_w: int) -> None:
         restored: list[list[Any]] = []
         carry = request.get("session")
         if carry is not None and os.path.exists(session.IN_FILE):
-            with open(session.IN_FILE, "rb") as handle:
-                blob = handle.read()
-            os.unlink(session.IN_FILE)
-            session_notes, restored = session.restore(blob, namespace, request["workdir"])
+            session_notes, restored = _restore_session(namespace, request["workdir"])
         began = time.perf_counter()
         outcome = cell.run_cell(request["code"], namespace)
         ran = time.perf_counter()

@@ -47,13 +47,19 @@ def handle(event: Any, remaining_s: float | None) -> dict[str, Any]:
     except SandboxStartError as exc:
         return {"status": "crashed", "message": str(exc), "outputs": [], "notes": [str(exc)]}
     deadline = None if remaining_s is None else remaining_s - DEADLINE_MARGIN_S
+    global _exit_after_response
     try:
         return runner.execute(request, deadline_s=deadline)
+    except BadRequest as exc:
+        return {"status": "bad_request", "message": str(exc)}
     except SandboxTainted as tainted:
-        # Something of the user's survived every kill: answer, then let the host reset us.
-        global _exit_after_response
+        # Something of the user's survived every kill or wipe: answer, then let the host reset us.
         _exit_after_response = True
         return tainted.response
+    except Exception as exc:  # noqa: BLE001 - an unforeseen runner failure: answer, then reset
+        _exit_after_response = True
+        note = f"the sandbox failed ({type(exc).__name__}); it has been reset"
+        return {"status": "crashed", "outputs": [], "notes": [note]}
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:

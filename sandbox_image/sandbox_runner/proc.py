@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import resource
 import signal
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
@@ -91,6 +93,59 @@ def processes_of_uid(uid: int, exclude: Iterable[int]) -> list[int]:
         if uid_line and int(uid_line.split()[0]) == uid:
             pids.append(int(name))
     return pids
+
+
+def protected_ids(uid: int) -> tuple[set[int], set[int]]:
+    """Ids of every process of ``uid`` alive now: (pids and thread ids, process groups and sessions).
+
+    Called in the zygote just before it forks a child: the execution's own processes are all
+    younger, so these are exactly the ones that outlive it, which its seccomp filter protects.
+    """
+    ids: set[int] = set()
+    groups: set[int] = set()
+    for pid in processes_of_uid(uid, exclude=()):
+        ids.add(pid)
+        try:
+            ids.update(int(tid) for tid in os.listdir(f"/proc/{pid}/task"))
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            groups.update((int(fields[2]), int(fields[3])))  # pgrp, session
+        except (OSError, IndexError, ValueError):
+            continue
+    return ids, {g for g in groups if g > 0}
+
+
+@dataclass(frozen=True)
+class Vitals:
+    """What user code could change about a same-uid process without ptrace: the runner compares
+    the zygote's against those it had at start and replaces a zygote that was tampered with."""
+
+    state: str
+    nice: int
+    limits: tuple[tuple[int, int], ...]
+    affinity: frozenset[int]
+
+
+_WATCHED_LIMITS = tuple(getattr(resource, n) for n in ("RLIMIT_AS", "RLIMIT_CPU", "RLIMIT_NPROC", "RLIMIT_NOFILE",
+                                                        "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE"))
+
+
+def vitals(pid: int) -> Vitals | None:
+    """None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        limits = tuple(resource.prlimit(pid, which) for which in _WATCHED_LIMITS)
+        affinity = frozenset(os.sched_getaffinity(pid))
+    except (OSError, IndexError):
+        return None
+    return Vitals(state=fields[0], nice=int(fields[16]), limits=limits, affinity=affinity)
+
+
+def healthy(now: Vitals | None, baseline: Vitals) -> bool:
+    """Alive, not stopped or traced, and with the priority, limits and CPUs it started with."""
+    return now is not None and now.state in ("S", "R", "D") and (now.nice, now.limits, now.affinity) == (
+        baseline.nice, baseline.limits, baseline.affinity)
 
 
 def count_tasks_of_uid(uid: int) -> int:

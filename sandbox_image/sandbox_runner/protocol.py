@@ -64,6 +64,10 @@ class SandboxConfig:
     scratch_dirs: tuple[str, ...] = ("/tmp", "/dev/shm", "/var/tmp")
     # In Lambda a reset keeps /tmp: start from an empty scratch area (set in the image).
     wipe_scratch_at_init: bool = False
+    # No code runs without the seccomp filter (it is what keeps user code away from the
+    # processes that outlive it). Switch off only where the kernel refuses nested filters, and
+    # read docs/security.md first.
+    require_seccomp: bool = True
     # Warm each spare child (a typical pandas/matplotlib cell) while it waits: data cells get
     # several times faster, at the cost of ~50 MB of private memory while idle.
     warm_spare: bool = True
@@ -88,6 +92,7 @@ class SandboxConfig:
             work_root=os.environ.get("SANDBOX_WORK_ROOT", cls.work_root),
             wipe_scratch_at_init=os.environ.get("SANDBOX_WIPE_SCRATCH_AT_INIT", "") == "1",
             warm_spare=os.environ.get("SANDBOX_WARM_SPARE", "1") == "1",
+            require_seccomp=os.environ.get("SANDBOX_REQUIRE_SECCOMP", "1") == "1",
             mpl_config_dir=os.environ.get("SANDBOX_MPLCONFIGDIR") or None,
             scratch_dirs=tuple(d for d in os.environ.get("SANDBOX_SCRATCH_DIRS", ",".join(cls.scratch_dirs)).split(",") if d),
             preload=tuple(p for p in preload.split(",") if p) if preload is not None else cls.preload,
@@ -109,9 +114,18 @@ class ExecutionRequest:
     state: bytes | None = None
 
 
+MAX_NAME_BYTES = 255  # what Linux file systems take (NAME_MAX), counted in UTF-8
+
+
 def _safe_name(name: object, where: str) -> str:
-    if not isinstance(name, str) or not name or len(name) > 255:
-        raise BadRequest(f"{where}.name must be a non-empty string of at most 255 characters")
+    if not isinstance(name, str) or not name:
+        raise BadRequest(f"{where}.name must be a non-empty string")
+    try:
+        encoded = name.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BadRequest(f"{where}.name must be valid UTF-8") from exc
+    if len(encoded) > MAX_NAME_BYTES:
+        raise BadRequest(f"{where}.name must be at most {MAX_NAME_BYTES} bytes in UTF-8 (it has {len(encoded)})")
     if "/" in name or "\0" in name or name in (".", ".."):
         raise BadRequest(f"{where}.name must be a plain file name, not a path")
     return name

@@ -15,7 +15,6 @@ import json
 import mimetypes
 import os
 import selectors
-import shutil
 import signal
 import socket
 import stat
@@ -27,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import frames, proc, session
-from .protocol import ExecutionRequest, SandboxConfig
+from . import frames, proc, scrub, session
+from .child import REQUEST_FILE
+from .protocol import BadRequest, ExecutionRequest, SandboxConfig
 
 PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 READ_CHUNK = 64 * 1024
@@ -74,6 +74,42 @@ class _Exit:
     max_rss_kb: int = 0
 
 
+@dataclass
+class _Execution:
+    """One execution's own directory, its input files (name -> size, mtime) and notes for the user."""
+
+    workdir: Path
+    id: str
+    inputs: dict[str, tuple[int, int]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Outcome:
+    """What the child produced while it ran: output, its result frame, how it ended."""
+
+    output: _Output
+    reader: frames.FrameReader
+    result: dict[str, Any] | None = None
+    exit_info: _Exit | None = None
+    pid: int | None = None
+    timed_out: bool = False
+    zygote_lost: bool = False
+
+    def finished(self) -> bool:
+        return self.exit_info is not None or self.result is not None or self.output.over_cap or self.reader.corrupt
+
+    def feed(self, tag: str, data: bytes) -> None:
+        if tag == "raw":
+            self.output.add("stdout", data)
+            return
+        for kind, payload in self.reader.feed(data):
+            if kind == frames.RESULT:
+                self.result = _parse_result(payload)
+            else:
+                self.output.add("stdout" if kind == frames.STDOUT else "stderr", payload)
+
+
 class Runner:
     """One per container (Lambda) or worker (local). Not thread-safe: one execution at a time."""
 
@@ -90,16 +126,19 @@ class Runner:
         self._zygote: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
         self.zygote_info: dict[str, Any] = {}
+        self._zygote_vitals: proc.Vitals | None = None
         self._secrets = [os.environ[n] for n in SECRET_ENV_NAMES if len(os.environ.get(n, "")) >= 8]
-        Path(config.work_root).mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._wipe_work_root()
-        # What the writable scratch directories hold before any user code ran; anything else
-        # found there after an execution was left by it and is removed.
-        keep = {Path(config.work_root).parts[-1]} if config.wipe_scratch_at_init else None
-        self._scratch_baseline = {d: keep if keep is not None else set(os.listdir(d))
+        root = Path(config.work_root)
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # What the writable scratch directories hold before any user code ran (and their modes);
+        # anything else found there after an execution was left by it and is removed. The work
+        # root itself is removed and made anew after every execution.
+        keep = {root.name} if config.wipe_scratch_at_init else None
+        self._scratch_baseline = {d: (keep if keep is not None else set(os.listdir(d))) - {root.name}
                                   for d in config.scratch_dirs if os.path.isdir(d)}
-        if config.wipe_scratch_at_init:
-            self._wipe_scratch()
+        self._scratch_modes = {d: stat.S_IMODE(os.stat(d).st_mode) for d in self._scratch_baseline}
+        if not self._wipe_scratch():
+            raise SandboxStartError(f"the scratch directories {sorted(self._scratch_baseline)} could not be emptied")
 
     # -- zygote lifecycle -------------------------------------------------------------------
     def _base_env(self, home: str) -> dict[str, str]:
@@ -122,8 +161,9 @@ class Runner:
 
     def start(self) -> dict[str, Any]:
         """Start the zygote (idempotent). Returns its hello message."""
-        if self._zygote is not None and self._zygote.poll() is None:
+        if self._zygote is not None and self._zygote_healthy():
             return self.zygote_info
+        self._kill_zygote()
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = self._base_env(self.config.work_root)
         env["SANDBOX_PRELOAD"] = ",".join(self.config.preload)
@@ -135,7 +175,7 @@ class Runner:
         self._zygote = subprocess.Popen(
             [sys.executable, "-I", "-c", bootstrap, PACKAGE_ROOT, str(child_sock.fileno())],
             env=env,
-            cwd=self.config.work_root,
+            cwd="/",  # the work root is removed and made anew after every execution
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             pass_fds=(child_sock.fileno(),),
@@ -147,8 +187,23 @@ class Runner:
         if hello is None or hello.get("event") != "ready":
             self._kill_zygote()
             raise SandboxStartError("the sandbox interpreter did not start")
+        if self.config.require_seccomp and not hello.get("seccomp"):
+            self._kill_zygote()
+            raise SandboxStartError("the seccomp filter could not be installed, and SANDBOX_REQUIRE_SECCOMP is set: "
+                                    "no code runs without it")
         self.zygote_info = hello
+        self._zygote_vitals = proc.vitals(self._zygote.pid)
         return hello
+
+    def heal(self) -> None:
+        """Replace a zygote that died or was tampered with now, not when the next caller comes."""
+        with contextlib.suppress(SandboxStartError):
+            self.start()
+
+    def _zygote_healthy(self) -> bool:
+        if self._zygote is None or self._zygote.poll() is not None or self._zygote_vitals is None:
+            return False
+        return proc.healthy(proc.vitals(self._zygote.pid), self._zygote_vitals)
 
     def _kill_zygote(self) -> None:
         if self._zygote is not None:
@@ -159,12 +214,12 @@ class Runner:
                 pass
         if self._sock is not None:
             self._sock.close()
-        self._zygote, self._sock, self.zygote_info = None, None, {}
+        self._zygote, self._sock, self.zygote_info, self._zygote_vitals = None, None, {}, None
 
     def close(self) -> None:
         self._kill_zygote()
         proc.sweep(self.uid, keep=())
-        self._wipe_work_root()
+        self._wipe_scratch()
 
     def isolation(self) -> dict[str, Any]:
         return {
@@ -187,131 +242,147 @@ class Runner:
 
     # -- one execution ----------------------------------------------------------------------
     def execute(self, request: ExecutionRequest, deadline_s: float | None = None) -> dict[str, Any]:
+        """Run one cell: prepare its directory, run it under the deadline, kill everything it
+        started, collect what it wrote, wipe every writable place. Raises SandboxTainted (with
+        the response) when something could not be cleaned: the host must then be replaced."""
+        entered = time.monotonic()
+        self.start()  # (re)starts a zygote that is missing or was tampered with: not the caller's time
         started = time.monotonic()
-        budget = request.timeout_s if deadline_s is None else max(0.1, min(request.timeout_s, deadline_s))
-        self.start()
+        budget = request.timeout_s if deadline_s is None else max(0.1, min(request.timeout_s, deadline_s - (started - entered)))
+        execution = self._prepare(request)
+        marks = {"prepare": time.monotonic()}
+        outcome = self._run(execution, started + budget)
+        marks["run"] = time.monotonic()
+        clean = self._sweep()
+        marks["sweep"] = time.monotonic()
+        files, state = self._collect(execution, outcome.result, request.session)
+        clean = self._wipe_scratch() and clean
+        marks["collect_and_wipe"] = time.monotonic()
+        response = self._response(execution, outcome, files, state, budget, started, marks, clean)
+        if not clean:
+            raise SandboxTainted(response)
+        return response
+
+    def _prepare(self, request: ExecutionRequest) -> _Execution:
+        """A fresh directory with the input files, the session state and the request file the
+        child reads (the zygote only ever sees the execution id and this directory)."""
         workdir = Path(self.config.work_root) / f"run-{uuid.uuid4().hex}"
         workdir.mkdir(mode=0o700)
-        notes: list[str] = []
-        inputs = self._write_inputs(workdir, request)
-        if request.state:
-            _write_new(workdir / session.IN_FILE, request.state)
-        raw_r, raw_w = os.pipe()
-        chan_r, chan_w = os.pipe()
+        execution = _Execution(workdir=workdir, id=workdir.name)
+        try:
+            execution.inputs = self._write_inputs(workdir, request)
+            if request.state:
+                _write_new(workdir / session.IN_FILE, request.state)
+        except OSError as exc:
+            self._wipe_scratch()
+            raise BadRequest(f"the input files could not be written to the sandbox: {exc.strerror}") from exc
         limits = {
-            "cpu_s": max(1, int(budget) + 1),
+            "cpu_s": max(1, int(request.timeout_s) + 1),
             "address_space_bytes": self.config.memory_mb * 1024 * 1024,
             "file_size_bytes": self.config.max_file_bytes,
             "open_files": self.config.open_files,
             "processes": proc.count_tasks_of_uid(self.uid) + self.config.processes,
         }
-        execution_id = workdir.name
-        message = {
-            "op": "run",
-            "id": execution_id,
+        child_request = {
             "code": request.code,
-            "workdir": str(workdir),
             "env": self._base_env(str(workdir)),
             "limits": limits,
             "session": {"limit": self.config.max_session_bytes} if request.session else None,
         }
+        _write_new(workdir / REQUEST_FILE, json.dumps(child_request).encode())
+        return execution
+
+    def _run(self, execution: _Execution, deadline: float) -> _Outcome:
+        """Hand the execution to the zygote and read its output until the result, the exit, the
+        output cap or the deadline, whichever comes first; then kill its process group."""
+        raw_r, raw_w = os.pipe()
+        chan_r, chan_w = os.pipe()
         assert self._sock is not None
-        marks = {"prepare": time.monotonic()}
+        message = {"op": "run", "id": execution.id, "workdir": str(execution.workdir)}
         socket.send_fds(self._sock, [json.dumps(message).encode()], [raw_w, chan_w])
         os.close(raw_w)
         os.close(chan_w)
-        output = _Output(cap=self.config.max_output_bytes)
-        reader = frames.FrameReader(max_frame=MAX_RESULT_FRAME)
-        result: dict[str, Any] | None = None
-        exit_info: _Exit | None = None
-        timed_out = False
-        pid: int | None = None
-        zygote_lost = False
-
+        outcome = _Outcome(output=_Output(cap=self.config.max_output_bytes),
+                           reader=frames.FrameReader(max_frame=MAX_RESULT_FRAME))
         selector = selectors.DefaultSelector()
         for fd, tag in ((raw_r, "raw"), (chan_r, "chan")):
             os.set_blocking(fd, False)
             selector.register(fd, selectors.EVENT_READ, tag)
         selector.register(self._sock, selectors.EVENT_READ, "ctl")
-        deadline = started + budget
-
-        def handle_chunk(tag: str, data: bytes) -> None:
-            nonlocal result
-            if tag == "raw":
-                output.add("stdout", data)
-                return
-            for kind, payload in reader.feed(data):
-                if kind == frames.RESULT:
-                    result = _parse_result(payload)
-                else:
-                    output.add("stdout" if kind == frames.STDOUT else "stderr", payload)
-
         try:
-            # The cell is over when its result arrives: the child only has os._exit() left to do,
-            # and its memory teardown (milliseconds for a process holding pandas) need not be
-            # waited for. The kill and the sweep below make sure nothing runs on.
-            while exit_info is None and result is None and not output.over_cap and not reader.corrupt:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    timed_out = True
-                    break
-                for key, _ in selector.select(timeout=remaining):
-                    if key.data == "ctl":
-                        event = self._recv(timeout=1.0)
-                        if event is None:
-                            zygote_lost = True
-                            selector.unregister(self._sock)
-                        elif event.get("id") != execution_id:
-                            pass  # a late report about an earlier execution, which we stopped waiting for
-                        elif event["event"] == "started":
-                            pid = event["pid"]
-                        elif event["event"] == "exited":
-                            exit_info = _Exit(event["returncode"], event["signal"], event.get("max_rss_kb", 0))
-                        continue
-                    data = _read_some(key.fd)
-                    if data:
-                        handle_chunk(key.data, data)
-                    else:
-                        selector.unregister(key.fd)
-                if zygote_lost and not selector.get_map():
-                    break  # no zygote to report an exit, and both pipes are closed
+            self._pump(execution.id, selector, outcome, deadline)
             # Kill first, then look at what is left in the pipes: the child may have spawned
             # helpers that keep them open forever, so we never wait for EOF.
-            if pid is not None:
-                _kill_group(pid)
-            if exit_info is None and result is None and not zygote_lost:
-                exit_info = self._await_exit(execution_id)
+            if outcome.pid is not None:
+                _kill_group(outcome.pid)
+            if outcome.exit_info is None and outcome.result is None and not outcome.zygote_lost:
+                outcome.exit_info = self._await_exit(execution.id)
             for fd, tag in ((raw_r, "raw"), (chan_r, "chan")):
                 for _ in range(64):
                     data = _read_some(fd)
                     if not data:
                         break
-                    handle_chunk(tag, data)
+                    outcome.feed(tag, data)
         finally:
             selector.close()
             os.close(raw_r)
             os.close(chan_r)
-            marks["run"] = time.monotonic()
-            clean = self._sweep()
-            marks["sweep"] = time.monotonic()
+        return outcome
+
+    def _pump(self, execution_id: str, selector: selectors.BaseSelector, outcome: _Outcome, deadline: float) -> None:
+        # The cell is over when its result arrives: the child only has os._exit() left to do,
+        # and its memory teardown (milliseconds for a process holding pandas) need not be
+        # waited for. The kill and the sweep make sure nothing runs on.
+        while not outcome.finished():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                outcome.timed_out = True
+                return
+            for key, _ in selector.select(timeout=remaining):
+                if key.data != "ctl":
+                    data = _read_some(key.fd)
+                    if data:
+                        outcome.feed(key.data, data)
+                    else:
+                        selector.unregister(key.fd)
+                    continue
+                event = self._recv(timeout=1.0)
+                if event is None:
+                    outcome.zygote_lost = True
+                    selector.unregister(key.fileobj)
+                elif event.get("id") != execution_id:
+                    pass  # a late report about an earlier execution, which we stopped waiting for
+                elif event["event"] == "started":
+                    outcome.pid = event["pid"]
+                elif event["event"] == "exited":
+                    outcome.exit_info = _Exit(event["returncode"], event["signal"], event.get("max_rss_kb", 0))
+            if outcome.zygote_lost and not selector.get_map():
+                return  # no zygote to report an exit, and both pipes are closed
+
+    def _collect(self, execution: _Execution, result: dict[str, Any] | None,
+                 carry_session: bool) -> tuple[list[dict[str, Any]], bytes | None]:
         for name, size, mtime in (result or {}).get("restored_files") or []:
-            if isinstance(name, str) and name not in inputs:
-                inputs[name] = (size, mtime)  # carried over from the session, not produced now
-        files = self._collect_files(workdir, inputs, notes)
-        state = _read_regular_file_at(workdir / session.OUT_FILE, self.config.max_session_bytes + 1024 * 1024) \
-            if request.session else None
-        notes.extend(str(n) for n in (result or {}).get("session_notes") or [] if isinstance(n, str))
-        self._wipe_scratch()
-        marks["collect_and_wipe"] = time.monotonic()
-        if zygote_lost:
+            if isinstance(name, str) and name not in execution.inputs:
+                execution.inputs[name] = (size, mtime)  # carried over from the session, not produced now
+        files = self._collect_files(execution.workdir, execution.inputs, execution.notes)
+        state = _read_regular_file_at(execution.workdir / session.OUT_FILE, self.config.max_session_bytes + 1024 * 1024) \
+            if carry_session else None
+        execution.notes.extend(str(n) for n in (result or {}).get("session_notes") or [] if isinstance(n, str))
+        return files, state
+
+    def _response(self, execution: _Execution, outcome: _Outcome, files: list[dict[str, Any]], state: bytes | None,
+                  budget: float, started: float, marks: dict[str, float], clean: bool) -> dict[str, Any]:
+        notes, result, exit_info = execution.notes, outcome.result, outcome.exit_info
+        if outcome.zygote_lost:
             notes.append("the sandbox interpreter was killed during this execution; it has been restarted")
             self._kill_zygote()
         if not clean:
-            notes.append("processes left by this execution could not all be stopped; the sandbox was reset")
-        status = _classify(timed_out, output.over_cap or reader.corrupt, result, exit_info, notes, budget, self.config)
+            notes.append("what this execution left behind could not all be removed; the sandbox was reset")
+        truncated = outcome.output.over_cap or outcome.reader.corrupt
+        status = _classify(outcome.timed_out, truncated, result, exit_info, notes, budget, self.config)
         response = {
             "status": status,
-            "outputs": self._redact_runs(output.runs()),
+            "outputs": self._redact_runs(outcome.output.runs()),
             "display": self._redact((result or {}).get("display")),
             "error": self._redact_error((result or {}).get("error")),
             "exit_code": exit_info.returncode if exit_info else _exit_code_from(result),
@@ -326,8 +397,6 @@ class Runner:
         }
         response["stdout"] = "".join(r["text"] for r in response["outputs"] if r["stream"] == "stdout")
         response["stderr"] = "".join(r["text"] for r in response["outputs"] if r["stream"] == "stderr")
-        if not clean:
-            raise SandboxTainted(response)
         return response
 
     def _await_exit(self, execution_id: str) -> _Exit | None:
@@ -345,18 +414,22 @@ class Runner:
         return None
 
     def _sweep(self) -> bool:
+        """Kill every process of the uid but the zygote; then check the zygote was not tampered
+        with (stopped, re-niced, limited) and replace it if it was."""
         keep = {self._zygote.pid} if self._zygote is not None else set()
         clean = proc.sweep(self.uid, keep=keep)
         proc.reap_children()
-        if self._sock is not None and self._zygote is not None and self._zygote.poll() is None:
+        if not clean:
+            # Something outlived SIGKILL sweeps: restart everything, including the zygote.
+            self._kill_zygote()
+            return proc.sweep(self.uid, keep=())
+        if not self._zygote_healthy():
+            self._kill_zygote()  # start() makes a new one before the next execution
+        elif self._sock is not None:
             try:
                 self._sock.send(json.dumps({"op": "reap"}).encode())  # no answer: off the critical path
             except OSError:
                 self._kill_zygote()
-        if not clean:
-            # Something outlived SIGKILL sweeps: restart everything, including the zygote.
-            self._kill_zygote()
-            clean = proc.sweep(self.uid, keep=())
         return clean
 
     # -- files ------------------------------------------------------------------------------
@@ -389,7 +462,7 @@ class Runner:
             total += len(content)
             collected.append(
                 {
-                    "name": relative,
+                    "name": _utf8_name(relative, {f["name"] for f in collected}, notes),
                     "mime_type": mimetypes.guess_type(relative)[0] or "application/octet-stream",
                     "size": len(content),
                     "content_b64": base64.b64encode(content).decode("ascii"),
@@ -399,22 +472,30 @@ class Runner:
             notes.append("files not returned: " + ", ".join(skipped[:20]))
         return collected
 
-    def _wipe_work_root(self) -> None:
-        """Remove what earlier (possibly crashed) executions left; a Lambda reset keeps /tmp."""
-        for entry in os.scandir(self.config.work_root):
-            _remove(entry)
-
-    def _wipe_scratch(self) -> None:
-        """Nothing an execution wrote anywhere writable may be seen by the next one."""
-        self._wipe_work_root()
-        for directory, baseline in self._scratch_baseline.items():
+    def _wipe_scratch(self) -> bool:
+        """Nothing an execution wrote anywhere writable may be seen by the next one: the work root
+        is removed and made anew, everything new in the scratch dirs goes, whatever its
+        permissions, depth or name. False when something stayed (the host must then be reset)."""
+        root = Path(self.config.work_root)
+        clean = True
+        for directory, keep in self._scratch_baseline.items():
             try:
-                entries = list(os.scandir(directory))
+                os.chmod(directory, self._scratch_modes[directory])  # the cell may have chmod'ed it
+                scrub.empty_except(directory, keep)
             except OSError:
-                continue
-            for entry in entries:
-                if entry.name not in baseline:
-                    _remove(entry)
+                clean = False
+        if root.parent.as_posix() not in self._scratch_baseline:
+            try:
+                scrub.empty_except(str(root), set())
+            except OSError:
+                clean = False
+        try:
+            root.mkdir(mode=0o700, exist_ok=True)
+            info = os.stat(root, follow_symlinks=False)
+            clean = clean and stat.S_ISDIR(info.st_mode) and info.st_uid == self.uid and not os.listdir(root)
+        except OSError:
+            return False
+        return clean and not any(scrub.leftovers(d, keep | {root.name}) for d, keep in self._scratch_baseline.items())
 
     # -- redaction --------------------------------------------------------------------------
     def _redact(self, text: str | None) -> str | None:
@@ -479,15 +560,22 @@ def _child_timings(result: dict[str, Any] | None) -> dict[str, float]:
     return {f"child_{k}": float(v) for k, v in timings.items() if isinstance(v, (int, float))}
 
 
-def _remove(entry: os.DirEntry[str]) -> None:
-    """Delete without following links (rmtree is fd-based and symlink-safe on Linux)."""
+def _utf8_name(name: str, taken: set[str], notes: list[str]) -> str:
+    """A file name the API can store and send: names that are not UTF-8 (the OS hands them over
+    as surrogate escapes) are renamed, with a note saying from what."""
     try:
-        if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
-        else:
-            os.unlink(entry.path)
-    except OSError:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
         pass
+    raw = name.encode("utf-8", "surrogateescape")
+    stem = raw.decode("utf-8", "replace").replace("\ufffd", "_")
+    renamed, counter = stem, 1
+    while renamed in taken:
+        counter += 1
+        renamed = f"{stem}_{counter}"
+    notes.append(f"file {raw!r} renamed to {renamed!r}: file names must be UTF-8")
+    return renamed
 
 
 def _read_some(fd: int) -> bytes:

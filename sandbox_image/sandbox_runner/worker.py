@@ -40,6 +40,7 @@ def main() -> None:
         out.write(json.dumps(response) + "\n")
         if handler._exit_after_response:
             return  # the invoker restarts a fresh worker
+        handler.get_runner().heal()  # a tampered zygote is replaced now, off the next caller's time
 
 
 if __name__ == "__main__":

@@ -88,6 +88,9 @@ class Spare:
 
     def __init__(self, control: socket.socket, seccomp_ok: bool, loaded: list[str], warm: bool = True) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        # Every process of our uid alive now outlives the execution this spare will run; the
+        # execution's own processes are all younger. The child's filter protects exactly these.
+        protected, groups = proc.protected_ids(os.getuid()) if seccomp_ok else (set(), set())
         pid = os.fork()
         if pid == 0:
             try:
@@ -99,7 +102,7 @@ class Spare:
                 os.close(null)
                 control.detach()
                 ours.close()
-                child.prepare(seccomp_ok, loaded if warm else [])
+                child.prepare(seccomp_ok, loaded if warm else [], protected, groups)
                 theirs.send(b"ready")
                 message, fds, _, _ = socket.recv_fds(theirs, 1 << 20, 2)
             except BaseException:  # noqa: BLE001 - a broken spare just goes away
@@ -111,6 +114,11 @@ class Spare:
         self.pid = pid
         self.sock = ours
         self.is_ready = False
+
+    def intact(self, baseline: proc.Vitals) -> bool:
+        """Not stopped, re-niced or limited since it was forked (defence in depth: the filter
+        already keeps user code from touching it)."""
+        return proc.healthy(proc.vitals(self.pid), baseline)
 
     def ready(self, wait_s: float = 0.0) -> bool:
         """Has it finished preparing? Its "ready" must be read before the socket is closed: a
@@ -139,7 +147,12 @@ class Spare:
 
 
 def serve(sock: socket.socket, seccomp_ok: bool, loaded: list[str]) -> None:
+    """Run requests carry only an execution id and its work dir: the code, the environment and
+    the session arrive in a file of that dir, read by the child, so no tenant's data ever
+    enters this process's memory, which every later child inherits."""
     spare: Spare | None = None
+    baseline = proc.vitals(os.getpid())
+    assert baseline is not None
     while True:
         message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 2)
         if not message:
@@ -152,7 +165,7 @@ def serve(sock: socket.socket, seccomp_ok: bool, loaded: list[str]) -> None:
             if spare is None:
                 spare = Spare(sock, seccomp_ok, loaded, warm=os.environ.get("SANDBOX_WARM_SPARE", "1") == "1")
             continue
-        if spare is not None and not spare.ready():
+        if spare is not None and not (spare.ready() and spare.intact(baseline)):
             # Still warming up (executions back to back): a cold fork now beats waiting.
             spare.discard()
             spare = None

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import queue
 import select
 import shutil
 import subprocess
@@ -24,9 +23,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import ServiceUnavailable
 from ..sandbox.port import ExecutionRequest, ExecutionResult, result_from_response
 
 NOBODY = 65534
+RETRY_AFTER_S = 2
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class LocalSandboxConfig:
     work_area_mb: int = 256
     work_area_inodes: int = 4096
     extra_env: dict[str, str] = field(default_factory=dict)
+    wait_s: float = 10.0  # how long a request waits for a free worker before a 503
 
 
 class IsolationUnavailable(RuntimeError):
@@ -117,8 +119,13 @@ class _Worker:
             # would map the child to host root.
             prefix = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
                       "--inh-caps=-all", "--bounding-set=-all", "--"]
+        # --as-pid-1: the runner is pid 1 of the sandbox's pid namespace. Without it bubblewrap's
+        # own init would be pid 1 there: same uid, dumpable, no seccomp filter, outliving every
+        # execution, so a cell could ptrace it or write /proc/1/mem and plant code that reads
+        # later tenants' work. The runner is non-dumpable, and the kernel drops signals sent to
+        # a namespace's init from inside it.
         argv = [*prefix, bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
-                "--new-session", "--clearenv"]
+                "--new-session", "--as-pid-1", "--clearenv"]
         for key, value in env.items():
             argv += ["--setenv", key, value]
         argv += ["--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
@@ -178,9 +185,11 @@ class LocalSandbox:
     def __init__(self, config: LocalSandboxConfig) -> None:
         self.config = config
         self._code_dir: str | None = None
-        self._idle: queue.Queue[_Worker] = queue.Queue()
-        self._lock = threading.Lock()
-        self._started = 0
+        self._cond = threading.Condition()
+        self._idle: list[_Worker] = []
+        self._all: set[_Worker] = set()  # idle and busy, so that close() stops every one
+        self._started = 0  # workers running or starting
+        self._closed = False
         self._unavailable: str | None = None
         # Workers are started from these long-lived threads only: bwrap's --die-with-parent is
         # PR_SET_PDEATHSIG, which fires when the *thread* that spawned it ends, so a worker
@@ -188,40 +197,58 @@ class LocalSandbox:
         self._spawner = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="sandbox-spawner")
 
     def _code(self) -> str:
-        with self._lock:
+        with self._cond:
             if self._code_dir is None:
                 self._code_dir = _world_readable_copy(self.config.runner_dir)
             return self._code_dir
 
     def _acquire(self) -> _Worker:
+        """An idle worker, or a new one while under the pool size; waits at most ``wait_s``."""
+        deadline = time.monotonic() + self.config.wait_s
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise IsolationUnavailable("the sandbox is shutting down")
+                if self._idle:
+                    return self._idle.pop()
+                if self._started < self.config.workers:
+                    self._started += 1
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ServiceUnavailable(
+                        f"every code interpreter worker ({self.config.workers}) stayed busy for "
+                        f"{self.config.wait_s:g} s; retry shortly", retry_after_s=RETRY_AFTER_S)
+                self._cond.wait(remaining)
         try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            pass
-        with self._lock:
-            may_start = self._started < self.config.workers
-            if may_start:
-                self._started += 1
-        if may_start:
-            try:
-                return self._spawner.submit(_Worker, self.config, self._code()).result()
-            except BaseException:
-                with self._lock:
-                    self._started -= 1
-                raise
-        return self._idle.get()
+            worker = self._spawner.submit(_Worker, self.config, self._code()).result()
+        except BaseException:
+            self._forget(None)
+            raise
+        with self._cond:
+            self._all.add(worker)
+        return worker
+
+    def _forget(self, worker: _Worker | None) -> None:
+        """A worker slot is free again (its worker stopped, or never started)."""
+        with self._cond:
+            self._started -= 1
+            self._all.discard(worker)  # type: ignore[arg-type]
+            self._cond.notify()
 
     def _release(self, worker: _Worker, healthy: bool) -> None:
         if healthy and worker.alive():
-            self._idle.put(worker)
-            return
+            with self._cond:
+                if not self._closed:
+                    self._idle.append(worker)
+                    self._cond.notify()
+                    return
         worker.stop()
-        with self._lock:
-            self._started -= 1
+        self._forget(worker)
 
     def warm_up(self) -> dict[str, object]:
         """Start every worker now, in parallel (serve does this so no request waits for one)."""
-        with self._lock:
+        with self._cond:
             missing = self.config.workers - self._started
             self._started += missing
         code = self._code()
@@ -232,13 +259,16 @@ class LocalSandbox:
                 started.append(future.result())
             except IsolationUnavailable as exc:
                 failures.append(exc)
-                with self._lock:
-                    self._started -= 1
+                self._forget(None)
+        with self._cond:
+            self._all.update(started)
         for worker in started:
             self._release(worker, True)
-        if failures and not started and self._idle.empty():
+        with self._cond:
+            idle = list(self._idle)
+        if failures and not started and not idle:
             raise failures[0]
-        return (started or list(self._idle.queue))[0].hello
+        return (started or idle)[0].hello
 
     def execute(self, request: ExecutionRequest) -> ExecutionResult:
         if self._unavailable:
@@ -252,6 +282,8 @@ class LocalSandbox:
         started = time.monotonic()
         response = worker.execute(request.to_event(), timeout=timeout)
         if response is None:
+            # The worker died or hung on this request: it is replaced, and this request fails
+            # once, cleanly (it is not retried, so a request that crashes workers cannot loop).
             self._release(worker, False)
             why = "timed out" if time.monotonic() - started >= timeout else "stopped"
             return ExecutionResult(status="crashed", notes=[f"the sandbox worker {why}; it has been replaced"])
@@ -259,11 +291,14 @@ class LocalSandbox:
         return result_from_response(response)
 
     def close(self) -> None:
-        while True:
-            try:
-                self._idle.get_nowait().stop()
-            except queue.Empty:
-                break
+        """Stop every worker, busy ones included, unmount their work areas, remove the code copy."""
+        with self._cond:
+            self._closed = True
+            workers = list(self._all)
+            self._idle.clear()
+            self._cond.notify_all()
+        for worker in workers:
+            worker.stop()
         if self._code_dir:
             shutil.rmtree(self._code_dir, ignore_errors=True)
         self._spawner.shutdown(wait=False)
