@@ -131,14 +131,14 @@ class ConversationService:
 
     def _tool_context(self, ws: str, conversation_id: str, history: list[Entry]) -> ToolContext:
         if self.files is None or self.blobs is None:
-            return ToolContext()
+            return ToolContext(workspace=ws)
         files, blobs = self.files, self.blobs
         by_name: dict[str, SandboxFile] = {}
         for file_id in _file_refs(history):
             record, data = files.content(ws, file_id)
             by_name[record.filename] = SandboxFile(name=record.filename, mime_type=record.mimetype or "",
                                                    size=len(data), content_b64=base64.b64encode(data).decode())
-        context = ToolContext(input_files=list(by_name.values()))
+        context = ToolContext(input_files=list(by_name.values()), workspace=ws)
         refs = [e.session_ref for e in history if isinstance(e, ToolExecutionEntry) and e.session_ref]
         if refs:
             context.state = blobs.get(refs[-1], max_age_s=self.session_ttl_s)

@@ -94,7 +94,8 @@ class ToolContext:
 
     ``state`` is the interpreter session left by the latest execution (or None); ``save_state``
     keeps a new one under the execution's entry id and returns its reference; ``save_file``
-    stores a file the code wrote and returns its file id.
+    stores a file the code wrote and returns its file id. ``workspace`` is the caller's: the
+    sandbox runs its code only where that workspace's code runs (None: the Lambda sandbox refuses).
     """
 
     input_files: list[SandboxFile] = field(default_factory=list)
@@ -102,6 +103,7 @@ class ToolContext:
     save_state: Callable[[str, bytes], str] | None = None
     save_file: Callable[[str, str, bytes], str] | None = None
     notes: list[str] = field(default_factory=list)
+    workspace: str | None = None
 
 
 @dataclass
@@ -306,7 +308,7 @@ class Runtime:
         carry = context.save_state is not None
         invoked = time.monotonic()
         result = self.sandbox.execute(ExecutionRequest(code=code, files=context.input_files, carry_session=carry,
-                                                       session_state=context.state))
+                                                       session_state=context.state, tenant=context.workspace))
         self.telemetry.code_execution(result.status, (time.monotonic() - invoked) * 1000, result.duration_ms)
         session_ref = None
         if carry and result.session is not None:

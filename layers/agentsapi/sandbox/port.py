@@ -89,6 +89,10 @@ class ExecutionRequest(BaseModel):
     files: list[SandboxFile] = Field(default_factory=list)
     carry_session: bool = False  # ask for the state after the run (and restore ``session_state``)
     session_state: bytes | None = None
+    # Whom the code runs for: the caller's workspace, set by the runtime. Adapters use it to choose
+    # where the code runs (in AWS, Lambda's TenantId); it is never part of the event, so the
+    # sandbox is not told it and nothing inside could act on a forged one.
+    tenant: str | None = None
 
     def to_event(self) -> dict[str, object]:
         event: dict[str, object] = {"code": self.code}
