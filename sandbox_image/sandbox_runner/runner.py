@@ -193,6 +193,7 @@ class Runner:
                                     "no code runs without it")
         self.zygote_info = hello
         self._zygote_vitals = proc.vitals(self._zygote.pid)
+        self._wipe_scratch()  # the zygote's start-up caches (fonts) are not for the first tenant to see
         return hello
 
     def heal(self) -> None:

@@ -1,0 +1,61 @@
+"""Helpers for the hostile-code tests: run a cell and check nothing leaked, check a clean slate."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from agentsapi.sandbox.port import ExecutionRequest, ExecutionResult
+
+SECRETS = ("canary-7f3a9d1e", "awscanary-52c81b")  # planted in the worker's environment (conftest)
+DEADLINE_MARGIN_S = 3.0
+
+CANARY = r"""
+import json, os
+me = os.getpid()
+def parent(pid):
+    with open(f"/proc/{pid}/stat") as handle:
+        return int(handle.read().rsplit(")", 1)[1].split()[1])
+ancestors, pid = set(), me
+while pid > 1:
+    pid = parent(pid)
+    ancestors.add(pid)
+others = []
+for name in os.listdir("/proc"):
+    if name.isdigit() and int(name) != me and int(name) not in ancestors:
+        states = []
+        for task in os.listdir(f"/proc/{name}/task") if os.path.isdir(f"/proc/{name}/task") else []:
+            try:
+                states.append(open(f"/proc/{name}/task/{task}/stat").read().rsplit(")", 1)[1].split()[0])
+            except OSError:
+                pass
+        if any(state not in "ZX" for state in states):  # a zombie main thread can hide live threads
+            others.append(int(name))
+listing = {d: sorted(os.listdir(d)) for d in ("/tmp", "/tmp/sbx", ".") if os.path.isdir(d)}
+print(json.dumps({"others": others, "listing": listing, "env": sorted(os.environ)}))
+"""
+
+
+def run(sandbox: Any, code: str, timeout_s: float = 2.0, files: list[Any] | None = None) -> tuple[ExecutionResult, float]:
+    started = time.monotonic()
+    result = sandbox.execute(ExecutionRequest(code=code, timeout_s=timeout_s, files=files or []))
+    elapsed = time.monotonic() - started
+    assert elapsed < timeout_s + DEADLINE_MARGIN_S, f"runner took {elapsed:.1f}s for a {timeout_s}s deadline"
+    everything = json.dumps(result.model_dump())
+    for secret in SECRETS:
+        assert secret not in everything, "a secret from the runner's environment leaked"
+    return result, elapsed
+
+
+def assert_clean_slate(sandbox: Any) -> None:
+    result, _ = run(sandbox, CANARY, timeout_s=5)
+    assert result.status == "ok", result.code_output()
+    state = json.loads(result.outputs[0].text)
+    assert state["others"] == [], f"processes survived: {state['others']}"
+    assert state["listing"]["/tmp"] == ["sbx"], state["listing"]
+    assert len(state["listing"]["/tmp/sbx"]) == 1, state["listing"]  # only this execution's own directory
+    assert state["listing"]["."] == []
+    assert set(state["env"]) <= {"PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "PYTHONDONTWRITEBYTECODE",
+                                 "PYTHONIOENCODING", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                 "MPLBACKEND", "MPLCONFIGDIR"}
