@@ -3,7 +3,8 @@
 cfn-lint checks the template as written; this checks what CloudFormation will actually receive:
 that the SAM transform accepts the template, and that the IAM roles SAM generates hold only our
 managed policies plus the service basics (logs, X-Ray, the SQS poller for SQS-driven functions,
-the DLQ send for the inbox), with no policy SAM adds on its own initiative.
+the DLQ send for the inbox), with no policy SAM adds on its own initiative; and that the sandbox
+comes out in tenant isolation mode with nothing attached that the mode refuses.
 
 Run by `make lint` in the lint virtualenv (aws-sam-translator pins its own pydantic).
 """
@@ -77,6 +78,29 @@ def problems(expanded: dict[str, Any]) -> list[str]:
                            and "SandboxFunction" in json.dumps(r["Properties"]["FunctionName"])]
     if sandbox_permissions:
         found.append(f"the sandbox may be invoked through {sandbox_permissions}")
+    found += tenancy_problems(resources)
+    return found
+
+
+def tenancy_problems(resources: dict[str, Any]) -> list[str]:
+    """The sandbox reaches CloudFormation in tenant isolation mode, with nothing attached that the
+    mode refuses (provisioned concurrency, SnapStart, a function URL, an event source mapping)."""
+    sandbox = resources.get("SandboxFunction", {})
+    if sandbox.get("Type") != "AWS::Lambda::Function":
+        return ["SandboxFunction did not expand to an AWS::Lambda::Function"]
+    found = []
+    props = sandbox["Properties"]
+    if props.get("TenancyConfig") != {"TenantIsolationMode": "PER_TENANT"}:
+        found.append(f"the sandbox is not in tenant isolation mode after the transform: {props.get('TenancyConfig')}")
+    if props.get("SnapStart"):
+        found.append("the sandbox has SnapStart, which tenant isolation mode refuses")
+    for name, resource in resources.items():
+        if "SandboxFunction" not in json.dumps(resource.get("Properties", {})):
+            continue
+        if resource["Type"] in ("AWS::Lambda::Url", "AWS::Lambda::EventSourceMapping"):
+            found.append(f"{name} ({resource['Type']}) targets the sandbox, which tenant isolation mode refuses")
+        if resource["Type"] == "AWS::Lambda::Alias" and "ProvisionedConcurrencyConfig" in resource["Properties"]:
+            found.append(f"{name} gives the sandbox provisioned concurrency, which tenant isolation mode refuses")
     return found
 
 
@@ -87,7 +111,7 @@ def main() -> int:
         print(f"SAM check: {issue}", file=sys.stderr)
     roles = sum(1 for r in expanded["Resources"].values() if r["Type"] == "AWS::IAM::Role")
     print(f"SAM transform: {len(expanded['Resources'])} resources, {roles} roles, "
-          f"{'no extra permissions' if not issues else f'{len(issues)} problem(s)'}")
+          f"{'no extra permissions, sandbox per tenant' if not issues else f'{len(issues)} problem(s)'}")
     return 1 if issues else 0
 
 

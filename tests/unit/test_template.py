@@ -85,6 +85,13 @@ def function_policies(name: str) -> set[str]:
     return refs(props(name).get("Policies", [])) - {"AWS::NoValue"}
 
 
+def sandbox_name() -> str:
+    """The sandbox's fixed name (its role and log group name it before the function exists)."""
+    name = props("SandboxFunction")["FunctionName"]["Fn::Sub"]
+    assert name.startswith("${AWS::StackName}-")
+    return str(name)
+
+
 # -- the sandbox -------------------------------------------------------------------------------
 
 def test_sandbox_is_a_container_image_in_the_isolated_vpc_with_bounded_concurrency() -> None:
@@ -95,6 +102,22 @@ def test_sandbox_is_a_container_image_in_the_isolated_vpc_with_bounded_concurren
     assert refs(sandbox["VpcConfig"]["SecurityGroupIds"]) == {"SandboxSecurityGroup"}
     assert refs(sandbox["ReservedConcurrentExecutions"]) == {"SandboxReservedConcurrency"}
     assert set(sandbox["Environment"]["Variables"]) <= {"SANDBOX_TIMEOUT_S", "SANDBOX_MEMORY_MB", "SANDBOX_WORK_ROOT"}
+
+
+def test_sandbox_environments_are_never_shared_between_tenants() -> None:
+    """Lambda's tenant isolation mode: an invoke runs only in environments dedicated to its
+    TenantId (the caller's workspace, tests/integration/test_sandbox_adapters.py). The mode
+    refuses provisioned concurrency, SnapStart, function URLs and event sources other than API
+    Gateway; none may appear on the sandbox, directly, through Globals or as separate resources."""
+    sandbox = props("SandboxFunction")
+    assert sandbox["TenancyConfig"] == {"TenantIsolationMode": "PER_TENANT"}
+    conflicting = {"ProvisionedConcurrencyConfig", "AutoPublishAlias", "SnapStart", "FunctionUrlConfig", "Events"}
+    assert not conflicting & set(sandbox)
+    assert not conflicting & set(TEMPLATE["Globals"]["Function"])
+    for name, resource in RESOURCES.items():
+        if "SandboxFunction" in refs(resource.get("Properties", {})):
+            assert resource["Type"] not in ("AWS::Lambda::Url", "AWS::Lambda::EventSourceMapping"), name
+            assert "ProvisionedConcurrencyConfig" not in resource["Properties"], name
 
 
 def test_sandbox_network_has_no_way_out() -> None:
@@ -124,9 +147,10 @@ def test_sandbox_role_can_only_write_its_own_logs() -> None:
     # the network-interface actions are Lambda's, for attaching the function; code inside it may not use them
     [deny] = [s for s in statements_ if s["Effect"] == "Deny"]
     assert actions(deny) == ["ec2:*"]
-    assert "function:${AWS::StackName}-sandbox" in deny["Condition"]["ArnEquals"]["lambda:SourceFunctionArn"]["Fn::Sub"]
+    name = sandbox_name()
+    assert deny["Condition"]["ArnEquals"]["lambda:SourceFunctionArn"]["Fn::Sub"].endswith(f":function:{name}")
     log_statement = next(s for s in statements_ if "logs:PutLogEvents" in actions(s))
-    assert "/aws/lambda/${AWS::StackName}-sandbox:*" in log_statement["Resource"]["Fn::Sub"]
+    assert log_statement["Resource"]["Fn::Sub"].endswith(f":log-group:/aws/lambda/{name}:*")
     attached = [name for name, r in RESOURCES.items() if r["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
                 and "SandboxRole" in refs(r["Properties"].get("Roles", []))]
     assert attached == []
@@ -291,7 +315,7 @@ def test_every_function_has_a_log_group_with_retention() -> None:
     assert all("RetentionInDays" in g for g in groups)
     named = {ref for g in groups for ref in refs(g["LogGroupName"])}
     assert set(FUNCTIONS) - {"SandboxFunction"} <= named
-    assert any("${AWS::StackName}-sandbox" in g["LogGroupName"]["Fn::Sub"] for g in groups)
+    assert any(g["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/{sandbox_name()}"} for g in groups)
 
 
 # -- operations ---------------------------------------------------------------------------------

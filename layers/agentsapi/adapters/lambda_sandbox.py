@@ -1,7 +1,14 @@
-"""Production sandbox invoker: a synchronous Lambda invoke of the sandbox image function."""
+"""Production sandbox invoker: a synchronous Lambda invoke of the sandbox image function.
+
+The function runs in Lambda's tenant isolation mode (template.yaml: ``TenancyConfig``), so every
+invoke names a tenant and Lambda runs it only in execution environments dedicated to that tenant:
+what one workspace's code leaves in an environment (processes, /tmp, IPC objects, memory) is
+never seen by another workspace's code. The tenant is an invoke parameter, not part of the event.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -23,19 +30,37 @@ def invoke_config(execution_timeout_s: float) -> Config:
                   retries={"total_max_attempts": 1, "mode": "standard"})
 
 
+def tenant_id(workspace: str) -> str:
+    """Lambda's TenantId for a workspace: the SHA-256 of its name, in hex.
+
+    A TenantId is 1-256 characters of ``[a-zA-Z0-9._:/=+-@ ]`` and travels as an HTTP header
+    (``X-Amz-Tenant-Id``), while a workspace name is whatever its key record says. The hash is
+    always 64 lower-case hex characters, distinct workspaces get distinct ids, and no question of
+    case folding or header whitespace trimming on Lambda's side can make two workspaces share one.
+    """
+    return hashlib.sha256(workspace.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 class LambdaSandbox:
     def __init__(self, client: Any, function_name: str) -> None:
         self.client = client
         self.function_name = function_name
 
     def execute(self, request: ExecutionRequest) -> ExecutionResult:
+        if not request.tenant:
+            # Fail closed: never run code in an environment that is not tied to one workspace.
+            return ExecutionResult.unavailable("the execution names no workspace to isolate it in, so it was not run")
         payload = json.dumps(request.to_event()).encode()
         if len(payload) > MAX_PAYLOAD_BYTES:
             return ExecutionResult(status="error", notes=["the code and its input files exceed Lambda's 6 MB payload limit"])
         try:
             response = self.client.invoke(FunctionName=self.function_name, InvocationType="RequestResponse",
-                                          Payload=payload)
-        except (ClientError, BotoCoreError) as exc:
+                                          Payload=payload, TenantId=tenant_id(request.tenant))
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code") or type(exc).__name__)
+            busy = " - the sandbox is at capacity, try again shortly" if code == "TooManyRequestsException" else ""
+            return ExecutionResult.unavailable(f"the sandbox function could not be invoked ({code}){busy}")
+        except BotoCoreError as exc:
             return ExecutionResult.unavailable(f"the sandbox function could not be invoked ({type(exc).__name__})")
         body = response["Payload"].read()
         if response.get("FunctionError"):
