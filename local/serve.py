@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -103,10 +104,13 @@ Agents & Conversations API listening on {url}
   agent = client.beta.agents.create(model="mistral-medium-latest", name="calc", tools=[{{"type": "code_interpreter"}}])
   client.beta.conversations.start(agent_id=agent.id, inputs="```python\\nprint(6 * 7)\\n```")
 """, flush=True)
+    # SIGTERM (systemd, docker stop, a test) and Ctrl-C end the same way: stop taking requests,
+    # then stop every sandbox worker, busy ones included, unmounting their work areas.
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+        stop.wait()
     finally:
         server.shutdown()
         close = getattr(services.sandbox, "close", None)

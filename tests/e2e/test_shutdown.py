@@ -1,0 +1,45 @@
+"""`make serve` stopped with SIGTERM leaves no sandbox mount, code copy or process behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.conftest import ROOT, _free_port
+
+
+def sandbox_leftovers() -> set[str]:
+    mounts = {line.split()[1] for line in Path("/proc/mounts").read_text().splitlines() if "agents-sbx-tmp-" in line}
+    copies = {str(p) for p in Path("/tmp").glob("agents-sbx-*")}
+    return mounts | copies
+
+
+def test_sigterm_removes_worker_mounts_and_copies_even_with_a_turn_running() -> None:
+    before = sandbox_leftovers()
+    port = _free_port()
+    env = {**os.environ, "PORT": str(port), "SANDBOX_WORKERS": "2"}
+    process = subprocess.Popen([sys.executable, "-m", "local.serve", "--port", str(port)], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "listening on" in line:
+            break
+    url = f"http://127.0.0.1:{port}/v1/conversations"
+    body = {"model": "mistral-medium-latest", "tools": [{"type": "code_interpreter"}],
+            "inputs": "```python\nimport time\ntime.sleep(20)\n```"}
+    with httpx.Client(timeout=30) as client, contextlib.suppress(httpx.TimeoutException):
+        client.post(url, json=body, headers={"Authorization": "Bearer k"}, timeout=1.0)  # leave it running
+    ours = sandbox_leftovers() - before
+    assert any("agents-sbx-tmp-" in item for item in ours), ours  # the workers' work areas were mounted
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 0
+    assert time.monotonic() - started < 15
+    assert sandbox_leftovers() - before == set()
