@@ -86,7 +86,7 @@ def main() -> None:
     started = time.perf_counter()
     hello = pool.warm_up()
     startup_ms = (time.perf_counter() - started) * 1000
-    worker = pool._idle.queue[0]  # the one worker, for its memory
+    worker = pool._idle[0]  # the one worker, for its memory
 
     def run(code: str) -> None:
         result = pool.execute(ExecutionRequest(code=code))
