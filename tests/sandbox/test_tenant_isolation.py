@@ -408,3 +408,40 @@ def test_a_worker_that_dies_frees_its_slot_for_those_waiting(sandbox: Any) -> No
     assert not waiting.is_alive(), "the waiting request never got a worker"
     statuses = sorted(r.status for r in results)
     assert statuses == ["crashed", "ok"], [r.code_output() for r in results]
+
+
+NON_ROOT_POOL = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1] + "/layers")
+from agentsapi.adapters.local_sandbox import LocalSandbox, LocalSandboxConfig
+from agentsapi.sandbox.port import ExecutionRequest
+pool = LocalSandbox(LocalSandboxConfig(python=sys.argv[2], runner_dir=sys.argv[1] + "/sandbox_image", workers=1))
+try:
+    hello = pool.warm_up()
+    attack = pool.execute(ExecutionRequest(code=sys.argv[3]))
+    victim = pool.execute(ExecutionRequest(code="print(sum(range(10)))"))
+    print(json.dumps({"isolation": hello["isolation"], "attack": attack.code_output(), "victim": victim.code_output()}))
+finally:
+    pool.close()
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="this run is already not root: the other tests cover it")
+def test_a_non_root_make_serve_gets_the_same_isolation() -> None:
+    """Without root there is no setpriv and no host tmpfs: bubblewrap runs as the caller's uid.
+    The filter, pid 1 and the refusals must be the same."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, SANDBOX_PYTHON
+
+    completed = subprocess.run(
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", sys.executable, "-c", NON_ROOT_POOL,
+         str(ROOT), SANDBOX_PYTHON, ATTACKS_ON_OTHERS],
+        capture_output=True, text=True, timeout=120, cwd="/", env={"PATH": os.environ["PATH"], "HOME": "/tmp"})
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    seen = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert seen["isolation"]["seccomp"] is True and seen["isolation"]["uid"] == NOBODY
+    outcomes = json.loads(seen["attack"])
+    assert {name: e for name, e in outcomes["outcomes"].items() if e != 1} == {}
+    assert seen["victim"] == "45\n"
