@@ -12,8 +12,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from agentsapi.domain.conversations import parse_metadata_filter
 from agentsapi.errors import ValidationFailed
-from agentsapi.http.edge import json_response, no_content, parse_body, query_int
-from agentsapi.http.resolver import make_resolver, services, workspace
+from agentsapi.http.edge import json_response, no_content, query_int
+from agentsapi.http.resolver import json_body, make_resolver, services, workspace
 from agentsapi.models.agents import AliasName, CreateAgentRequest, SwitchVersionBody, UpdateAgentRequest
 
 logger = Logger()
@@ -23,7 +23,7 @@ app = make_resolver(logger)
 
 
 def _body(model: Any) -> Any:
-    return parse_body(model, app.current_event.decoded_body, services().settings.max_request_bytes)
+    return json_body(app, model)
 
 
 def _query() -> dict[str, str]:

@@ -8,8 +8,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from agentsapi.http.edge import json_response, parse_body, query_int
-from agentsapi.http.resolver import make_resolver, services, workspace
+from agentsapi.http.edge import json_response, query_int
+from agentsapi.http.resolver import json_body, make_resolver, services, workspace
 from agentsapi.models.batch import CreateBatchJobRequest
 
 logger = Logger()
@@ -21,7 +21,7 @@ app = make_resolver(logger)
 @app.post("/v1/batch/jobs")
 @tracer.capture_method(capture_response=False)
 def create_job() -> Response[Any]:
-    request = parse_body(CreateBatchJobRequest, app.current_event.decoded_body, services().settings.max_request_bytes * 8)
+    request = json_body(app, CreateBatchJobRequest)
     job = services().batch.create(workspace(app), request)
     metrics.add_metric(name="BatchRequestsQueued", unit=MetricUnit.Count, value=job["total_requests"])
     return json_response(job)

@@ -14,8 +14,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentsapi.domain.conversations import TurnResult, parse_metadata_filter
-from agentsapi.http.edge import event_stream, json_response, no_content, parse_body, query_int
-from agentsapi.http.resolver import make_resolver, services, workspace
+from agentsapi.http.edge import event_stream, json_response, no_content, query_int
+from agentsapi.http.resolver import json_body, make_resolver, services, workspace
 from agentsapi.models.conversations import (
     AppendConversationRequest,
     RestartConversationRequest,
@@ -29,7 +29,7 @@ app = make_resolver(logger)
 
 
 def _body(model: Any) -> Any:
-    return parse_body(model, app.current_event.decoded_body, services().settings.max_request_bytes)
+    return json_body(app, model)
 
 
 def _wants_stream(request: Any) -> bool:

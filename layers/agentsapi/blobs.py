@@ -10,6 +10,7 @@ class BlobStore(Protocol):
     def get(self, key: str, max_age_s: float | None = None) -> bytes | None: ...
     def delete(self, key: str) -> None: ...
     def delete_prefix(self, prefix: str) -> None: ...
+    def copy(self, source: str, key: str, max_age_s: float | None = None) -> bool: ...
     def signed_url(self, key: str, expiry_s: int, filename: str) -> str: ...
 
 
@@ -24,3 +25,9 @@ def session_prefix(ws: str, conversation_id: str) -> str:
 
 def session_key(ws: str, conversation_id: str, entry_id: str) -> str:
     return f"{session_prefix(ws, conversation_id)}{entry_id}"
+
+
+def is_own_session(ref: str, ws: str, conversation_id: str, entry_id: str | None) -> bool:
+    """Whether a stored reference is the one key the conversation's own execution entry may name:
+    ``sessions/<ws>/<conversation>/<entry id>``. Anything else is never loaded."""
+    return bool(entry_id) and "/" not in str(entry_id) and ref == session_key(ws, conversation_id, str(entry_id))

@@ -120,10 +120,12 @@ def build_services(settings: Settings, sandbox: Sandbox | None = None) -> Servic
     sandbox = sandbox or build_sandbox(settings)
     runtime = Runtime(build_provider(settings), sandbox, max_steps=settings.max_tool_steps, telemetry=PowertoolsTelemetry())
     conversations = ConversationService(store, agents, runtime, files=files, blobs=blobs,
-                                        session_ttl_s=settings.session_ttl)
+                                        session_ttl_s=settings.session_ttl, max_input_entries=settings.max_input_entries,
+                                        max_entries=settings.max_conversation_entries)
     queue = SqsQueue(boto3.client("sqs"), settings.batch_queue_url or "")
     batch = BatchService(DynamoDBBatchStore(store.client, settings.table_name), queue, files, conversations, agents,
-                         blobs=blobs, lease_s=settings.batch_lease_s, max_receives=settings.batch_max_receives)
+                         blobs=blobs, lease_s=settings.batch_lease_s, max_receives=settings.batch_max_receives,
+                         max_json_depth=settings.max_json_depth)
     keys = Authenticator.from_settings(settings, DynamoDBKeyStore(store.client, settings.table_name))
     limiter = RateLimiter(store.client, settings.table_name, settings.rate_limit_per_minute)
     return Services(settings, keys, limiter, store, agents, conversations, sandbox, files, batch)

@@ -51,9 +51,14 @@ class Settings(BaseSettings):
     provider_max_retries: int = Field(3, alias="PROVIDER_MAX_RETRIES", ge=0, le=10)
     max_tool_steps: int = Field(8, alias="MAX_TOOL_STEPS", ge=1, le=40)
     max_request_bytes: int = Field(1024 * 1024, alias="MAX_REQUEST_BYTES")
+    # Bounds on client input, refused with a 4xx naming the field before anything is stored.
+    # Nesting stays well below the 200 levels pydantic's JSON parser reads back from storage.
+    max_json_depth: int = Field(64, alias="MAX_JSON_DEPTH", ge=8, le=128)
+    max_input_entries: int = Field(200, alias="MAX_INPUT_ENTRIES", ge=1, le=10_000)
+    max_conversation_entries: int = Field(5000, alias="MAX_CONVERSATION_ENTRIES", ge=2, le=100_000)
 
     sandbox_mode: Literal["local", "lambda", "disabled"] = Field("lambda", alias="SANDBOX_MODE")
-    sandbox_function_name: str = Field("agents-api-sandbox", alias="SANDBOX_FUNCTION_NAME")
+    sandbox_function_name: str = Field("agents-api-tenant-sandbox", alias="SANDBOX_FUNCTION_NAME")
     sandbox_python: str = Field("/opt/agents-sandbox/venv/bin/python", alias="SANDBOX_PYTHON")
     sandbox_runner_dir: str = Field("sandbox_image", alias="SANDBOX_RUNNER_DIR")
     sandbox_workers: int = Field(2, alias="SANDBOX_WORKERS", ge=1, le=16)

@@ -29,6 +29,20 @@ class S3Blobs:
                 return None
         return response["Body"].read()
 
+    def copy(self, source: str, key: str, max_age_s: float | None = None) -> bool:
+        """Copy within the bucket (S3 moves the bytes); False if the source is missing or expired."""
+        try:
+            if max_age_s is not None:
+                head = self.client.head_object(Bucket=self.bucket, Key=source)
+                if (datetime.now(UTC) - head["LastModified"]).total_seconds() > max_age_s:
+                    return False
+            self.client.copy_object(Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": source})
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "NotFound"):
+                return False
+            raise
+        return True
+
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=key)
 

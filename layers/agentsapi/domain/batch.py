@@ -18,8 +18,9 @@ from pydantic import ValidationError
 from ..blobs import BlobStore
 from ..errors import ApiError, Conflict, InvalidRequest, NotFound
 from ..jobqueue import JobQueue
+from ..limits import too_deep
 from ..models.batch import TERMINAL, BatchItem, BatchJob, CreateBatchJobRequest
-from ..models.common import new_id
+from ..models.common import CLIENT_INPUT, new_id
 from ..models.conversations import StartConversationRequest
 from .agents import AgentService
 from .conversations import ConversationService
@@ -39,7 +40,8 @@ def conversation_id_for(job_id: str, index: int) -> str:
 
 class BatchService:
     def __init__(self, store: Any, queue: JobQueue, files: FileService, conversations: ConversationService,
-                 agents: AgentService, blobs: BlobStore | None = None, lease_s: int = 900, max_receives: int = 5) -> None:
+                 agents: AgentService, blobs: BlobStore | None = None, lease_s: int = 900, max_receives: int = 5,
+                 max_json_depth: int = 64) -> None:
         self.store = store
         self.blobs = blobs
         self.queue = queue
@@ -48,6 +50,7 @@ class BatchService:
         self.agents = agents
         self.lease_s = lease_s
         self.max_receives = max_receives
+        self.max_json_depth = max_json_depth
 
     # -- the API side ---------------------------------------------------------------------------
     def create(self, ws: str, request: CreateBatchJobRequest) -> dict[str, Any]:
@@ -77,7 +80,7 @@ class BatchService:
             for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
                 if not line.strip():
                     continue
-                items.append(_parse_line(len(items), file_id, number, line))
+                items.append(_parse_line(len(items), file_id, number, line, self.max_json_depth))
         return items
 
     def create_from_inbox(self, bucket: str, key: str) -> dict[str, Any] | None:
@@ -179,7 +182,7 @@ class BatchService:
         body.pop("model", None)
         body["agent_id" if job.agent_id else "model"] = job.agent_id or job.model
         try:
-            request = StartConversationRequest.model_validate(body)
+            request = StartConversationRequest.model_validate(body, context=CLIENT_INPUT)
         except ValidationError as exc:
             fields = ", ".join(".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()[:5])
             raise InvalidRequest(f"invalid request body: {fields}", param="body") from exc
@@ -237,12 +240,17 @@ class BatchService:
         return record.id
 
 
-def _parse_line(index: int, file_id: str, number: int, line: str) -> BatchItem:
+def _parse_line(index: int, file_id: str, number: int, line: str, max_depth: int) -> BatchItem:
     where = f"{file_id} line {number}"
+    too_deep_error = BatchItem(index=index, state="failed", error=f"{where}: JSON nested deeper than {max_depth} levels")
     try:
         value = json.loads(line)
+    except RecursionError:
+        return too_deep_error
     except ValueError:
         return BatchItem(index=index, state="failed", error=f"{where}: not JSON")
+    if too_deep(value, max_depth) is not None:  # stored as the request's body: it must read back
+        return too_deep_error
     if not isinstance(value, dict) or not isinstance(value.get("body"), dict):
         return BatchItem(index=index, custom_id=value.get("custom_id") if isinstance(value, dict) else None,
                          state="failed", error=f"{where}: expected an object with a 'body' object")

@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..blobs import BlobStore, session_key, session_prefix
-from ..errors import ApiError, FunctionResultsMissing, InvalidRequest, NotFound
+from ..blobs import BlobStore, is_own_session, session_key, session_prefix
+from ..errors import ApiError, FunctionResultsMissing, InvalidRequest, NotFound, ValidationFailed
+from ..limits import file_name_problem
 from ..models.common import iso, new_id, now
 from ..models.conversations import (
     AppendConversationRequest,
@@ -42,6 +43,10 @@ from .agents import AgentService
 from .files import FileService
 from .paging import offset_page
 from .runtime import Event, HandoffTarget, Persona, Runtime, ToolContext, Turn, pending_tool_calls
+
+
+# Stands in, in a restarted history, for a session reference its source did not own.
+REFUSED_SESSION = "refused:not-this-conversation's"
 
 
 @dataclass
@@ -113,13 +118,33 @@ def _check_owed_results(pending: list[str], inputs: list[Entry]) -> None:
 
 class ConversationService:
     def __init__(self, store: Store, agents: AgentService, runtime: Runtime, files: FileService | None = None,
-                 blobs: BlobStore | None = None, session_ttl_s: int = 7 * 24 * 3600) -> None:
+                 blobs: BlobStore | None = None, session_ttl_s: int = 7 * 24 * 3600, max_input_entries: int = 200,
+                 max_entries: int = 5000) -> None:
         self.store = store
         self.agents = agents
         self.runtime = runtime
         self.files = files
         self.blobs = blobs
         self.session_ttl_s = session_ttl_s
+        self.max_input_entries = max_input_entries
+        self.max_entries = max_entries
+
+    # -- bounds ---------------------------------------------------------------------------------
+    def _bounded_inputs(self, inputs: str | list[Entry] | None) -> list[Entry]:
+        """The request's inputs as entries, at most ``max_input_entries`` of them (422 otherwise)."""
+        if isinstance(inputs, list) and len(inputs) > self.max_input_entries:
+            raise ValidationFailed([{"type": "too_long", "loc": ["body", "inputs"],
+                                     "msg": f"at most {self.max_input_entries} input entries per request "
+                                            f"(MAX_INPUT_ENTRIES); got {len(inputs)}"}])
+        return _inputs(inputs)
+
+    def _check_room(self, held: int, adding: int) -> None:
+        """A conversation holds at most ``max_entries``: a turn that would start beyond it is refused
+        before it runs (its own outputs may go a few entries over)."""
+        if held + adding > self.max_entries:
+            raise InvalidRequest(f"inputs: the conversation would hold {held + adding} entries, over the limit of "
+                                 f"{self.max_entries} (MAX_CONVERSATION_ENTRIES); start a new conversation, or "
+                                 "restart this one from an earlier entry", param="inputs")
 
     # -- what the code works with -----------------------------------------------------------
     def _check_file_refs(self, ws: str, inputs: list[Entry]) -> None:
@@ -134,17 +159,21 @@ class ConversationService:
             return ToolContext(workspace=ws)
         files, blobs = self.files, self.blobs
         by_name: dict[str, SandboxFile] = {}
+        unusable: list[str] = []
         for file_id in _file_refs(history):
             record, data = files.content(ws, file_id)
+            if file_name_problem(record.filename):  # stored before names were bounded: never sent on
+                unusable.append(file_id)
+                continue
             by_name[record.filename] = SandboxFile(name=record.filename, mime_type=record.mimetype or "",
                                                    size=len(data), content_b64=base64.b64encode(data).decode())
         context = ToolContext(input_files=list(by_name.values()), workspace=ws)
-        refs = [e.session_ref for e in history if isinstance(e, ToolExecutionEntry) and e.session_ref]
-        if refs:
-            context.state = blobs.get(refs[-1], max_age_s=self.session_ttl_s)
-            if context.state is None:
-                context.notes.append("the interpreter session from earlier in this conversation has expired; "
-                                     "variables and files start fresh")
+        if unusable:
+            context.notes.append(f"files {unusable} have names the sandbox cannot use and were not handed to the "
+                                 "code; upload them again under a name of at most 255 bytes")
+        context.state, note = self._resume_session(ws, conversation_id, history)
+        if note:
+            context.notes.append(note)
 
         def save_state(entry_id: str, data: bytes) -> str:
             key = session_key(ws, conversation_id, entry_id)
@@ -156,6 +185,38 @@ class ConversationService:
 
         context.save_state, context.save_file = save_state, save_file
         return context
+
+    def _resume_session(self, ws: str, conversation_id: str, history: list[Entry]) -> tuple[bytes | None, str | None]:
+        """The interpreter state left by the latest execution, loaded from this conversation's own
+        key and nowhere else: clients cannot name a key (session_ref is refused in input), and a
+        stored reference outside ``sessions/<ws>/<conversation>/`` is refused here, at load."""
+        latest = next((e for e in reversed(history) if isinstance(e, ToolExecutionEntry) and e.session_ref), None)
+        if latest is None or self.blobs is None:
+            return None, None
+        if not is_own_session(latest.session_ref or "", ws, conversation_id, latest.id):
+            return None, ("the interpreter session recorded earlier is not this conversation's own and was not "
+                          "loaded; variables and files start fresh")
+        state = self.blobs.get(latest.session_ref or "", max_age_s=self.session_ttl_s)
+        if state is None:
+            return None, "the interpreter session from earlier in this conversation has expired; variables and files start fresh"
+        return state, None
+
+    def _adopt_sessions(self, ws: str, source_id: str, target_id: str, kept: list[Entry]) -> list[Entry]:
+        """A restart's copy of the history gets its own copy of the session state (the new
+        conversation loads only from its own prefix, and outlives the deletion of its source).
+        State the source does not own is neither copied nor carried."""
+        if self.blobs is None:
+            return kept
+        adopted: list[Entry] = []
+        for entry in kept:
+            if isinstance(entry, ToolExecutionEntry) and entry.session_ref:
+                ref = REFUSED_SESSION  # a foreign key is not carried; the restart starts fresh, as append would
+                if is_own_session(entry.session_ref, ws, source_id, entry.id):
+                    ref = session_key(ws, target_id, entry.id or "")
+                    self.blobs.copy(entry.session_ref, ref, max_age_s=self.session_ttl_s)  # expired: loads as such
+                entry = entry.model_copy(update={"session_ref": ref})
+            adopted.append(entry)
+        return adopted
 
     # -- who answers ------------------------------------------------------------------------
     def _persona(self, ws: str, conversation: Conversation, completion_args: Any = None,
@@ -192,6 +253,8 @@ class ConversationService:
     def start(self, ws: str, request: StartConversationRequest, conversation_id: str | None = None) -> TurnResult:
         """``conversation_id`` is for the batch worker: a deterministic id makes a retried request
         find the conversation its first attempt stored, instead of creating a second one."""
+        inputs = self._bounded_inputs(request.inputs)
+        self._check_room(0, len(inputs))
         moment = now()
         conversation = Conversation(
             id=conversation_id or new_id("conv_"), created_at=moment, updated_at=moment, name=request.name,
@@ -206,7 +269,6 @@ class ConversationService:
             conversation.instructions = request.instructions
             conversation.tools = request.tools or []
             conversation.completion_args = request.completion_args or conversation.completion_args
-        inputs = _inputs(request.inputs)
         self._check_file_refs(ws, inputs)
         _check_owed_results(pending_tool_calls(inputs), [])
         persona = self._persona(ws, conversation)
@@ -219,8 +281,9 @@ class ConversationService:
                           request.handoff_execution)
 
     def append(self, ws: str, conversation_id: str, request: AppendConversationRequest) -> TurnResult:
+        inputs = self._bounded_inputs(request.inputs)
         conversation = self._load(ws, conversation_id)
-        inputs = _inputs(request.inputs)
+        self._check_room(conversation.entry_count, len(inputs))
         self._check_file_refs(ws, inputs)
         history = self.store.get_entries(ws, conversation_id)
         confirmations = _confirmations(history, request.tool_confirmations or [])
@@ -242,13 +305,14 @@ class ConversationService:
                           request.handoff_execution, confirmations)
 
     def restart(self, ws: str, conversation_id: str, request: RestartConversationRequest) -> TurnResult:
+        inputs = self._bounded_inputs(request.inputs)
         source = self._load(ws, conversation_id)
         history = self.store.get_entries(ws, conversation_id)
         cut = next((i for i, e in enumerate(history) if e.id == request.from_entry_id), None)
         if cut is None:
             raise NotFound(f"Entry {request.from_entry_id} not found in conversation {conversation_id}",
                            param="from_entry_id")
-        kept = history[: cut + 1]
+        self._check_room(cut + 1, len(inputs))
         moment = now()
         conversation = source.model_copy(update={
             "id": new_id("conv_"), "created_at": moment, "updated_at": moment, "entry_count": 0,
@@ -259,9 +323,9 @@ class ConversationService:
                 raise InvalidRequest("agent_version applies only to agent conversations", param="agent_version")
             _, version = self.agents.resolve_version(ws, conversation.agent_id, request.agent_version)
             conversation.agent_version = version.version
-        inputs = _inputs(request.inputs)
         self._check_file_refs(ws, inputs)
-        _check_owed_results(pending_tool_calls(kept), inputs)
+        _check_owed_results(pending_tool_calls(history[: cut + 1]), inputs)
+        kept = self._adopt_sessions(ws, source.id, conversation.id, history[: cut + 1])
         persona = self._persona(ws, conversation, request.completion_args, kept)
 
         def save(turn: Turn) -> None:
@@ -343,6 +407,6 @@ def parse_metadata_filter(raw: str | None) -> dict[str, Any] | None:
         return None
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) and value else None

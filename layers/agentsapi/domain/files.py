@@ -9,6 +9,7 @@ from typing import Any
 
 from ..blobs import BlobStore, file_key
 from ..errors import InvalidRequest, NotFound, PayloadTooLarge
+from ..limits import MAX_NAME_BYTES, file_name_problem
 from ..models.files import PURPOSES, FileRecord
 from ..store import Store
 from .paging import offset_page
@@ -23,8 +24,10 @@ class FileService:
     def upload(self, ws: str, filename: str, content: bytes, purpose: str | None = None, mimetype: str | None = None,
                source: str = "upload", sample_type: str = "instruct", enforce_limit: bool = True) -> FileRecord:
         """Store a file. ``enforce_limit`` is off for files the service writes itself (batch results)."""
-        if not filename or "/" in filename or "\0" in filename or len(filename) > 255:
-            raise InvalidRequest("file: a plain file name of at most 255 characters is required", param="file")
+        problem = file_name_problem(filename)
+        if problem:
+            raise InvalidRequest(f"file: the file name {problem} (a plain name of at most {MAX_NAME_BYTES} bytes of "
+                                 "UTF-8 is required)", param="file")
         if enforce_limit and len(content) > self.max_bytes:
             raise PayloadTooLarge(f"file: {len(content)} bytes is over the {self.max_bytes}-byte limit", param="file")
         purpose = purpose or "fine-tune"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ApiError
+from ..limits import usable_file_name
 from ..models.common import iso, new_id, now
 from ..models.conversations import Usage
 from ..models.entries import (
@@ -315,10 +316,15 @@ class Runtime:
             context.state = result.session.content()
             session_ref = context.save_state(entry_id, context.state)  # type: ignore[misc]
         files = []
-        for produced in result.files if context.save_file is not None else []:
-            file_id = context.save_file(produced.name, produced.mime_type, produced.content())  # type: ignore[misc]
-            chunk = ToolFileChunk(tool=CODE_INTERPRETER, file_id=file_id, file_name=produced.name,
-                                  file_type=produced.name.rsplit(".", 1)[-1] if "." in produced.name else None)
+        for number, produced in enumerate(result.files if context.save_file is not None else [], 1):
+            # The code names its files: one that cannot name a stored file (bytes, control characters,
+            # not UTF-8) is renamed, with a note, rather than failing the turn or leaving a blob behind.
+            name, problem = usable_file_name(produced.name.rsplit("/", 1)[-1], f"output_{number}")
+            if problem:
+                result.notes.append(f"a file the code wrote has a name that {problem}; it was saved as {name!r}")
+            file_id = context.save_file(name, produced.mime_type, produced.content())  # type: ignore[misc]
+            chunk = ToolFileChunk(tool=CODE_INTERPRETER, file_id=file_id, file_name=name,
+                                  file_type=name.rsplit(".", 1)[-1] if "." in name else None)
             files.append(chunk)
         turn.unshown_files.extend(files)
         result.notes[:0], context.notes = context.notes, []  # e.g. "session expired", once

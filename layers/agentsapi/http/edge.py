@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -11,6 +12,9 @@ from aws_lambda_powertools.event_handler import Response
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ApiError, InvalidRequest, PayloadTooLarge, ValidationFailed
+from ..limits import too_deep
+from ..models.common import CLIENT_INPUT
+from ..settings import Settings
 from .errors import error_body, from_pydantic
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -22,17 +26,59 @@ EVENT_STREAM = "text/event-stream; charset=utf-8"
 stream_sink: ContextVar[list[Iterator[bytes]] | None] = ContextVar("stream_sink", default=None)
 
 
-def parse_body(model: type[Model], raw: str | None, max_bytes: int) -> Model:
+# Multipart framing around an upload's bytes; batch bodies carry many conversation bodies.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+BATCH_BODY_FACTOR = 8
+
+
+def request_body_limit(settings: Settings, path: str) -> int:
+    """The largest body a route accepts: the front end refuses more before reading it, and the
+    handlers check the same figure (API Gateway, which has no front end of ours, forwards any)."""
+    if path == "/v1/files" or path.startswith("/v1/files/"):
+        return settings.files_max_bytes + MULTIPART_OVERHEAD_BYTES
+    if path == "/v1/batch" or path.startswith("/v1/batch/"):
+        return settings.max_request_bytes * BATCH_BODY_FACTOR
+    return settings.max_request_bytes
+
+
+def too_deep_error(path: list[str | int], limit: int) -> ValidationFailed:
+    return ValidationFailed([{"type": "too_deep", "loc": ["body", *path[:4]],
+                              "msg": f"JSON nested deeper than {limit} levels (MAX_JSON_DEPTH)"}])
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(data: Any) -> bool:
+    """json.loads pairs valid surrogate escapes; any left alone cannot be stored (nor encoded)."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def parse_body(model: type[Model], raw: str | None, max_bytes: int, max_depth: int) -> Model:
+    """Every JSON body goes through here: size, syntax, nesting depth, then the model, validated
+    as client input (fields only the server sets are refused). Nothing is stored before this."""
     if raw is None or raw == "":
         raise ValidationFailed([{"type": "missing", "loc": ["body"], "msg": "a JSON body is required"}])
-    if len(raw.encode()) > max_bytes:
+    if len(raw.encode("utf-8", "surrogatepass")) > max_bytes:
         raise PayloadTooLarge(f"request body is larger than {max_bytes} bytes", param="body")
     try:
         data = json.loads(raw)
+    except RecursionError as exc:  # deeper than the interpreter's own limit (~1000)
+        raise too_deep_error([], max_depth) from exc
     except ValueError as exc:
         raise ValidationFailed([{"type": "json_invalid", "loc": ["body"], "msg": f"malformed JSON: {exc}"}]) from exc
+    deep = too_deep(data, max_depth)
+    if deep is not None:
+        raise too_deep_error(deep, max_depth)
+    if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(data):
+        raise ValidationFailed([{"type": "string_unicode", "loc": ["body"],
+                                 "msg": "a string holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff)"}])
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=CLIENT_INPUT)
     except ValidationError as exc:
         raise from_pydantic(exc) from exc
 

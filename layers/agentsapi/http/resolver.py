@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 
 from ..auth import Principal
 from ..errors import ApiError, ValidationFailed
 from ..services import Services, get_services
-from .edge import error_response
+from .edge import error_response, parse_body, request_body_limit
 from .errors import validation_detail
 
 
@@ -117,3 +118,13 @@ def principal_of(app: APIGatewayRestResolver) -> Principal:
 
 def services() -> Services:
     return get_services()
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def json_body(app: APIGatewayRestResolver, model: type[Model]) -> Model:
+    """The request's JSON body as ``model``, within the route's size and the nesting limit."""
+    settings = services().settings
+    event = app.current_event
+    return parse_body(model, event.decoded_body, request_body_limit(settings, event.path), settings.max_json_depth)

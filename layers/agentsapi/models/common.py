@@ -5,8 +5,41 @@ from __future__ import annotations
 import os
 import time
 from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationInfo
+from pydantic_core import PydanticCustomError
+
+from ..limits import file_name_problem
+
+# The validation context of anything a client sent (bodies, batch requests). Stored objects are
+# read back without it, so rules below that apply to client input never break reading old data.
+CLIENT_INPUT: dict[str, Any] = {"client_input": True}
+
+
+def from_client(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("client_input"))
+
+
+def _server_only(value: Any, info: ValidationInfo) -> Any:
+    if from_client(info):
+        # Exactly what an unknown field gets: to a client, the field does not exist.
+        raise PydanticCustomError("extra_forbidden", "Extra inputs are not permitted (set by the server only)")
+    return value
+
+
+def _client_file_name(value: str | None, info: ValidationInfo) -> str | None:
+    if value is not None and from_client(info):
+        problem = file_name_problem(value)
+        if problem:
+            raise PydanticCustomError("file_name", "a file name that {problem}", {"problem": problem})
+    return value
+
+
+# A field the server sets and later trusts (e.g. where stored state lives): refused in client input.
+ServerOnly = BeforeValidator(_server_only)
+# A file name from a client: at most 255 bytes of UTF-8, no control characters, no '/'.
+ClientFileName = Annotated[str, AfterValidator(_client_file_name)]
 
 
 class StrictModel(BaseModel):

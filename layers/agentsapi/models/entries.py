@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Discriminator, Field, Tag
+from pydantic import AfterValidator, Discriminator, Field, Tag, ValidationInfo
+from pydantic_core import PydanticCustomError
 
-from .common import ApiModel, StrictModel, iso
+from .common import ApiModel, ClientFileName, ServerOnly, StrictModel, from_client, iso
 
 # -- content chunks ---------------------------------------------------------------------------
 
@@ -26,7 +27,7 @@ class ToolFileChunk(StrictModel):
     type: Literal["tool_file"] = "tool_file"
     tool: str
     file_id: str
-    file_name: str | None = None
+    file_name: ClientFileName | None = None
     file_type: str | None = None
 
 
@@ -122,6 +123,14 @@ class FunctionResultEntry(EntryBase):
     result: str
 
 
+def _pending_only_from_the_server(value: str | None, info: ValidationInfo) -> str | None:
+    # A pending call is one the server holds for the user's confirmation, and confirming it runs
+    # its arguments as code: only the model's own calls may be pending, never one a client sends.
+    if value == "pending" and from_client(info):
+        raise PydanticCustomError("server_only", "only the server marks a tool call as waiting for confirmation")
+    return value
+
+
 class FunctionCallEntry(EntryBase):
     type: Literal["function.call"] = "function.call"
     tool_call_id: str
@@ -129,7 +138,8 @@ class FunctionCallEntry(EntryBase):
     arguments: str | dict[str, Any]
     agent_id: str | None = None
     model: str | None = None
-    confirmation_status: Literal["pending", "allowed", "denied"] | None = None
+    confirmation_status: Annotated[Literal["pending", "allowed", "denied"] | None,
+                                   AfterValidator(_pending_only_from_the_server)] = None
 
 
 class ToolExecutionEntry(EntryBase):
@@ -138,8 +148,9 @@ class ToolExecutionEntry(EntryBase):
     arguments: str = ""
     # Set when the execution answers a function.call that waited for the user's confirmation.
     tool_call_id: str | None = None
-    # Where the interpreter session's state after this execution is kept (internal, never sent).
-    session_ref: str | None = None
+    # Where the interpreter session's state after this execution is kept: internal, never sent,
+    # and refused in client input (a client naming storage could load another tenant's blob).
+    session_ref: Annotated[str | None, ServerOnly] = None
     function: str | None = None
     info: dict[str, Any] = Field(default_factory=dict)
     agent_id: str | None = None
