@@ -44,7 +44,6 @@ from .files import FileService
 from .paging import offset_page
 from .runtime import Event, HandoffTarget, Persona, Runtime, ToolContext, Turn, pending_tool_calls
 
-
 # Stands in, in a restarted history, for a session reference its source did not own.
 REFUSED_SESSION = "refused:not-this-conversation's"
 
