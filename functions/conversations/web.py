@@ -17,6 +17,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import sys
 import time
 import uuid
@@ -26,10 +27,36 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
+from agentsapi.errors import ApiError, InvalidRequest, PayloadTooLarge
 from agentsapi.http.edge import stream_sink
+from agentsapi.http.errors import error_body
 
 HEALTH_PATH = "/healthz"  # the web adapter's readiness check
+BODY_READ_TIMEOUT_S = 30.0  # per read: a client that stops sending its body frees the thread
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
+BodyLimit = Callable[[str], int]
+_DIGITS = re.compile(r"[0-9]{1,15}")
+
+
+class LengthRequired(InvalidRequest):
+    status = 411
+
+
+class RequestTimeout(InvalidRequest):
+    status = 408
+
+
+def route_body_limit(path: str) -> int:
+    """The largest body the route accepts, as its handler counts it (the same settings)."""
+    from agentsapi.http.edge import request_body_limit
+    from agentsapi.services import get_services
+
+    return request_body_limit(get_services().settings, path)
+
+
+def _header_safe(value: str) -> bool:
+    """A header value http.server can write as is: Latin-1, with nothing that ends the line."""
+    return not any(c in value for c in "\r\n\0") and all(ord(c) < 256 for c in value)
 
 
 def make_event(method: str, path: str, headers: dict[str, str] | None = None, query: str = "",
@@ -101,14 +128,56 @@ class Frontend(BaseHTTPRequestHandler):
                 self._send(500, {"Content-Type": "application/json"}, payload)
             self._log(500, started)
 
+    def _refuse(self, error: ApiError, started: float) -> None:
+        """Answer in the API's error shape without reading the body, and close the connection, so
+        bytes left unread are never taken for the next request."""
+        self.close_connection = True
+        self._send(error.status, {"Content-Type": "application/json", **error.headers}, json.dumps(error_body(error)).encode())
+        self._log(error.status, started)
+
+    def _body_length(self, path: str) -> int | ApiError:
+        """The declared length, validated before a byte of the body is read."""
+        if self.headers.get("transfer-encoding"):
+            return LengthRequired("send the body with a Content-Length (Transfer-Encoding is not supported)",
+                                  param="Content-Length")
+        declared = {value.strip() for value in self.headers.get_all("content-length") or []}
+        if len(declared) > 1:
+            return InvalidRequest("conflicting Content-Length headers", param="Content-Length")
+        raw = declared.pop() if declared else "0"
+        limit = int(self.server.body_limit(path))  # type: ignore[attr-defined]
+        if not _DIGITS.fullmatch(raw):
+            if raw.isascii() and raw.isdigit():  # more digits than any body could have
+                return PayloadTooLarge(f"request body is larger than {limit} bytes", param="body")
+            return InvalidRequest("Content-Length must be a non-negative integer", param="Content-Length")
+        length = int(raw)
+        if length > limit:
+            return PayloadTooLarge(f"request body is larger than {limit} bytes", param="body")
+        return length
+
     def _dispatch(self, started: float) -> None:
         path, _, query = self.path.partition("?")
         if path == HEALTH_PATH:
             self._send(200, {"Content-Type": "text/plain"}, b"ok")
             return
+        length = self._body_length(path)
+        if isinstance(length, ApiError):
+            self._refuse(length, started)
+            return
+        raw = b""
+        if length:
+            self.connection.settimeout(BODY_READ_TIMEOUT_S)
+            try:
+                raw = self.rfile.read(length)
+            except TimeoutError:
+                self._refuse(RequestTimeout(f"the request body did not arrive within {BODY_READ_TIMEOUT_S:.0f} s",
+                                            param="body"), started)
+                return
+            finally:
+                self.connection.settimeout(self.timeout)
+            if len(raw) < length:  # the client hung up mid-body: nobody to answer
+                self.close_connection = True
+                return
         handler = self.server.route(path)  # type: ignore[attr-defined]
-        length = int(self.headers.get("content-length") or 0)
-        raw = self.rfile.read(length) if length else b""
         content_type = self.headers.get("content-type") or ""
         # Binary bodies (uploads) travel base64-encoded, as API Gateway sends binary media types.
         binary = bool(raw) and not content_type.startswith(("application/json", "text/"))
@@ -143,8 +212,10 @@ class Frontend(BaseHTTPRequestHandler):
     def _send(self, status: int, headers: dict[str, str], data: bytes) -> None:
         self.send_response(status)
         for name, value in headers.items():
-            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+            if name.lower() not in ("content-length", "transfer-encoding", "connection") and _header_safe(value):
                 self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         if status != 204:
             self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -154,7 +225,7 @@ class Frontend(BaseHTTPRequestHandler):
     def _stream(self, status: int, headers: dict[str, str], blocks: Any) -> None:
         self.send_response(status)
         for name, value in headers.items():
-            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+            if name.lower() not in ("content-length", "transfer-encoding", "connection") and _header_safe(value):
                 self.send_header(name, value)
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache")
@@ -182,9 +253,11 @@ class FrontendServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], route: Callable[[str], Handler | None],
-                 after_stream: Callable[[], None] | None = None) -> None:
+                 after_stream: Callable[[], None] | None = None, body_limit: BodyLimit = route_body_limit) -> None:
         super().__init__(address, Frontend)
         self.route = route
+        # Checked against Content-Length before the body is read.
+        self.body_limit = body_limit
         # The turn's metrics are added while the stream is written, after the handler's
         # @log_metrics flushed: the streaming function flushes them again here.
         self.after_stream = after_stream

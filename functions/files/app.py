@@ -12,7 +12,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentsapi.errors import InvalidRequest, PayloadTooLarge
-from agentsapi.http.edge import json_response, query_int
+from agentsapi.http.edge import MULTIPART_OVERHEAD_BYTES, json_response, query_int
+from agentsapi.http.headers import content_disposition
 from agentsapi.http.resolver import make_resolver, services, workspace
 
 logger = Logger()
@@ -33,7 +34,7 @@ def _multipart() -> dict[str, Any]:
     if not content_type.startswith("multipart/form-data"):
         raise InvalidRequest("upload with Content-Type multipart/form-data (fields: file, purpose)", param="file")
     body = _raw_body()
-    limit = services().files.max_bytes + 64 * 1024
+    limit = services().files.max_bytes + MULTIPART_OVERHEAD_BYTES
     if len(body) > limit:
         raise PayloadTooLarge(f"file: the upload is over the {services().files.max_bytes}-byte limit", param="file")
     message = BytesParser(policy=policy.HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
@@ -82,7 +83,7 @@ def download_file(file_id: str) -> Response[bytes]:
     # base64 already: the resolver's response validation would turn raw bytes into text.
     response: Response[bytes] = Response(status_code=200, content_type="application/octet-stream",
                                          body=base64.b64encode(data).decode("ascii"),
-                                         headers={"Content-Disposition": f'attachment; filename="{record.filename}"'})
+                                         headers={"Content-Disposition": content_disposition(record.filename)})
     response.base64_encoded = True
     return response
 

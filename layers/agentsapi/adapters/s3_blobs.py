@@ -7,6 +7,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ..http.headers import content_disposition
+
 
 class S3Blobs:
     def __init__(self, client: Any, bucket: str) -> None:
@@ -57,6 +59,6 @@ class S3Blobs:
         return self.client.generate_presigned_url(
             "get_object",
             Params={"Bucket": self.bucket, "Key": key,
-                    "ResponseContentDisposition": f'attachment; filename="{filename}"'},
+                    "ResponseContentDisposition": content_disposition(filename)},
             ExpiresIn=expiry_s,
         )
