@@ -251,6 +251,9 @@ class Frontend(BaseHTTPRequestHandler):
 
 class FrontendServer(ThreadingHTTPServer):
     daemon_threads = True
+    # The listen backlog: a burst of clients (16 tenants opening connections at once) must queue,
+    # not be refused with a reset (socketserver's default is 5).
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], route: Callable[[str], Handler | None],
                  after_stream: Callable[[], None] | None = None, body_limit: BodyLimit = route_body_limit) -> None:

@@ -12,6 +12,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
+    # Where agents, conversations, files, sessions, batches and keys live: "aws" (DynamoDB, S3,
+    # SQS: the Lambda functions, or any endpoint boto3 is configured for) or "sqlite" (one
+    # machine: a SQLite database and a blob directory under DATA_DIR; `make serve`'s default).
+    storage: Literal["aws", "sqlite"] = Field("aws", alias="STORAGE")
+    data_dir: str = Field(".data", alias="DATA_DIR")
+    # The address clients reach this server at (signed download URLs locally).
+    public_url: str = Field("http://127.0.0.1:8080", alias="PUBLIC_URL")
     table_name: str = Field("agents-api", alias="TABLE_NAME")
     bucket_name: str = Field("agents-api-files", alias="BUCKET_NAME")
     # API Gateway + Lambda carry at most 6 MB: uploads stay well under it (base64 grows them).

@@ -1,25 +1,17 @@
-"""The real `make serve` process (moto, bubblewrap sandbox, offline model) for SDK tests."""
+"""The real `make serve` process (embedded storage, bubblewrap sandbox, offline model) for SDK tests."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import threading
-import time
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from local.launcher import Server
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -44,41 +36,16 @@ def mistral_server_url(fake_mistral: object) -> Iterator[str]:
 
 
 def _serve(extra_env: dict[str, str], log_path: str) -> Iterator[str]:
-    port = _free_port()
-    env = {**os.environ, "PORT": str(port), "SANDBOX_WORKERS": "2", "SANDBOX_TIMEOUT_S": "10", **extra_env}
-    process = subprocess.Popen([sys.executable, "-m", "local.serve", "--port", str(port)], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    lines = []
-    assert process.stdout is not None
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "listening on" in line:
-            break
-    else:
-        process.kill()
-        pytest.fail("server did not start:\n" + "".join(lines))
-    if process.poll() is not None:
-        pytest.fail("server exited:\n" + "".join(lines))
-    # Keep draining its log (one line per request) into a file a failing test can point at.
-    log = Path(log_path)
-
-    def drain() -> None:
-        with log.open("w") as sink:
-            for line in process.stdout:  # type: ignore[union-attr]
-                sink.write(line)
-                sink.flush()
-
-    threading.Thread(target=drain, daemon=True).start()
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
+    """A `make serve` of its own, on a fresh DATA_DIR."""
+    data_dir = tempfile.mkdtemp(prefix="agents-e2e-data-")
+    env = {"SANDBOX_WORKERS": "2", "SANDBOX_TIMEOUT_S": "10", "DATA_DIR": data_dir, **extra_env}
     try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        server = Server(env, log_path=log_path)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield server.url
+    server.stop(timeout_s=15)
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.conftest import ROOT, _free_port
+from local.launcher import ROOT, free_port
 
 
 def sandbox_leftovers() -> set[str]:
@@ -21,10 +21,10 @@ def sandbox_leftovers() -> set[str]:
     return mounts | copies
 
 
-def test_sigterm_removes_worker_mounts_and_copies_even_with_a_turn_running() -> None:
+def test_sigterm_removes_worker_mounts_and_copies_even_with_a_turn_running(tmp_path: Path) -> None:
     before = sandbox_leftovers()
-    port = _free_port()
-    env = {**os.environ, "PORT": str(port), "SANDBOX_WORKERS": "2"}
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "SANDBOX_WORKERS": "2", "DATA_DIR": str(tmp_path)}
     process = subprocess.Popen([sys.executable, "-m", "local.serve", "--port", str(port)], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
