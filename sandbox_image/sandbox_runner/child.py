@@ -117,16 +117,21 @@ def _reseed() -> None:
         numpy.random.seed()
 
 
-def prepare(seccomp_ok: bool, loaded: list[str], protected: set[int], groups: set[int]) -> None:
+def prepare(seccomp_ok: bool, protected: set[int], groups: set[int]) -> None:
     """Everything that does not depend on the request, done while the spare waits for one.
 
     ``protected``/``groups``: the processes (and their groups) that outlive the execution; the
     filter refuses signals, rlimits, priority and affinity calls aimed at them.
     """
     os.setsid()  # own session and process group: the runner kills the group as one
-    warmup.run(loaded)
     if seccomp_ok:
         seccomp.install(protected, groups)
+    _reseed()
+
+
+def warm(loaded: list[str]) -> None:
+    """Run a typical data cell now, so its copy-on-write faults are off the request's path."""
+    warmup.run(loaded)
     _reseed()
 
 

@@ -12,6 +12,7 @@ import contextlib
 import gc
 import importlib
 import json
+import mmap
 import os
 import select
 import signal
@@ -23,6 +24,8 @@ from typing import Any
 from . import child, proc, seccomp, warmup
 
 CONTROL_FD = 3
+WARM_AFTER_S = 0.03  # a spare idle this long warms up (see Spare)
+COLD, WARMING, WARM = 0, 1, 2
 
 
 def preload(modules: list[str]) -> list[str]:
@@ -65,16 +68,38 @@ def _send(sock: socket.socket, message: dict[str, Any]) -> None:
     sock.send(json.dumps(message).encode())
 
 
-def _wait_for(pid: int) -> dict[str, Any]:
+def _status(status: int, usage: Any) -> dict[str, Any]:
+    signal_number = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+    return {"returncode": code, "signal": signal_number, "max_rss_kb": usage.ru_maxrss}
+
+
+def _reap(exits: dict[int, dict[str, Any]]) -> None:
+    """Collect every exited child (discarded spares, orphans we adopted as subreaper), keeping
+    each status until its "exited" report is sent."""
     while True:
         try:
-            got, status, usage = os.wait4(-1, 0)
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
         except ChildProcessError:
-            return {"returncode": None, "signal": None, "max_rss_kb": 0}
-        if got == pid:
-            signal_number = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
-            code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
-            return {"returncode": code, "signal": signal_number, "max_rss_kb": usage.ru_maxrss}
+            return
+        if pid == 0:
+            return
+        exits[pid] = _status(status, usage)
+        if len(exits) > 256:
+            exits.pop(next(iter(exits)))  # statuses nobody asked for (spares, orphans)
+
+
+def _collect(pid: int, exits: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """The exit status of a child that has exited (its pidfd said so)."""
+    if pid in exits:
+        return exits.pop(pid)
+    try:
+        got, status, usage = os.wait4(pid, os.WNOHANG)
+    except ChildProcessError:
+        got = 0
+    if got != pid:
+        return {"returncode": None, "signal": None, "max_rss_kb": 0}
+    return _status(status, usage)
 
 
 class Spare:
@@ -84,6 +109,13 @@ class Spare:
     an execution has been answered takes that off the next execution's critical path. The
     spare runs no user code until its request arrives, and is forked only after the previous
     execution's processes are all gone.
+
+    It is ready as soon as it is locked down (cold). Only if no request comes within
+    ``WARM_AFTER_S`` does it warm up (a typical data cell, taking its copy-on-write faults):
+    under load, requests come back to back and a warm-up would be CPU thrown away, since a spare
+    still warming is discarded for a cold one. Its state is a byte in a page shared with the
+    zygote, never a message: the spare must not write to its socket after "ready" (the zygote
+    closes it on hand-over, and unread data there would reset the request).
     """
 
     def __init__(self, control: socket.socket, seccomp_ok: bool, loaded: list[str], warm: bool = True) -> None:
@@ -91,6 +123,7 @@ class Spare:
         # Every process of our uid alive now outlives the execution this spare will run; the
         # execution's own processes are all younger. The child's filter protects exactly these.
         protected, groups = proc.protected_ids(os.getuid()) if seccomp_ok else (set(), set())
+        self.state = mmap.mmap(-1, 1)  # shared with the spare: COLD, WARMING or WARM
         pid = os.fork()
         if pid == 0:
             try:
@@ -102,8 +135,12 @@ class Spare:
                 os.close(null)
                 control.detach()
                 ours.close()
-                child.prepare(seccomp_ok, loaded if warm else [], protected, groups)
+                child.prepare(seccomp_ok, protected, groups)
                 theirs.send(b"ready")
+                if warm and not select.select([theirs], [], [], WARM_AFTER_S)[0]:
+                    self.state[0] = WARMING
+                    child.warm(loaded)
+                    self.state[0] = WARM
                 message, fds, _, _ = socket.recv_fds(theirs, 1 << 20, 2)
             except BaseException:  # noqa: BLE001 - a broken spare just goes away
                 os._exit(72)
@@ -121,18 +158,26 @@ class Spare:
         return proc.healthy(proc.vitals(self.pid), baseline)
 
     def ready(self, wait_s: float = 0.0) -> bool:
-        """Has it finished preparing? Its "ready" must be read before the socket is closed: a
-        unix socket closed with unread data resets the peer, which would lose the request."""
+        """Prepared, and not in the middle of its warm-up? Its "ready" must be read before the
+        socket is closed: a unix socket closed with unread data resets the peer, which would
+        lose the request."""
         if not self.is_ready and select.select([self.sock], [], [], wait_s)[0]:
             with contextlib.suppress(OSError):
                 self.is_ready = self.sock.recv(16) == b"ready"
-        return self.is_ready
+        return self.is_ready and self.state[0] != WARMING
+
+    def usable(self) -> bool:
+        """Worth handing a request now: not in the middle of its warm-up. One still preparing
+        (just forked, as when executions come back to back) is waited for: it is a few
+        milliseconds from ready, less than a new fork."""
+        return self.state[0] != WARMING
 
     def discard(self) -> None:
+        """Kill it without waiting for its memory teardown (milliseconds): it is reaped later."""
         with contextlib.suppress(OSError):
             os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
         self.sock.close()
+        self.state.close()
 
     def hand_over(self, message: bytes, fds: list[int]) -> bool:
         if not self.ready(wait_s=5.0):
@@ -144,16 +189,32 @@ class Spare:
             return False
         finally:
             self.sock.close()
+            self.state.close()
 
 
 def serve(sock: socket.socket, seccomp_ok: bool, loaded: list[str]) -> None:
     """Run requests carry only an execution id and its work dir: the code, the environment and
     the session arrive in a file of that dir, read by the child, so no tenant's data ever
-    enters this process's memory, which every later child inherits."""
+    enters this process's memory, which every later child inherits.
+
+    The zygote never blocks on a child: a running child is watched through a pidfd, so its exit
+    (and the milliseconds its memory teardown takes) overlaps with forking the next spare."""
     spare: Spare | None = None
     baseline = proc.vitals(os.getpid())
     assert baseline is not None
+    running: dict[int, tuple[int, str]] = {}  # pidfd -> (pid, execution id)
+    exits: dict[int, dict[str, Any]] = {}  # statuses of children reaped before their pidfd was read
+    warm = os.environ.get("SANDBOX_WARM_SPARE", "1") == "1"
     while True:
+        readable = select.select([sock, *running], [], [])[0]
+        for pidfd in [fd for fd in readable if fd in running]:
+            pid, execution_id = running.pop(pidfd)
+            os.close(pidfd)
+            # Every report names its execution: the runner may stop listening before "exited"
+            # (it does not wait for a finished child's teardown), and must not mistake a late one.
+            _send(sock, {"event": "exited", "id": execution_id, "pid": pid, **_collect(pid, exits)})
+        if sock not in readable:
+            continue
         message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 2)
         if not message:
             return
@@ -161,27 +222,24 @@ def serve(sock: socket.socket, seccomp_ok: bool, loaded: list[str]) -> None:
         if request["op"] == "reap":
             # Sent (without waiting for an answer) once an execution's processes are all dead:
             # collect the zombies, then fork the next spare while the runner answers.
-            proc.reap_children()
+            _reap(exits)
             if spare is None:
-                spare = Spare(sock, seccomp_ok, loaded, warm=os.environ.get("SANDBOX_WARM_SPARE", "1") == "1")
+                spare = Spare(sock, seccomp_ok, loaded, warm=warm)
             continue
-        if spare is not None and not (spare.ready() and spare.intact(baseline)):
-            # Still warming up (executions back to back): a cold fork now beats waiting.
+        if spare is not None and not (spare.usable() and spare.intact(baseline)):
+            # In the middle of its warm-up (executions back to back): a cold fork beats waiting.
             spare.discard()
             spare = None
-        if spare is None:
-            spare = Spare(sock, seccomp_ok, loaded, warm=False)
-        if not spare.hand_over(message, fds):
-            spare.discard()
+        if spare is None or not spare.hand_over(message, fds):
+            if spare is not None:
+                spare.discard()
             spare = Spare(sock, seccomp_ok, loaded, warm=False)
             spare.hand_over(message, fds)
         pid, spare = spare.pid, None
         for fd in fds:
             os.close(fd)
-        # Every report names its execution: the runner may stop listening before "exited" (it
-        # does not wait for a finished child's teardown), and must not mistake a late report.
+        running[os.pidfd_open(pid)] = (pid, request["id"])
         _send(sock, {"event": "started", "id": request["id"], "pid": pid})
-        _send(sock, {"event": "exited", "id": request["id"], "pid": pid, **_wait_for(pid)})
 
 
 def main() -> None:

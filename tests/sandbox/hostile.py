@@ -27,9 +27,12 @@ for name in os.listdir("/proc"):
         states = []
         for task in os.listdir(f"/proc/{name}/task") if os.path.isdir(f"/proc/{name}/task") else []:
             try:
-                states.append(open(f"/proc/{name}/task/{task}/stat").read().rsplit(")", 1)[1].split()[0])
+                fields = open(f"/proc/{name}/task/{task}/stat").read().rsplit(")", 1)[1].split()
             except OSError:
-                pass
+                continue
+            # A task in do_exit (PF_EXITING, 0x4) never runs user code again, even while the
+            # kernel still tears its memory down (the next execution need not wait for that).
+            states.append("X" if int(fields[6]) & 0x4 else fields[0])
         if any(state not in "ZX" for state in states):  # a zombie main thread can hide live threads
             others.append(int(name))
 listing = {d: sorted(os.listdir(d)) for d in ("/tmp", "/tmp/sbx", ".") if os.path.isdir(d)}
