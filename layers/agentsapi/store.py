@@ -1,4 +1,4 @@
-"""The storage port. One adapter (DynamoDB); moto stands in for it locally and in tests."""
+"""The storage port. Adapters: DynamoDB (AWS; moto in its tests) and SQLite (one machine, `adapters/sqlite`)."""
 
 from __future__ import annotations
 

@@ -34,6 +34,7 @@ from ..store import Page
 
 HEAD = "HEAD"
 GSI1 = "GSI1"
+TOKEN_ATTRIBUTES = {"PK", "SK", "GSI1PK", "GSI1SK"}  # a GSI1 LastEvaluatedKey
 MAX_TRANSACTION_ITEMS = 100
 
 
@@ -290,10 +291,15 @@ class DynamoDBStore:
 
     # -- files --------------------------------------------------------------------------------
     def put_file(self, ws: str, record: FileRecord) -> None:
-        self.client.put_item(TableName=self.table, Item={
-            "PK": _s(file_pk(ws, record.id)), "SK": _s(HEAD), "GSI1PK": _s(f"WS#{ws}#FILES"),
-            "GSI1SK": _s(f"{record.created_at:012d}#{record.id}"), "data": _s(record.model_dump_json()),
-        }, ConditionExpression="attribute_not_exists(PK)")
+        try:
+            self.client.put_item(TableName=self.table, Item={
+                "PK": _s(file_pk(ws, record.id)), "SK": _s(HEAD), "GSI1PK": _s(f"WS#{ws}#FILES"),
+                "GSI1SK": _s(f"{record.created_at:012d}#{record.id}"), "data": _s(record.model_dump_json()),
+            }, ConditionExpression="attribute_not_exists(PK)")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise Conflict("file already exists") from exc
+            raise
 
     def get_file(self, ws: str, file_id: str) -> FileRecord | None:
         item = self._get(file_pk(ws, file_id), HEAD)
@@ -328,8 +334,11 @@ def _decode_token(token: str, expected_gsi_pk: str) -> dict[str, Any]:
         key = json.loads(base64.urlsafe_b64decode(token.encode()))
     except (binascii.Error, ValueError, UnicodeError) as exc:
         raise InvalidRequest("page_token is not a token this API returned", param="page_token") from exc
-    # A token is only good for the listing (and workspace) that issued it.
-    if not isinstance(key, dict) or key.get("GSI1PK") != {"S": expected_gsi_pk}:
+    # A token is only good for the listing (and workspace) that issued it, and must be a whole
+    # GSI key: a partial one is a ValidationException from DynamoDB (and silently ends moto's listing).
+    if (not isinstance(key, dict) or key.get("GSI1PK") != {"S": expected_gsi_pk} or set(key) != TOKEN_ATTRIBUTES
+            or not all(isinstance(value, dict) and list(value) == ["S"] and isinstance(value["S"], str)
+                       for value in key.values())):
         raise InvalidRequest("page_token is not a token this API returned", param="page_token")
     return key
 
