@@ -1,33 +1,34 @@
-"""Per-workspace rate limits: a fixed one-minute window counted in DynamoDB.
+"""Per-workspace rate limits: a fixed one-minute window, counted by a WindowCounter.
 
-One conditional UpdateItem per request (``ADD n 1`` only while ``n < limit``) keeps the count
-exact across every concurrent Lambda, which an in-memory counter could not. Counter items carry
-the table's TTL attribute and vanish a few minutes after their window. API Gateway's stage
-throttling stays in front as the coarse, account-wide guard.
-
-| item    | PK                 | SK                      |
-|---------|--------------------|-------------------------|
-| counter | ``RATE#<ws>``      | ``<window start epoch>``|
+The counter is shared state (DynamoDB across every concurrent Lambda, SQLite across the local
+server's threads), because an in-memory count would be exact for one process only. Counting is
+one atomic "add one while below the limit" so that concurrent requests can never overshoot.
+API Gateway's stage throttling stays in front as the coarse, account-wide guard.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
-
-from botocore.exceptions import ClientError
+from typing import Protocol
 
 from .errors import RateLimited
 
 WINDOW_S = 60
+KEEP_WINDOWS = 5  # a window's counter may be dropped this many windows after it started
+
+
+class WindowCounter(Protocol):
+    def count(self, workspace: str, window_start: int, limit: int, expires_at: int) -> bool:
+        """Atomically count one more request in the workspace's window if fewer than ``limit`` were
+        counted; False (and nothing counted) if the allowance is spent. ``expires_at`` (epoch s) is
+        when the window's counter may be removed."""
+        ...
 
 
 class RateLimiter:
-    def __init__(self, client: Any, table_name: str, default_per_minute: int,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.client = client
-        self.table = table_name
+    def __init__(self, counter: WindowCounter, default_per_minute: int, clock: Callable[[], float] = time.time) -> None:
+        self.counter = counter
         self.default_per_minute = default_per_minute
         self.clock = clock
 
@@ -38,16 +39,7 @@ class RateLimiter:
             return
         now = self.clock()
         window = int(now) - int(now) % WINDOW_S
-        try:
-            self.client.update_item(
-                TableName=self.table, Key={"PK": {"S": f"RATE#{workspace}"}, "SK": {"S": str(window)}},
-                UpdateExpression="ADD n :one SET expires_at = if_not_exists(expires_at, :exp)",
-                ConditionExpression="attribute_not_exists(n) OR n < :limit",
-                ExpressionAttributeValues={":one": {"N": "1"}, ":limit": {"N": str(limit)},
-                                           ":exp": {"N": str(window + 5 * WINDOW_S)}})
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+        if not self.counter.count(workspace, window, limit, window + KEEP_WINDOWS * WINDOW_S):
             retry_after = max(1, window + WINDOW_S - int(now))
             raise RateLimited(f"Rate limit exceeded: {limit} requests per minute for this workspace; "
-                              f"retry in {retry_after} s", retry_after_s=retry_after) from exc
+                              f"retry in {retry_after} s", retry_after_s=retry_after)

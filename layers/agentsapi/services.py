@@ -9,6 +9,7 @@ import boto3
 
 from .adapters.dynamodb_batch import DynamoDBBatchStore
 from .adapters.dynamodb_keys import DynamoDBKeyStore
+from .adapters.dynamodb_ratelimit import DynamoDBWindowCounter
 from .adapters.dynamodb_store import DynamoDBStore
 from .adapters.powertools_telemetry import PowertoolsTelemetry
 from .adapters.s3_blobs import S3Blobs
@@ -127,7 +128,7 @@ def build_services(settings: Settings, sandbox: Sandbox | None = None) -> Servic
                          blobs=blobs, lease_s=settings.batch_lease_s, max_receives=settings.batch_max_receives,
                          max_json_depth=settings.max_json_depth)
     keys = Authenticator.from_settings(settings, DynamoDBKeyStore(store.client, settings.table_name))
-    limiter = RateLimiter(store.client, settings.table_name, settings.rate_limit_per_minute)
+    limiter = RateLimiter(DynamoDBWindowCounter(store.client, settings.table_name), settings.rate_limit_per_minute)
     return Services(settings, keys, limiter, store, agents, conversations, sandbox, files, batch)
 
 

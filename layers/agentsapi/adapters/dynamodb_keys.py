@@ -14,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ..errors import Conflict
 from ..models.api_keys import ApiKeyRecord
 from .dynamodb_store import query_all
 
@@ -36,11 +37,16 @@ class DynamoDBKeyStore:
         return ApiKeyRecord.model_validate_json(item["data"]["S"]) if item else None
 
     def put_key(self, key_hash: str, record: ApiKeyRecord) -> None:
-        self.client.put_item(TableName=self.table, ConditionExpression="attribute_not_exists(PK)", Item={
-            "PK": {"S": key_pk(key_hash)}, "SK": {"S": KEY_SK}, "key_id": {"S": record.key_id},
-            "GSI1PK": {"S": KEYS_INDEX_PK}, "GSI1SK": {"S": f"{record.created_at:012d}#{record.key_id}"},
-            "data": {"S": record.model_dump_json()},
-        })
+        try:
+            self.client.put_item(TableName=self.table, ConditionExpression="attribute_not_exists(PK)", Item={
+                "PK": {"S": key_pk(key_hash)}, "SK": {"S": KEY_SK}, "key_id": {"S": record.key_id},
+                "GSI1PK": {"S": KEYS_INDEX_PK}, "GSI1SK": {"S": f"{record.created_at:012d}#{record.key_id}"},
+                "data": {"S": record.model_dump_json()},
+            })
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise Conflict("an API key with this hash already exists") from exc
+            raise
 
     def _items(self) -> list[dict[str, Any]]:
         return query_all(self.client, TableName=self.table, IndexName="GSI1", KeyConditionExpression="GSI1PK = :pk",
