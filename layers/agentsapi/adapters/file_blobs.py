@@ -1,0 +1,274 @@
+"""File-system adapter of the BlobStore port (`make serve`, STORAGE=sqlite): one file per blob under a root.
+
+A key maps to a path under the root (``files/<ws>/<id>`` → ``<root>/files/<ws>/<id>``), so the
+data stays inspectable and a prefix delete is a directory removal. Semantics follow S3Blobs:
+a missing key reads as None, ``max_age_s`` compares with the time the blob was written (a copy
+is a new write), deletes of missing keys are quiet, a prefix is a string prefix.
+
+Writes are atomic: the bytes go to a temporary dot-file in the key's directory, are fsynced,
+then renamed over the key (and the directory fsynced), so a reader sees the old blob or the new
+one, never part of one, and a crash leaves at most an invisible temporary file.
+
+The store never leaves its root: keys with empty, ``.``-leading (so ``..`` and our temporary
+names), absolute or NUL segments are refused, and every path is walked one directory at a time
+from a descriptor of the root with ``O_NOFOLLOW`` (``openat``), so a symbolic link planted
+anywhere under the root is never followed, even if it appears between a check and a use.
+
+Downloads go through signed URLs served by ``local/blob_route.py``: HMAC-SHA256 over the key,
+the expiry and the file name, checked in constant time; the bytes stream in chunks.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import hmac
+import json
+import mimetypes
+import os
+import shutil
+import stat
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import suppress
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import quote, urlencode
+
+SIGNED_PATH = "/_blobs/"
+CHUNK_BYTES = 1 << 20
+MAX_KEY_BYTES = 1024  # S3's limit
+MAX_SEGMENT_BYTES = 255  # NAME_MAX
+
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: a FIFO planted under the root must not hang a reader (no effect on regular files).
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# What opening a path component that is a link, or not a directory, fails with.
+_NOT_A_PLAIN_PATH = (errno.ELOOP, errno.ENOTDIR, errno.EMLINK)
+
+
+class UnsafeKey(ValueError):
+    """A key that could name something outside the store, or that no blob can have."""
+
+
+def key_parts(key: str) -> list[str]:
+    if not isinstance(key, str) or not key or len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        raise UnsafeKey(f"blob key {key!r}: 1 to {MAX_KEY_BYTES} bytes required")
+    parts = key.split("/")
+    for part in parts:
+        if not part or part.startswith(".") or "\0" in part or len(part.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES:
+            raise UnsafeKey(f"blob key {key!r}: segments must be non-empty, not start with '.', hold no NUL "
+                            f"and be at most {MAX_SEGMENT_BYTES} bytes")
+    return parts
+
+
+class BlobReader:
+    """An open blob: its size and write time now, its bytes in chunks when iterated. Iterating to
+    the end closes it; a consumer that stops early calls close()."""
+
+    def __init__(self, file: BinaryIO, size: int, mtime: float, chunk_bytes: int = CHUNK_BYTES) -> None:
+        self.file = file
+        self.size = size
+        self.mtime = mtime
+        self.chunk_bytes = chunk_bytes
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            while chunk := self.file.read(self.chunk_bytes):
+                yield chunk
+        finally:
+            self.close()
+
+    def read(self) -> bytes:
+        with self.file:
+            return self.file.read()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class FileBlobs:
+    def __init__(self, root: Path | str, signing_key: bytes, public_url: str) -> None:
+        if len(signing_key) < 16:
+            raise ValueError("signing_key: at least 16 bytes (signed URLs are only as strong as it)")
+        self.root = Path(root).resolve()  # a link *to* the root is the operator's choice; none under it is followed
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.signing_key = signing_key
+        self.public_url = public_url.rstrip("/")
+
+    # -- the BlobStore port -------------------------------------------------------------------
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        # One retry: a concurrent delete_prefix may remove the directory between mkdir and rename.
+        try:
+            self.put_stream(key, (data,), content_type)
+        except FileNotFoundError:
+            self.put_stream(key, (data,), content_type)
+
+    def put_stream(self, key: str, chunks: Iterable[bytes], content_type: str = "application/octet-stream") -> None:
+        """put() for bytes that arrive in pieces (large uploads): never held in memory whole.
+        The content type is not kept: downloads take theirs from the file name."""
+        parts = key_parts(key)
+        directory = self._walk(parts[:-1], create=True)
+        assert directory is not None
+        try:
+            _write_atomic(directory, parts[-1], chunks)
+        finally:
+            os.close(directory)
+
+    def get(self, key: str, max_age_s: float | None = None) -> bytes | None:
+        reader = self.open(key, max_age_s)
+        return None if reader is None else reader.read()
+
+    def copy(self, source: str, key: str, max_age_s: float | None = None) -> bool:
+        """A new blob with the source's bytes (and a new write time, as S3's CopyObject); False if
+        the source is missing or older than ``max_age_s``."""
+        key_parts(key)
+        reader = self.open(source, max_age_s)
+        if reader is None:
+            return False
+        with reader.file:
+            self.put_stream(key, reader)
+        return True
+
+    def delete(self, key: str) -> None:
+        parts = key_parts(key)
+        directory = self._walk(parts[:-1], create=False)
+        if directory is None:
+            return
+        try:
+            os.unlink(parts[-1], dir_fd=directory)  # a link is removed itself, its target never
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+            pass  # nothing is stored under that key (a directory is a prefix, not a blob)
+        finally:
+            os.close(directory)
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Every blob whose key starts with ``prefix``; a directory the prefix names whole goes too."""
+        *dirs, start = prefix.split("/")
+        if dirs:
+            key_parts("/".join(dirs))
+        if "\0" in start or start.startswith("."):
+            raise UnsafeKey(f"blob prefix {prefix!r}")
+        parent = self._walk(dirs[:-1], create=False) if dirs else None
+        if dirs and parent is None:
+            return
+        directory = self._walk(dirs, create=False)
+        try:
+            if directory is None:
+                return
+            with os.scandir(directory) as entries:
+                names = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries if e.name.startswith(start)]
+            for name, is_dir in names:
+                # rmtree with dir_fd works on descriptors and never follows a link (rmtree.avoids_symlink_attacks).
+                if is_dir:
+                    shutil.rmtree(name, dir_fd=directory, ignore_errors=True)
+                else:
+                    with suppress(FileNotFoundError):
+                        os.unlink(name, dir_fd=directory)
+            if start == "" and parent is not None:  # the prefix named this directory whole: S3 has no empty folders
+                with suppress(OSError):
+                    os.rmdir(dirs[-1], dir_fd=parent)
+        finally:
+            for fd in (directory, parent):
+                if fd is not None:
+                    os.close(fd)
+
+    def signed_url(self, key: str, expiry_s: int, filename: str) -> str:
+        key_parts(key)
+        expires = int(time.time()) + int(expiry_s)
+        query = urlencode({"expires": expires, "filename": filename, "signature": self._sign(key, expires, filename)})
+        return f"{self.public_url}{SIGNED_PATH}{quote(key, safe='/')}?{query}"
+
+    # -- signed downloads -------------------------------------------------------------------------
+    def _sign(self, key: str, expires: int, filename: str) -> str:
+        # JSON of the three fields: unambiguous whatever characters the key or the name hold.
+        message = json.dumps([key, expires, filename]).encode()
+        return hmac.new(self.signing_key, message, hashlib.sha256).hexdigest()
+
+    def verify(self, key: str, expires: int | str, signature: str, filename: str = "") -> bool:
+        """Whether a signed URL's fields are ours and not yet expired (constant-time comparison)."""
+        try:
+            expiry = int(expires)
+        except (TypeError, ValueError):
+            return False
+        expected = self._sign(key, expiry, filename).encode()
+        if not hmac.compare_digest(expected, str(signature).encode("utf-8", "replace")):
+            return False
+        return time.time() <= expiry
+
+    def content_type(self, filename: str) -> str:
+        return mimetypes.guess_type(filename)[0] or "application/octet-stream"
+
+    def open(self, key: str, max_age_s: float | None = None, chunk_bytes: int = CHUNK_BYTES) -> BlobReader | None:
+        """The blob, open for streaming (its bytes stay consistent even if it is replaced meanwhile),
+        or None if missing, older than ``max_age_s``, or not a regular file."""
+        parts = key_parts(key)
+        directory = self._walk(parts[:-1], create=False)
+        if directory is None:
+            return None
+        try:
+            fd = os.open(parts[-1], _READ, dir_fd=directory)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno in _NOT_A_PLAIN_PATH:
+                return None
+            raise
+        finally:
+            os.close(directory)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or (max_age_s is not None and time.time() - info.st_mtime > max_age_s):
+            os.close(fd)
+            return None
+        return BlobReader(os.fdopen(fd, "rb"), info.st_size, info.st_mtime, chunk_bytes)
+
+    # -- paths --------------------------------------------------------------------------------
+    def _walk(self, parts: list[str], create: bool) -> int | None:
+        """A descriptor of the directory ``root/parts...``, reached without following any link;
+        None when it does not exist (or is not a plain directory) and ``create`` is off."""
+        fd = os.open(self.root, _DIR)
+        try:
+            for part in parts:
+                try:
+                    child = os.open(part, _DIR, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        os.close(fd)
+                        return None
+                    with suppress(FileExistsError):
+                        os.mkdir(part, 0o700, dir_fd=fd)
+                    child = os.open(part, _DIR, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno not in _NOT_A_PLAIN_PATH:
+                        raise
+                    if not create:
+                        os.close(fd)
+                        return None
+                    raise UnsafeKey(f"blob path component {part!r} under {self.root} is a link or a file; "
+                                    "the store does not follow it") from exc
+                os.close(fd)
+                fd = child
+        except BaseException:
+            with suppress(OSError):
+                os.close(fd)
+            raise
+        return fd
+
+
+def _write_atomic(directory: int, name: str, chunks: Iterable[bytes]) -> None:
+    temporary = f".{uuid.uuid4().hex}.tmp"  # a dot-name: never a key, never listed, never served
+    fd = os.open(temporary, _CREATE, 0o600, dir_fd=directory)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            for chunk in chunks:
+                file.write(chunk)
+            file.flush()
+            os.fsync(file.fileno())  # the bytes are on disk before the name points at them
+        os.replace(temporary, name, src_dir_fd=directory, dst_dir_fd=directory)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(temporary, dir_fd=directory)
+        raise
+    os.fsync(directory)  # and the rename itself survives a power cut
