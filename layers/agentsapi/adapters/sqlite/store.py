@@ -36,6 +36,9 @@ CONVERSATION_RACE = "the conversation was changed by a concurrent request; retry
 FILE_EXISTS = "file already exists"
 BAD_TOKEN = "page_token is not a token this API returned"
 
+INSERT_VERSION = "INSERT INTO agent_versions (ws, agent_id, version, data) VALUES (?, ?, ?, ?)"
+INSERT_ENTRY = "INSERT INTO entries (ws, conversation_id, seq, entry_id, data) VALUES (?, ?, ?, ?, ?)"
+
 # Listings: (table, DynamoDB's GSI1PK suffix). The suffix also names the listing inside a token.
 AGENTS, CONVERSATIONS, FILES = ("agents", "AGENTS"), ("conversations", "CONVS"), ("files", "FILES")
 
@@ -85,40 +88,42 @@ class SqliteStore:
         return [row[0] for row in rows], encode_token(ws, name, rows[-1][1]) if more else None
 
     # -- agents -------------------------------------------------------------------------------
+    # Rows are serialized before a write transaction begins: the writer lock is held only for SQL.
     @staticmethod
     def _head_row(ws: str, head: AgentHead) -> tuple[Any, ...]:
         return head.latest_version, f"{head.created_at.isoformat()}#{head.id}", head.model_dump_json(), ws, head.id
 
+    @staticmethod
+    def _version_row(ws: str, version: AgentVersion) -> tuple[Any, ...]:
+        return ws, version.id, version.version, version.model_dump_json(by_alias=True)
+
     def create_agent(self, ws: str, head: AgentHead, version: AgentVersion) -> None:
+        head_row, version_row = self._head_row(ws, head), self._version_row(ws, version)
         try:
             with self.db.write() as c:
-                c.execute("INSERT INTO agents (latest, sort_key, data, ws, id) VALUES (?, ?, ?, ?, ?)", self._head_row(ws, head))
-                self._insert_version(c, ws, version)
+                c.execute("INSERT INTO agents (latest, sort_key, data, ws, id) VALUES (?, ?, ?, ?, ?)", head_row)
+                c.execute(INSERT_VERSION, version_row)
         except sqlite3.IntegrityError as exc:
             raise Conflict(AGENT_EXISTS) from exc
 
-    @staticmethod
-    def _insert_version(c: sqlite3.Connection, ws: str, version: AgentVersion) -> None:
-        c.execute("INSERT INTO agent_versions (ws, agent_id, version, data) VALUES (?, ?, ?, ?)",
-                  (ws, version.id, version.version, version.model_dump_json(by_alias=True)))
-
     def add_agent_version(self, ws: str, head: AgentHead, version: AgentVersion, expected_latest: int) -> None:
+        head_row, version_row = self._head_row(ws, head), self._version_row(ws, version)
         try:
             with self.db.write() as c:
                 updated = c.execute("UPDATE agents SET latest = ?, sort_key = ?, data = ? WHERE ws = ? AND id = ? AND latest = ?",
-                                    (*self._head_row(ws, head), expected_latest))
+                                    (*head_row, expected_latest))
                 if updated.rowcount != 1:
                     raise Conflict(AGENT_VERSION_RACE)
-                self._insert_version(c, ws, version)
+                c.execute(INSERT_VERSION, version_row)
         except sqlite3.IntegrityError as exc:
             raise Conflict(AGENT_VERSION_RACE) from exc
 
     def set_active_version(self, ws: str, head: AgentHead) -> None:
-        with self.db.write() as c:
-            updated = c.execute("UPDATE agents SET latest = ?, sort_key = ?, data = ? WHERE ws = ? AND id = ? AND latest = ?",
-                                (*self._head_row(ws, head), head.latest_version))
-            if updated.rowcount != 1:
-                raise Conflict(AGENT_ACTIVE_RACE)
+        updated = self.db.connection().execute(
+            "UPDATE agents SET latest = ?, sort_key = ?, data = ? WHERE ws = ? AND id = ? AND latest = ?",
+            (*self._head_row(ws, head), head.latest_version))
+        if updated.rowcount != 1:  # one statement: atomic on its own
+            raise Conflict(AGENT_ACTIVE_RACE)
 
     def get_agent_head(self, ws: str, agent_id: str) -> AgentHead | None:
         return self._one("SELECT data FROM agents WHERE ws = ? AND id = ?", (ws, agent_id), AgentHead.model_validate_json)
@@ -161,32 +166,33 @@ class SqliteStore:
 
     # -- conversations ------------------------------------------------------------------------
     @staticmethod
-    def _insert_entries(c: sqlite3.Connection, ws: str, conversation_id: str, entries: list[Entry], first: int) -> None:
-        c.executemany("INSERT INTO entries (ws, conversation_id, seq, entry_id, data) VALUES (?, ?, ?, ?, ?)",
-                      [(ws, conversation_id, first + offset, entry.id or "",
-                        StoredEntry(entry=entry).model_dump_json(by_alias=True)) for offset, entry in enumerate(entries)])
+    def _entry_rows(ws: str, conversation_id: str, entries: list[Entry], first: int) -> list[tuple[Any, ...]]:
+        return [(ws, conversation_id, first + offset, entry.id or "", StoredEntry(entry=entry).model_dump_json(by_alias=True))
+                for offset, entry in enumerate(entries)]
 
     def create_conversation(self, ws: str, conversation: Conversation, entries: list[Entry]) -> None:
         head = conversation.model_copy(update={"entry_count": len(entries)})
+        head_row = (ws, head.id, head.entry_count, f"{head.created_at.isoformat()}#{head.id}",
+                    head.model_dump_json(by_alias=True))
+        entry_rows = self._entry_rows(ws, head.id, entries, 0)
         try:
             with self.db.write() as c:
-                c.execute("INSERT INTO conversations (ws, id, count, sort_key, data) VALUES (?, ?, ?, ?, ?)",
-                          (ws, head.id, head.entry_count, f"{head.created_at.isoformat()}#{head.id}",
-                           head.model_dump_json(by_alias=True)))
-                self._insert_entries(c, ws, head.id, entries, 0)
+                c.execute("INSERT INTO conversations (ws, id, count, sort_key, data) VALUES (?, ?, ?, ?, ?)", head_row)
+                c.executemany(INSERT_ENTRY, entry_rows)
         except sqlite3.IntegrityError as exc:
             raise Conflict(CONVERSATION_EXISTS) from exc
 
     def append_entries(self, ws: str, conversation: Conversation, entries: list[Entry], expected_count: int) -> None:
         count = expected_count + len(entries)
-        head = conversation.model_copy(update={"entry_count": count})
+        head_data = conversation.model_copy(update={"entry_count": count}).model_dump_json(by_alias=True)
+        entry_rows = self._entry_rows(ws, conversation.id, entries, expected_count)
         try:
             with self.db.write() as c:
                 updated = c.execute("UPDATE conversations SET count = ?, data = ? WHERE ws = ? AND id = ? AND count = ?",
-                                    (count, head.model_dump_json(by_alias=True), ws, conversation.id, expected_count))
+                                    (count, head_data, ws, conversation.id, expected_count))
                 if updated.rowcount != 1:
                     raise Conflict(CONVERSATION_RACE)
-                self._insert_entries(c, ws, conversation.id, entries, expected_count)
+                c.executemany(INSERT_ENTRY, entry_rows)
         except sqlite3.IntegrityError as exc:
             raise Conflict(CONVERSATION_RACE) from exc
 
