@@ -1,4 +1,6 @@
-"""Locally, Lambda's SQS event source: poll moto's queues and call the real worker handlers."""
+"""Locally, Lambda's SQS event source: receive from a queue and its dead-letter queue (any
+QueueConsumer: SQLite under DATA_DIR, or SQS/moto) and call the real worker handlers with
+Lambda's event shape, honouring partial batch failures."""
 
 from __future__ import annotations
 
@@ -7,18 +9,19 @@ import threading
 import time
 from typing import Any
 
-import boto3
-
+from agentsapi.jobqueue import Message, QueueConsumer
 from local.apigw import FakeContext, handler_module
 
 RETRY_DELAY_S = 1
 
 
-def _event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+def _event(messages: list[Message], queue_arn: str) -> dict[str, Any]:
     return {"Records": [{
-        "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-        "attributes": {k: str(v) for k, v in m.get("Attributes", {}).items()}, "messageAttributes": {},
-        "md5OfBody": hashlib.md5(m["Body"].encode()).hexdigest(),  # noqa: S324 - SQS's own checksum
+        "messageId": m.id, "receiptHandle": m.receipt, "body": m.body,
+        "attributes": {"ApproximateReceiveCount": str(m.receive_count), "SentTimestamp": str(int(m.sent_at * 1000)),
+                       "ApproximateFirstReceiveTimestamp": str(int(m.sent_at * 1000)), "SenderId": "local"},
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(m.body.encode()).hexdigest(),  # noqa: S324 - SQS's own checksum
         "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": "us-east-1",
     } for m in messages]}
 
@@ -26,15 +29,25 @@ def _event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
 class QueuePoller:
     """Feeds the batch queue to ``lambda_handler`` and its dead letters to ``dlq_handler``."""
 
-    def __init__(self, queue_url: str, dlq_url: str) -> None:
-        self.sqs = boto3.client("sqs")
-        self.queue_url = queue_url
-        self.dlq_url = dlq_url
+    def __init__(self, queue: QueueConsumer | str, dlq: QueueConsumer | str) -> None:
+        if isinstance(queue, str) or isinstance(dlq, str):
+            # Transitional: SQS queue URLs, as callers passed before the consumer port existed.
+            urls = QueuePoller.over_sqs(str(queue), str(dlq))
+            queue, dlq = urls.queue, urls.dlq
+        self.queue: QueueConsumer = queue
+        self.dlq: QueueConsumer = dlq
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="batch-poller", daemon=True)
 
-    def _arn(self, url: str) -> str:
-        return self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    @classmethod
+    def over_sqs(cls, queue_url: str, dlq_url: str, client: Any = None) -> QueuePoller:
+        """A poller on two SQS queues (moto locally and in tests)."""
+        import boto3
+
+        from agentsapi.jobqueue import SqsQueue
+
+        client = client or boto3.client("sqs")
+        return cls(SqsQueue(client, queue_url), SqsQueue(client, dlq_url))
 
     def start(self) -> QueuePoller:
         self.thread.start()
@@ -44,44 +57,38 @@ class QueuePoller:
         self.stopped.set()
         self.thread.join(timeout=10)
 
-    def poll_once(self, wait_s: int = 1) -> int:
-        """One receive on each queue; returns how many messages were handled."""
+    def poll_once(self, wait_s: float = 1) -> int:
+        """One receive on each queue; returns how many messages were handled. Only the batch queue
+        is long-polled: dead letters are rare and can wait for the next round."""
         worker = handler_module("batch_worker")
         handled = 0
-        for url, handler in ((self.queue_url, worker.lambda_handler), (self.dlq_url, worker.dlq_handler)):
-            messages = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_s,
-                                                AttributeNames=["All"]).get("Messages", [])
+        for consumer, handler, wait in ((self.queue, worker.lambda_handler, wait_s), (self.dlq, worker.dlq_handler, 0)):
+            messages = consumer.receive(10, wait)
             if not messages:
                 continue
             handled += len(messages)
             try:
-                response = handler(_event(messages, self._arn(url)), FakeContext(function_name="batch-worker"))
+                response = handler(_event(messages, consumer.arn), FakeContext(function_name="batch-worker"))
                 failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
             except Exception:  # noqa: BLE001 - as in Lambda, the whole batch is retried
-                failed = {m["MessageId"] for m in messages}
+                failed = {m.id for m in messages}
             for message in messages:
-                if message["MessageId"] in failed:
+                if message.id in failed:
                     # Lambda retries after the visibility timeout; locally, after a short pause.
-                    self.sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"],
-                                                       VisibilityTimeout=RETRY_DELAY_S)
+                    consumer.retry_later(message.receipt, RETRY_DELAY_S)
                 else:
-                    self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                    consumer.delete(message.receipt)
             getattr(worker, "metrics", None) and worker.metrics.clear_metrics()
         return handled
 
-    def _pending(self) -> int:
-        total = 0
-        for url in (self.queue_url, self.dlq_url):
-            attributes = self.sqs.get_queue_attributes(
-                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
-            total += sum(int(v) for v in attributes["Attributes"].values())
-        return total
+    def pending(self) -> int:
+        return self.queue.pending() + self.dlq.pending()
 
     def drain(self, limit: int = 10_000) -> None:
         """Handle messages until both queues are empty, retries included (tests and benchmarks)."""
         for _ in range(limit):
             if not self.poll_once(wait_s=0):
-                if not self._pending():
+                if not self.pending():
                     return
                 time.sleep(0.1)  # messages waiting out their retry delay
 

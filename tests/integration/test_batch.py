@@ -22,7 +22,7 @@ def poller(services: Any) -> Iterator[QueuePoller]:
     url, dlq = create_queues("batch-test", max_receives=3)
     services.batch.queue.queue_url = url
     services.batch.max_receives = 3
-    yield QueuePoller(url, dlq)
+    yield QueuePoller.over_sqs(url, dlq)
 
 
 def ws(services: Any) -> str:
@@ -128,9 +128,9 @@ def test_poison_message_fails_after_bounded_tries(api: Any, services: Any, polle
 def test_dead_letters_count_as_failed_with_the_reason(api: Any, services: Any, poller: QueuePoller) -> None:
     job = create(api, model="m", requests=[{"custom_id": "lost", "body": {"inputs": "hi"}}])
     sqs = boto3.client("sqs")
-    message = sqs.receive_message(QueueUrl=poller.queue_url)["Messages"][0]
-    sqs.send_message(QueueUrl=poller.dlq_url, MessageBody=message["Body"])
-    sqs.delete_message(QueueUrl=poller.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    message = sqs.receive_message(QueueUrl=poller.queue.queue_url)["Messages"][0]
+    sqs.send_message(QueueUrl=poller.dlq.queue_url, MessageBody=message["Body"])
+    sqs.delete_message(QueueUrl=poller.queue.queue_url, ReceiptHandle=message["ReceiptHandle"])
     poller.drain()
     _, done, _ = api("GET", f"/v1/batch/jobs/{job['id']}")
     assert done["status"] == "FAILED" and "dead-letter" in output_lines(api, done["error_file"])[0]["error"]["message"]

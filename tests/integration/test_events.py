@@ -120,7 +120,7 @@ def test_batch_events_end_to_end(services: Any) -> None:
     started = invoke("batch_worker", "s3_inbox", ws=ws, bucket="agents-api-test")
     assert len(started["jobs"]) == 1
     assert invoke("batch", "cancel_batch_job", job_id=started["jobs"][0])["statusCode"] == 200
-    QueuePoller(url, dlq).drain()
+    QueuePoller.over_sqs(url, dlq).drain()
 
 
 def test_function_url_event_streams_through_the_web_app(services: Any) -> None:

@@ -210,7 +210,7 @@ def test_a_deep_jsonl_line_fails_alone_and_the_job_still_finishes(api: Any, serv
     code, job, _ = api("POST", "/v1/batch/jobs", {"endpoint": "/v1/conversations", "model": "m",
                                                   "input_files": [record["id"]]})
     assert code == 200 and (job["total_requests"], job["failed_requests"]) == (3, 2)
-    QueuePoller(url, dlq).drain()
+    QueuePoller.over_sqs(url, dlq).drain()
     _, done, _ = api("GET", f"/v1/batch/jobs/{job['id']}")
     assert done["status"] == "SUCCESS" and done["succeeded_requests"] == 1
     assert api("GET", "/v1/batch/jobs")[0] == 200

@@ -202,7 +202,7 @@ def test_every_path_that_runs_code_invokes_as_the_callers_workspace(api: Any, se
     status, job, _ = api("POST", "/v1/batch/jobs", {"endpoint": "/v1/conversations", "model": "m", "requests": [
         {"custom_id": "r0", "body": {"inputs": CODE, "tools": [{"type": "code_interpreter"}]}}]}, key="bob-key")
     assert status == 200, job
-    QueuePoller(url, dlq).drain()
+    QueuePoller.over_sqs(url, dlq).drain()
     with front_end("conversations") as stream_url:  # what the streaming function serves
         response = httpx.post(f"{stream_url}/v1/conversations", json={**body, "stream": True}, timeout=30,
                               headers={"Authorization": "Bearer alice-key", "Accept": "text/event-stream"})

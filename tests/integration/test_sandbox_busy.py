@@ -87,7 +87,7 @@ def poller(services: Any) -> QueuePoller:
     url, dlq = create_queues("busy-test", max_receives=3)
     services.batch.queue.queue_url = url
     services.batch.max_receives = 3
-    return QueuePoller(url, dlq)
+    return QueuePoller.over_sqs(url, dlq)
 
 
 def test_the_batch_worker_retries_a_busy_sandbox_then_succeeds(api: Any, services: Any, busy: BusySandbox,
