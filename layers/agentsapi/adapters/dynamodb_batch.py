@@ -20,6 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ..errors import Conflict
 from ..models.batch import BatchItem, BatchJob
 from ..store import Page
 from .dynamodb_store import HEAD, _decode_token, _encode_token, _n, _s, query_all
@@ -34,6 +35,11 @@ def batch_pk(ws: str, job_id: str) -> str:
 
 def item_sk(index: int) -> str:
     return f"R#{index:06d}"
+
+
+def _item_from(item: dict[str, Any]) -> BatchItem:
+    # ``state`` is the attribute claims and releases move; ``data`` holds it only as of the last settle.
+    return BatchItem.model_validate_json(item["data"]["S"]).model_copy(update={"state": item["state"]["S"]})
 
 
 def _conditional(call: Any, **kwargs: Any) -> bool:
@@ -67,7 +73,9 @@ class DynamoDBBatchStore:
             pending: dict[str, Any] = {self.table: requests[start : start + 25]}
             while pending:
                 pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-        self.client.put_item(TableName=self.table, Item=head, ConditionExpression="attribute_not_exists(PK)")
+        if not _conditional(self.client.put_item, TableName=self.table, Item=head,
+                            ConditionExpression="attribute_not_exists(PK)"):
+            raise Conflict(f"batch job {job.id} already exists")
 
     def _job_from(self, item: dict[str, Any]) -> BatchJob:
         job = BatchJob.model_validate_json(item["data"]["S"])
@@ -97,13 +105,13 @@ class DynamoDBBatchStore:
     def get_item(self, ws: str, job_id: str, index: int) -> BatchItem | None:
         item = self.client.get_item(TableName=self.table, Key=self._key(ws, job_id, item_sk(index)),
                                     ConsistentRead=True).get("Item")
-        return BatchItem.model_validate_json(item["data"]["S"]) if item else None
+        return _item_from(item) if item else None
 
     def items(self, ws: str, job_id: str) -> list[BatchItem]:
         found = query_all(self.client, TableName=self.table, ConsistentRead=True,
                           KeyConditionExpression="PK = :pk AND begins_with(SK, :r)",
                           ExpressionAttributeValues={":pk": _s(batch_pk(ws, job_id)), ":r": _s("R#")})
-        return [BatchItem.model_validate_json(item["data"]["S"]) for item in found]
+        return [_item_from(item) for item in found]
 
     def claim(self, ws: str, job_id: str, index: int, now: int, lease_until: int) -> bool:
         """pending → running, or take over a running claim whose lease expired (its worker died)."""

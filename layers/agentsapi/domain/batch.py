@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..batchstore import BatchStore
 from ..blobs import BlobStore
 from ..errors import ApiError, Conflict, InvalidRequest, NotFound
 from ..jobqueue import JobQueue
@@ -39,7 +40,7 @@ def conversation_id_for(job_id: str, index: int) -> str:
 
 
 class BatchService:
-    def __init__(self, store: Any, queue: JobQueue, files: FileService, conversations: ConversationService,
+    def __init__(self, store: BatchStore, queue: JobQueue, files: FileService, conversations: ConversationService,
                  agents: AgentService, blobs: BlobStore | None = None, lease_s: int = 900, max_receives: int = 5,
                  max_json_depth: int = 64) -> None:
         self.store = store
