@@ -12,6 +12,7 @@ import pytest
 from agentsapi.adapters.sqlite.batch import BATCH_MIGRATIONS, SqliteBatchStore
 from agentsapi.adapters.sqlite.db import Database
 from agentsapi.adapters.sqlite.queue import SqliteQueue
+from agentsapi.adapters.sqlite.store import STORE_MIGRATIONS
 
 VISIBILITY_S = 1
 MAX_RECEIVES = 2
@@ -27,7 +28,7 @@ class Backend:
 
     def open_db(self) -> Database:
         assert self.path is not None
-        self.db = Database(self.path, BATCH_MIGRATIONS)
+        self.db = Database(self.path, [*STORE_MIGRATIONS, *BATCH_MIGRATIONS])  # one file, as the server opens it
         return self.db
 
     def restart(self) -> None:

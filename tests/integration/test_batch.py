@@ -1,4 +1,4 @@
-"""Batch jobs on SQS (moto): the API, the worker with partial failures, idempotency, DLQ, cancel, S3 inbox."""
+"""Batch jobs on SQS (moto) and on the SQLite queue and store: the API, the worker with partial failures, idempotency, DLQ, cancel, S3 inbox."""
 
 from __future__ import annotations
 
@@ -17,12 +17,25 @@ from local.batch_poller import QueuePoller
 CODE = "```python\nprint('hello')\n```"
 
 
-@pytest.fixture
-def poller(services: Any) -> Iterator[QueuePoller]:
-    url, dlq = create_queues("batch-test", max_receives=3)
-    services.batch.queue.queue_url = url
+@pytest.fixture(params=["sqs", "sqlite"])
+def poller(request: pytest.FixtureRequest, services: Any, tmp_path: Any) -> Iterator[QueuePoller]:
+    """The worker fed from SQS (moto) with the DynamoDB batch store, or from the SQLite queue with
+    the SQLite batch store (the embedded server's pair)."""
     services.batch.max_receives = 3
-    yield QueuePoller.over_sqs(url, dlq)
+    if request.param == "sqs":
+        url, dlq = create_queues("batch-test", max_receives=3)
+        services.batch.queue.queue_url = url
+        yield QueuePoller.over_sqs(url, dlq)
+        return
+    from agentsapi.adapters.sqlite.batch import BATCH_MIGRATIONS, SqliteBatchStore
+    from agentsapi.adapters.sqlite.db import Database
+    from agentsapi.adapters.sqlite.queue import SqliteQueue
+
+    db = Database(tmp_path / "agents.db", BATCH_MIGRATIONS)
+    queue = SqliteQueue(db, "batch-test", visibility_timeout_s=30, max_receives=3, dead_letter_queue="batch-test-dlq")
+    services.batch.store, services.batch.queue = SqliteBatchStore(db), queue
+    yield QueuePoller(queue, SqliteQueue(db, "batch-test-dlq"))
+    db.close()
 
 
 def ws(services: Any) -> str:
@@ -127,10 +140,9 @@ def test_poison_message_fails_after_bounded_tries(api: Any, services: Any, polle
 
 def test_dead_letters_count_as_failed_with_the_reason(api: Any, services: Any, poller: QueuePoller) -> None:
     job = create(api, model="m", requests=[{"custom_id": "lost", "body": {"inputs": "hi"}}])
-    sqs = boto3.client("sqs")
-    message = sqs.receive_message(QueueUrl=poller.queue.queue_url)["Messages"][0]
-    sqs.send_message(QueueUrl=poller.dlq.queue_url, MessageBody=message["Body"])
-    sqs.delete_message(QueueUrl=poller.queue.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    (message,) = poller.queue.receive(1)  # as SQS's redrive would, by hand
+    poller.dlq.send([json.loads(message.body)])  # type: ignore[attr-defined]
+    poller.queue.delete(message.receipt)
     poller.drain()
     _, done, _ = api("GET", f"/v1/batch/jobs/{job['id']}")
     assert done["status"] == "FAILED" and "dead-letter" in output_lines(api, done["error_file"])[0]["error"]["message"]

@@ -51,6 +51,8 @@ BATCH_TABLES = Migration(2, "batch jobs and requests", [
         data TEXT NOT NULL,
         PRIMARY KEY (ws, job_id, idx)
     )""",
+    # Only the requests in flight: what release_abandoned_claims looks for at start-up, without a scan.
+    "CREATE INDEX batch_requests_running ON batch_requests (state) WHERE state = 'running'",
 ])
 # Everything batch jobs need in the database, the queue included; versions above the store's 1.
 BATCH_MIGRATIONS: list[Migration] = [BATCH_TABLES, QUEUE_MIGRATION]
