@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from agentsapi.adapters import file_blobs as file_blobs_module
-from agentsapi.adapters.file_blobs import CHUNK_BYTES, FileBlobs, UnsafeKey
+from agentsapi.adapters.file_blobs import CHUNK_BYTES, FileBlobs, UnsafeKey, signing_key_at
 from agentsapi.http.headers import content_disposition
 from local.blob_route import serve_signed_blob
 
@@ -366,3 +366,17 @@ def test_a_fifo_is_not_a_blob(files: FileBlobs) -> None:
     assert files.get("files/ws/fifo") is None  # and no hang waiting for a writer
     files.delete("files/ws/fifo")
     assert not (files.root / "files" / "ws" / "fifo").exists()
+
+
+def test_the_signing_key_is_made_once_and_kept(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "blob-signing.key"
+    key = signing_key_at(path)
+    assert len(key) == 32 and signing_key_at(path) == key and path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in path.parent.iterdir()] == ["blob-signing.key"]
+    url = FileBlobs(tmp_path / "b", key, PUBLIC_URL).signed_url("files/ws/x", 60, "x")
+    query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    assert FileBlobs(tmp_path / "b", signing_key_at(path), PUBLIC_URL).verify(  # after a restart
+        "files/ws/x", query["expires"], query["signature"], "x")
+    path.write_bytes(b"")
+    with pytest.raises(ValueError, match="blob-signing.key"):
+        signing_key_at(path)

@@ -26,6 +26,7 @@ import hmac
 import json
 import mimetypes
 import os
+import secrets
 import shutil
 import stat
 import time
@@ -255,6 +256,31 @@ class FileBlobs:
                 os.close(fd)
             raise
         return fd
+
+
+def signing_key_at(path: Path | str) -> bytes:
+    """The key for signed URLs kept at ``path`` (e.g. DATA_DIR/blob-signing.key), made on first use:
+    32 random bytes, mode 0600, so URLs already handed out stay valid across restarts. Created
+    whole or not at all (written aside, then hard-linked into place), so a crash cannot leave
+    an empty key, and two processes starting at once agree on one."""
+    path = Path(path)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        aside = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        fd = os.open(aside, _CREATE, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(secrets.token_bytes(32))
+                file.flush()
+                os.fsync(file.fileno())
+            with suppress(FileExistsError):
+                os.link(aside, path)
+        finally:
+            aside.unlink(missing_ok=True)
+    key = path.read_bytes()
+    if len(key) < 16:
+        raise ValueError(f"{path}: a signing key of at least 16 bytes is required; remove the file to make a new one")
+    return key
 
 
 def _write_atomic(directory: int, name: str, chunks: Iterable[bytes]) -> None:
