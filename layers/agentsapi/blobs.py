@@ -1,4 +1,5 @@
-"""The blob-store port: file bytes and session state. One adapter (S3; moto locally and in tests)."""
+"""The blob-store port: file bytes and session state. Adapters: S3 (AWS; moto in its tests) and the file system
+(`adapters/file_blobs.py`, one machine); tests/contract/test_blob_contract.py holds both to the same semantics."""
 
 from __future__ import annotations
 
