@@ -253,6 +253,26 @@ def test_sqlite_survives_a_killed_receiver(tmp_path: Path) -> None:
     assert again.receive_count == 2 and json.loads(again.body) == {"n": 1}
 
 
+def test_sqlite_restart_redelivers_in_flight_messages_at_once(tmp_path: Path) -> None:
+    """The embedded server's start-up: deliveries to the dead process come back now, not after a
+    visibility timeout sized for the longest run; their receive counts are kept."""
+    from agentsapi.adapters.sqlite.batch import BATCH_MIGRATIONS
+    from agentsapi.adapters.sqlite.db import Database
+    from agentsapi.adapters.sqlite.queue import SqliteQueue
+
+    db = Database(tmp_path / "q.db", BATCH_MIGRATIONS)
+    queue, other = SqliteQueue(db, "q", 900), SqliteQueue(db, "other", 900)
+    queue.send([{"n": n} for n in range(3)])
+    other.send([{"n": 9}])
+    received = queue.receive(2)
+    other.receive(1)
+    assert queue.release_in_flight() == 2
+    again = queue.receive(10)
+    assert sorted((json.loads(m.body)["n"], m.receive_count) for m in again) == [(0, 2), (1, 2), (2, 1)]
+    assert {m.id for m in received} <= {m.id for m in again}
+    assert other.receive(1) == []  # another queue's deliveries are its own business
+
+
 def test_sqlite_restart_gives_abandoned_claims_back(tmp_path: Path) -> None:
     """The embedded server is the only worker on its DATA_DIR: at start-up every running claim is a
     dead process's, and is released so the redelivered message runs it now rather than after the lease."""

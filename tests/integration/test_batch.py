@@ -189,3 +189,26 @@ def test_api_listing_validation_and_tenancy(api: Any, poller: QueuePoller) -> No
     code, body, _ = api("POST", "/v1/batch/jobs", {"endpoint": "/v1/conversations", "agent_id": "ag_nope",
                                                    "requests": [{"body": {"inputs": "x"}}]})
     assert code == 404
+
+
+@pytest.mark.parametrize("poller", ["sqlite"], indirect=True)
+def test_a_restart_resumes_the_job_and_runs_each_request_once(api: Any, services: Any, poller: QueuePoller,
+                                                              fake_sandbox: Any) -> None:
+    """The embedded server died with both messages received and request 0 run (its conversation
+    stored) but not settled. Its start-up gives the claims and deliveries back; the job then
+    finishes, and request 0's code is not run again."""
+    job = create(api, model="m", requests=[{"custom_id": f"r{n}", "body": {"inputs": CODE,
+                                                                          "tools": [{"type": "code_interpreter"}]}}
+                                           for n in range(2)])
+    store = services.batch.store
+    assert len(poller.queue.receive(10)) == 2
+    now = int(batch_module.time.time())
+    assert store.claim(ws(services), job["id"], 0, now, now + services.batch.lease_s)
+    services.batch._run(ws(services), store.get_job(ws(services), job["id"]), store.get_item(ws(services), job["id"], 0))
+    assert len(fake_sandbox.codes) == 1
+    # start-up of the new process
+    assert (store.release_abandoned_claims(), poller.queue.release_in_flight(), poller.dlq.release_in_flight()) == (1, 2, 0)
+    poller.drain()
+    _, done, _ = api("GET", f"/v1/batch/jobs/{job['id']}")
+    assert (done["status"], done["succeeded_requests"], len(fake_sandbox.codes)) == ("SUCCESS", 2, 2)
+    assert len(api("GET", "/v1/conversations")[1]) == 2

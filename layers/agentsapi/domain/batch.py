@@ -188,13 +188,27 @@ class BatchService:
             fields = ", ".join(".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()[:5])
             raise InvalidRequest(f"invalid request body: {fields}", param="body") from exc
         conversation_id = conversation_id_for(job.id, item.index)
+        # A previous attempt stored this conversation, then died before settling: use it. Looked
+        # up first, so the model and the code do not run again (the store's Conflict alone would
+        # only stop the second result from being stored, after running everything once more).
+        stored = self._stored_response(ws, conversation_id)
+        if stored is not None:
+            return stored
         try:
             return self.conversations.start(ws, request, conversation_id=conversation_id).buffered()
-        except Conflict:
-            # A previous attempt stored this conversation, then died before settling: use it.
+        except Conflict:  # stored meanwhile by a concurrent attempt
+            stored = self._stored_response(ws, conversation_id)
+            if stored is None:
+                raise
+            return stored
+
+    def _stored_response(self, ws: str, conversation_id: str) -> dict[str, Any] | None:
+        try:
             history = self.conversations.history(ws, conversation_id)
-            return {"object": "conversation.response", "conversation_id": conversation_id,
-                    "outputs": [e for e in history["entries"] if e["type"] != "message.input"], "usage": {}}
+        except NotFound:
+            return None
+        return {"object": "conversation.response", "conversation_id": conversation_id,
+                "outputs": [e for e in history["entries"] if e["type"] != "message.input"], "usage": {}}
 
     def _settle(self, ws: str, job_id: str, item: BatchItem) -> None:
         try:
