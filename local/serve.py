@@ -1,9 +1,11 @@
 """`make serve`: the whole service on one machine, no AWS account, no network.
 
 A threaded HTTP front end turns each request into an API Gateway proxy event and calls the real
-Lambda handler for its path. DynamoDB is moto, in-process; the sandbox is the local bubblewrap
-worker pool; the model is the offline model unless a provider is configured. Streamed
-conversation turns really stream (the handler hands its events to this server).
+Lambda handler for its path. Storage is embedded by default (STORAGE=sqlite: a SQLite database
+and a blob directory under DATA_DIR, kept across restarts and crashes); STORAGE=aws uses the
+DynamoDB/S3/SQS adapters against whatever endpoint boto3 is configured for. The sandbox is the
+local bubblewrap worker pool; the model is the offline model unless a provider is configured.
+Streamed conversation turns really stream (the handler hands its events to this server).
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ from local.apigw import function_for, invoke, web  # noqa: E402
 
 def _defaults() -> None:
     """Embedded defaults for local use; anything already set in the environment wins."""
+    os.environ.setdefault("STORAGE", "sqlite")
+    os.environ.setdefault("DATA_DIR", str(ROOT / ".data"))
     os.environ.setdefault("SANDBOX_MODE", "local")
+    os.environ.setdefault("SANDBOX_WORKERS", str(default_workers()))
     os.environ.setdefault("AUTH_MODE", "auto")  # a development server: any bearer token, unless API_KEYS
     os.environ.setdefault("SANDBOX_RUNNER_DIR", str(ROOT / "sandbox_image"))
-    os.environ.setdefault("TABLE_NAME", "agents-api-local")
-    os.environ.setdefault("BUCKET_NAME", "agents-api-local")
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "agents-api")
     os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "AgentsApi")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
@@ -37,25 +40,41 @@ def _defaults() -> None:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
 
+def default_workers() -> int:
+    """One sandbox worker per core, at least two: an execution is CPU work, and a second worker
+    keeps one tenant's long cell from holding up everyone else's."""
+    return max(2, os.cpu_count() or 1)
+
+
+class DataDirInUse(RuntimeError):
+    pass
+
+
+def lock_data_dir(data_dir: Path) -> Any:
+    """One server per DATA_DIR: on start-up it takes back whatever a crashed server had claimed,
+    which is only safe when no other server is working on the same files."""
+    import fcntl
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(data_dir / ".lock", "a+")  # noqa: SIM115 - held for the life of the process
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise DataDirInUse(f"{data_dir} is in use by another server; stop it or choose another DATA_DIR") from None
+    return handle
+
+
 def start(host: str, port: int, warm: bool = True) -> tuple[Any, Any]:
-    """Start moto, the services and the front end; returns the server (running in a thread)."""
+    """Start the services and the front end; returns the server (running in a thread)."""
     _defaults()
-    from local.aws import create_bucket, create_queues, create_table, fake_credentials
-
-    fake_credentials()
-    from moto import mock_aws
-
-    mock = mock_aws()
-    mock.start()
+    os.environ.setdefault("PUBLIC_URL", f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}")  # noqa: S104
     from agentsapi.services import build_services, use_services
     from agentsapi.settings import Settings
 
-    queue_url, dlq_url = create_queues("agents-api-batch")
-    os.environ.setdefault("BATCH_QUEUE_URL", queue_url)
     settings = Settings()
-    create_table(settings.table_name)
-    create_bucket(settings.bucket_name)
+    lock = lock_data_dir(Path(settings.data_dir)) if settings.storage == "sqlite" else None
     services = build_services(settings)
+    services.lock = lock
     use_services(services)
     if warm and hasattr(services.sandbox, "warm_up"):
         try:
@@ -63,17 +82,37 @@ def start(host: str, port: int, warm: bool = True) -> tuple[Any, Any]:
             sys.stderr.write(f"sandbox ready: {json.dumps(hello.get('isolation'))} in {hello.get('startup_ms')} ms\n")
         except Exception as exc:  # noqa: BLE001 - serve the API anyway; executions will say why
             sys.stderr.write(f"WARNING: code execution unavailable: {exc}\n")
+
     def route(path: str) -> Any:
         function = function_for(path)
         return (lambda event: invoke(function, event)) if function else None
 
-    server = web.FrontendServer((host, port), route)
-    from local.batch_poller import QueuePoller
+    server = web.FrontendServer((host, port), route, raw_route=signed_blobs(services.storage.blobs))
+    storage = services.storage
+    if storage.consumers is not None:
+        from local.batch_poller import QueuePoller
 
-    QueuePoller(settings.batch_queue_url or queue_url, dlq_url).start()  # Lambda's SQS event source, locally
+        storage.recover()  # this process owns DATA_DIR: what a crashed one had claimed runs again
+        services.poller = QueuePoller(*storage.consumers).start()  # Lambda's SQS event source, locally
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return server, services
+
+
+def signed_blobs(blobs: Any) -> Any:
+    """Locally, the presigned downloads S3 would serve (only when blobs live on the file system)."""
+    from agentsapi.adapters.file_blobs import SIGNED_PATH, FileBlobs
+
+    if not isinstance(blobs, FileBlobs):
+        return None
+    from local.blob_route import serve_signed_blob
+
+    def answer(method: str, path: str, query: str) -> Any:
+        if method in ("GET", "HEAD") and path.startswith(SIGNED_PATH):
+            return serve_signed_blob(blobs, path, query)
+        return None
+
+    return answer
 
 
 def main() -> None:
@@ -81,7 +120,13 @@ def main() -> None:
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
     args = parser.parse_args()
-    server, services = start(args.host, args.port)
+    from agentsapi.adapters.sqlite.db import DataDirError
+
+    try:
+        server, services = start(args.host, args.port)
+    except (DataDirError, DataDirInUse) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise SystemExit(2) from None
     url = f"http://{args.host}:{server.server_address[1]}"
     from agentsapi.settings import resolved_provider
 
@@ -93,10 +138,12 @@ def main() -> None:
     keys = "any bearer token is accepted; each distinct token is its own workspace" if services.keys.open \
         else f"{len(services.keys.env_hashes)} API key(s) from API_KEYS, plus keys created in the table"
     per_minute = services.settings.rate_limit_per_minute
+    storage = f"SQLite + files in {services.settings.data_dir}" if services.settings.storage == "sqlite" \
+        else "AWS (DynamoDB, S3, SQS)"
     limit = f"{per_minute} requests/minute per workspace" if per_minute else "none (RATE_LIMIT_PER_MINUTE)"
     print(f"""
 Agents & Conversations API listening on {url}
-  storage: DynamoDB (moto, in memory)   model: {provider}   sandbox: {services.settings.sandbox_mode}
+  storage: {storage}   model: {provider}   sandbox: {services.settings.sandbox_mode} ({services.settings.sandbox_workers} workers)
   auth: {keys}   rate limit: {limit}
 
   from mistralai.client import Mistral
@@ -113,6 +160,9 @@ Agents & Conversations API listening on {url}
         stop.wait()
     finally:
         server.shutdown()
+        poller = getattr(services, "poller", None)
+        if poller is not None:
+            poller.stop()
         close = getattr(services.sandbox, "close", None)
         if close:
             close()

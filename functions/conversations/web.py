@@ -35,6 +35,7 @@ HEALTH_PATH = "/healthz"  # the web adapter's readiness check
 BODY_READ_TIMEOUT_S = 30.0  # per read: a client that stops sending its body frees the thread
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 BodyLimit = Callable[[str], int]
+RawRoute = Callable[[str, str, str], "tuple[int, dict[str, str], Any] | None"]
 _DIGITS = re.compile(r"[0-9]{1,15}")
 
 
@@ -159,6 +160,12 @@ class Frontend(BaseHTTPRequestHandler):
         if path == HEALTH_PATH:
             self._send(200, {"Content-Type": "text/plain"}, b"ok")
             return
+        raw_route = getattr(self.server, "raw_route", None)
+        answer = raw_route(self.command, path, query) if raw_route is not None else None
+        if answer is not None:  # e.g. a signed blob download locally: streamed, no API event
+            self._send_stream(*answer)
+            self._log(answer[0], started)
+            return
         length = self._body_length(path)
         if isinstance(length, ApiError):
             self._refuse(length, started)
@@ -222,6 +229,22 @@ class Frontend(BaseHTTPRequestHandler):
         if status != 204:
             self.wfile.write(data)
 
+    def _send_stream(self, status: int, headers: dict[str, str], body: Any) -> None:
+        """A response whose headers carry its Content-Length, written chunk by chunk (nothing for HEAD)."""
+        try:
+            self.send_response(status)
+            for name, value in headers.items():
+                if name.lower() not in ("transfer-encoding", "connection") and _header_safe(value):
+                    self.send_header(name, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                for chunk in body:
+                    self.wfile.write(chunk)
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+
     def _stream(self, status: int, headers: dict[str, str], blocks: Any) -> None:
         self.send_response(status)
         for name, value in headers.items():
@@ -246,7 +269,7 @@ class Frontend(BaseHTTPRequestHandler):
         if after is not None:
             after()
 
-    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
+    do_GET = do_HEAD = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
 
 
 class FrontendServer(ThreadingHTTPServer):
@@ -256,9 +279,12 @@ class FrontendServer(ThreadingHTTPServer):
     request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], route: Callable[[str], Handler | None],
-                 after_stream: Callable[[], None] | None = None, body_limit: BodyLimit = route_body_limit) -> None:
+                 after_stream: Callable[[], None] | None = None, body_limit: BodyLimit = route_body_limit,
+                 raw_route: RawRoute | None = None) -> None:
         super().__init__(address, Frontend)
         self.route = route
+        # Answers some requests (method, path, query) itself, before any body or API event.
+        self.raw_route = raw_route
         # Checked against Content-Length before the body is read.
         self.body_limit = body_limit
         # The turn's metrics are added while the stream is written, after the handler's

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import boto3
 
@@ -13,18 +14,24 @@ from .adapters.dynamodb_ratelimit import DynamoDBWindowCounter
 from .adapters.dynamodb_store import DynamoDBStore
 from .adapters.powertools_telemetry import PowertoolsTelemetry
 from .adapters.s3_blobs import S3Blobs
-from .auth import Authenticator
+from .adapters.sqlite.batch import BATCH_MIGRATIONS, SqliteBatchStore
+from .adapters.sqlite.db import Database
+from .adapters.sqlite.queue import SqliteQueue
+from .auth import Authenticator, KeyStore
+from .batchstore import BatchStore
+from .blobs import BlobStore
 from .domain.agents import AgentService
 from .domain.batch import BatchService
 from .domain.conversations import ConversationService
 from .domain.files import FileService
 from .domain.runtime import Runtime
-from .jobqueue import SqsQueue
+from .jobqueue import JobQueue, QueueConsumer, SqsQueue
 from .providers.offline import OfflineModel
 from .providers.port import ModelProvider
-from .ratelimit import RateLimiter
+from .ratelimit import RateLimiter, WindowCounter
 from .sandbox.port import ExecutionRequest, ExecutionResult, Sandbox
 from .settings import MISTRAL_PUBLIC_URL, Settings, get_settings, resolved_provider
+from .store import Store
 
 
 class DisabledSandbox:
@@ -37,12 +44,13 @@ class Services:
     settings: Settings
     keys: Authenticator
     limiter: RateLimiter
-    store: DynamoDBStore
+    store: Store
     agents: AgentService
     conversations: ConversationService
     sandbox: Sandbox
     files: FileService
     batch: BatchService
+    storage: Storage | None = None
 
 
 def build_sandbox(settings: Settings) -> Sandbox:
@@ -113,9 +121,74 @@ def build_provider(settings: Settings) -> ModelProvider:
     return OfflineModel()
 
 
-def build_services(settings: Settings, sandbox: Sandbox | None = None) -> Services:
+@dataclass
+class Storage:
+    """Where everything lives, behind the ports: AWS (the Lambda functions) or embedded (one machine)."""
+
+    store: Store
+    blobs: BlobStore
+    batch_store: BatchStore
+    key_store: KeyStore
+    rate_counter: WindowCounter
+    queue: JobQueue  # where batch requests are sent
+    # The batch queue and its dead letters as the local poller consumes them; None where an
+    # event source does (Lambda) or no queue is configured.
+    consumers: tuple[QueueConsumer, QueueConsumer] | None = None
+    database: Database | None = None
+
+    def recover(self) -> None:
+        """After a crash, on one machine (this process owns DATA_DIR): give back the claims and
+        deliveries of the process that died, so its batch requests run again now, once."""
+        if isinstance(self.batch_store, SqliteBatchStore):
+            self.batch_store.release_abandoned_claims()
+        for consumer in self.consumers or ():
+            if isinstance(consumer, SqliteQueue):
+                consumer.release_in_flight()
+
+
+def aws_storage(settings: Settings) -> Storage:
     store = DynamoDBStore(boto3.client("dynamodb"), settings.table_name)
-    blobs = S3Blobs(boto3.client("s3"), settings.bucket_name)
+    queue = SqsQueue(boto3.client("sqs"), settings.batch_queue_url or "")
+    consumers = None
+    if settings.batch_queue_url and settings.batch_dlq_url:
+        consumers = (queue, SqsQueue(queue.client, settings.batch_dlq_url))
+    return Storage(store=store, blobs=S3Blobs(boto3.client("s3"), settings.bucket_name),
+                   batch_store=DynamoDBBatchStore(store.client, settings.table_name),
+                   key_store=DynamoDBKeyStore(store.client, settings.table_name),
+                   rate_counter=DynamoDBWindowCounter(store.client, settings.table_name),
+                   queue=queue, consumers=consumers)
+
+
+DATABASE_FILE = "agents.db"
+
+
+def embedded_storage(settings: Settings) -> Storage:
+    """SQLite and the file system under DATA_DIR: what `make serve` runs on."""
+    from .adapters.file_blobs import FileBlobs, signing_key_at
+    from .adapters.sqlite.db import Database
+    from .adapters.sqlite.keys import SqliteKeyStore
+    from .adapters.sqlite.ratelimit import SqliteWindowCounter
+    from .adapters.sqlite.schema import STORE_MIGRATIONS
+    from .adapters.sqlite.store import SqliteStore
+
+    data_dir = Path(settings.data_dir)
+    database = Database(data_dir / DATABASE_FILE, [*STORE_MIGRATIONS, *BATCH_MIGRATIONS])
+    queue = SqliteQueue(database, "batch", visibility_timeout_s=settings.batch_lease_s,
+                        max_receives=settings.batch_max_receives, dead_letter_queue="batch-dlq")
+    dead_letters = SqliteQueue(database, "batch-dlq", visibility_timeout_s=settings.batch_lease_s)
+    blobs = FileBlobs(data_dir / "blobs", signing_key_at(data_dir / "blob-signing.key"), settings.public_url)
+    return Storage(store=SqliteStore(database), blobs=blobs, batch_store=SqliteBatchStore(database),
+                   key_store=SqliteKeyStore(database), rate_counter=SqliteWindowCounter(database),
+                   queue=queue, consumers=(queue, dead_letters), database=database)
+
+
+def build_storage(settings: Settings) -> Storage:
+    return embedded_storage(settings) if settings.storage == "sqlite" else aws_storage(settings)
+
+
+def build_services(settings: Settings, sandbox: Sandbox | None = None, storage: Storage | None = None) -> Services:
+    storage = storage or build_storage(settings)
+    store, blobs = storage.store, storage.blobs
     agents = AgentService(store)
     files = FileService(store, blobs, settings.files_max_bytes)
     sandbox = sandbox or build_sandbox(settings)
@@ -123,13 +196,12 @@ def build_services(settings: Settings, sandbox: Sandbox | None = None) -> Servic
     conversations = ConversationService(store, agents, runtime, files=files, blobs=blobs,
                                         session_ttl_s=settings.session_ttl, max_input_entries=settings.max_input_entries,
                                         max_entries=settings.max_conversation_entries)
-    queue = SqsQueue(boto3.client("sqs"), settings.batch_queue_url or "")
-    batch = BatchService(DynamoDBBatchStore(store.client, settings.table_name), queue, files, conversations, agents,
+    batch = BatchService(storage.batch_store, storage.queue, files, conversations, agents,
                          blobs=blobs, lease_s=settings.batch_lease_s, max_receives=settings.batch_max_receives,
                          max_json_depth=settings.max_json_depth)
-    keys = Authenticator.from_settings(settings, DynamoDBKeyStore(store.client, settings.table_name))
-    limiter = RateLimiter(DynamoDBWindowCounter(store.client, settings.table_name), settings.rate_limit_per_minute)
-    return Services(settings, keys, limiter, store, agents, conversations, sandbox, files, batch)
+    keys = Authenticator.from_settings(settings, storage.key_store)
+    limiter = RateLimiter(storage.rate_counter, settings.rate_limit_per_minute)
+    return Services(settings, keys, limiter, store, agents, conversations, sandbox, files, batch, storage)
 
 
 _override: Services | None = None

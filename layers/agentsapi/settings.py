@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     files_max_bytes: int = Field(4 * 1024 * 1024, alias="FILES_MAX_BYTES", gt=0)
     session_ttl_s: int = Field(7 * 24 * 3600, alias="SESSION_TTL_S", gt=0)
     batch_queue_url: str | None = Field(None, alias="BATCH_QUEUE_URL")
+    # Only for `make serve` with STORAGE=aws: the dead-letter queue its local poller drains.
+    batch_dlq_url: str | None = Field(None, alias="BATCH_DLQ_URL")
     # How long a claimed batch request is protected from redeliveries: above the worker's timeout.
     batch_lease_s: int = Field(900, alias="BATCH_LEASE_S", gt=0)
     batch_max_receives: int = Field(5, alias="BATCH_MAX_RECEIVES", ge=1)
