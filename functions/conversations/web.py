@@ -108,6 +108,9 @@ class Frontend(BaseHTTPRequestHandler):
 
     server_version = "agents-api"
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: with Nagle's algorithm on, the body waits for
+    # the client's delayed ACK (40 ms on Linux) on every keep-alive response.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass  # one line per request is written by _log instead

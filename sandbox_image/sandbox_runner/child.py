@@ -160,6 +160,7 @@ def _restore_session(namespace: dict[str, Any], workdir: str) -> tuple[list[str]
 def run(request: dict[str, Any], raw_w: int, chan_w: int) -> None:
     """Run after ``prepare``: wire the fds, set the environment and limits, run the cell, exit."""
     status = 70
+    received = time.perf_counter()
     try:
         _redirect_fds(raw_w, chan_w)
         request = {**request, **_take_request(request["workdir"])}
@@ -198,7 +199,8 @@ def run(request: dict[str, Any], raw_w: int, chan_w: int) -> None:
             "figures": outcome.figures,
             "session_notes": session_notes,
             "restored_files": restored,
-            "timings_ms": {"cell": round((ran - began) * 1000, 2), "figures": round((time.perf_counter() - ran) * 1000, 2)},
+            "timings_ms": {"setup": round((began - received) * 1000, 2), "cell": round((ran - began) * 1000, 2),
+                           "figures": round((time.perf_counter() - ran) * 1000, 2)},
         }
         _write_all(CHANNEL_FD, frames.encode(frames.RESULT, json.dumps(result).encode()))
         status = 1 if outcome.error else 0
