@@ -5,9 +5,10 @@ data stays inspectable and a prefix delete is a directory removal. Semantics fol
 a missing key reads as None, ``max_age_s`` compares with the time the blob was written (a copy
 is a new write), deletes of missing keys are quiet, a prefix is a string prefix.
 
-Writes are atomic: the bytes go to a temporary dot-file in the key's directory, are fsynced,
-then renamed over the key (and the directory fsynced), so a reader sees the old blob or the new
-one, never part of one, and a crash leaves at most an invisible temporary file.
+Writes are atomic: the bytes go to a temporary dot-file in the key's directory, then are
+renamed over the key, so a reader sees the old blob or the new one, never part of one, and a
+crash leaves at most an invisible temporary file. Durability matches the SQLite database's:
+what was acknowledged survives the process being killed, not a power cut (no fsync per write).
 
 The store never leaves its root: keys with empty, ``.``-leading (so ``..`` and our temporary
 names), absolute or NUL segments are refused, and every path is walked one directory at a time
@@ -284,17 +285,18 @@ def signing_key_at(path: Path | str) -> bytes:
 
 
 def _write_atomic(directory: int, name: str, chunks: Iterable[bytes]) -> None:
+    """Write to a temporary name, then rename over the key: a reader, or a server killed at any
+    point, sees the old blob or the new one, never a part. No fsync: like the SQLite database
+    (synchronous=NORMAL), what the API acknowledged survives the process being killed; only a
+    power cut can lose the last writes (each fsync cost a turn milliseconds of disk latency)."""
     temporary = f".{uuid.uuid4().hex}.tmp"  # a dot-name: never a key, never listed, never served
     fd = os.open(temporary, _CREATE, 0o600, dir_fd=directory)
     try:
         with os.fdopen(fd, "wb") as file:
             for chunk in chunks:
                 file.write(chunk)
-            file.flush()
-            os.fsync(file.fileno())  # the bytes are on disk before the name points at them
         os.replace(temporary, name, src_dir_fd=directory, dst_dir_fd=directory)
     except BaseException:
         with suppress(OSError):
             os.unlink(temporary, dir_fd=directory)
         raise
-    os.fsync(directory)  # and the rename itself survives a power cut

@@ -39,6 +39,7 @@ class Database:
     def __init__(self, path: str | Path, migrations: Sequence[Migration]) -> None:
         self.path = Path(path)
         self._local = threading.local()
+        self._writer = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         versions = [m.version for m in migrations]
         if versions != sorted(set(versions)):
@@ -66,13 +67,17 @@ class Database:
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction: committed when the block ends, rolled back if it raises."""
         connection = self.connection()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+        # SQLite runs one writer at a time anyway; waiting for it here, instead of in SQLite's
+        # busy handler (which sleeps 1, 2, 5, 10... ms between tries), hands the lock over as
+        # soon as it is free: at 16 busy threads, append p99 24 -> 4.5 ms. Reads never take it.
+        with self._writer:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
