@@ -43,3 +43,20 @@ def test_sigterm_removes_worker_mounts_and_copies_even_with_a_turn_running(tmp_p
     assert process.wait(timeout=20) == 0
     assert time.monotonic() - started < 15
     assert sandbox_leftovers() - before == set()
+
+
+def test_what_a_killed_server_left_is_reclaimed_by_the_next(tmp_path: Path) -> None:
+    """SIGKILL leaves no chance to clean up: the next pool unmounts and removes it."""
+    from agentsapi.adapters.local_sandbox import WORK_AREA_PREFIX, reclaim_leftovers
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no longer runs
+    area = tmp_path / f"{WORK_AREA_PREFIX}{dead.pid}-x"
+    area.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(area)], check=True)
+    (area / "left").write_text("x")
+    alive = tmp_path / f"{WORK_AREA_PREFIX}{os.getpid()}-y"
+    alive.mkdir()
+    assert reclaim_leftovers(str(tmp_path)) == [str(area)]
+    assert not area.exists() and alive.exists()
+    assert str(area) not in Path("/proc/mounts").read_text()

@@ -27,6 +27,9 @@ from ..errors import ServiceUnavailable
 from ..sandbox.port import ExecutionRequest, ExecutionResult, result_from_response
 
 NOBODY = 65534
+# Host directories of a pool, named after the server's pid so that the next server can tell
+# which ones a killed server left behind (mounted tmpfs work areas, copies of the runner).
+CODE_PREFIX, WORK_AREA_PREFIX = "agents-sbx-code-", "agents-sbx-tmp-"
 RETRY_AFTER_S = 2
 
 
@@ -48,9 +51,36 @@ class IsolationUnavailable(RuntimeError):
     """No way to isolate code on this machine; code must not run."""
 
 
+def reclaim_leftovers(root: str | None = None) -> list[str]:
+    """Unmount and remove what pools of servers that no longer run left in the temp dir (a server
+    killed with SIGKILL cannot clean up). A pool's directories carry its server's pid."""
+    root = root or tempfile.gettempdir()
+    removed = []
+    for entry in os.scandir(root):
+        for prefix in (CODE_PREFIX, WORK_AREA_PREFIX):
+            owner = entry.name[len(prefix):].partition("-")[0] if entry.name.startswith(prefix) else ""
+            if not owner.isdigit() or int(owner) == os.getpid() or _running(int(owner)):
+                continue
+            if prefix == WORK_AREA_PREFIX and os.path.ismount(entry.path):
+                subprocess.run(["umount", "-l", entry.path], capture_output=True, check=False)
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _world_readable_copy(source: str) -> str:
     """Copy the runner package somewhere the unprivileged uid can read (the repo may be in /root)."""
-    target = tempfile.mkdtemp(prefix="agents-sbx-code-")
+    target = tempfile.mkdtemp(prefix=f"{CODE_PREFIX}{os.getpid()}-")
     shutil.copytree(Path(source) / "sandbox_runner", Path(target) / "sandbox_runner",
                     ignore=shutil.ignore_patterns("__pycache__"))
     for directory, _dirs, files in os.walk(target):
@@ -89,7 +119,7 @@ class _Worker:
         mb = self.config.work_area_mb
         if os.geteuid() == 0:
             # A host tmpfs gives an inode limit as well as a size limit (bwrap's --size has none).
-            self.work_area = tempfile.mkdtemp(prefix="agents-sbx-tmp-")
+            self.work_area = tempfile.mkdtemp(prefix=f"{WORK_AREA_PREFIX}{os.getpid()}-")
             options = f"size={mb}m,nr_inodes={self.config.work_area_inodes},mode=0700,uid={NOBODY},gid={NOBODY}"
             mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", self.work_area],
                                      capture_output=True, check=False)
@@ -184,6 +214,7 @@ class LocalSandbox:
 
     def __init__(self, config: LocalSandboxConfig) -> None:
         self.config = config
+        reclaim_leftovers()
         self._code_dir: str | None = None
         self._cond = threading.Condition()
         self._idle: list[_Worker] = []
