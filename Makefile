@@ -65,6 +65,7 @@ lint: $(VENV)/.installed .venv-lint/.installed
 	.venv-lint/bin/python tools/sam_check.py
 
 bench: setup
+	$(PY) benchmarks/load.py
 	$(PY) benchmarks/api_turn.py
 	$(PY) benchmarks/sandbox_latency.py
 	$(PY) benchmarks/session_latency.py
