@@ -204,7 +204,17 @@ def entry_to_api(entry: Any) -> dict[str, Any]:
     return data
 
 
+# Stored entries always carry their ``type`` (they are dumps of the models above), so reading
+# them back can use pydantic's plain discriminator, about 3x faster than Entry's callable one
+# (which also accepts client input without a type). Every turn reads its conversation's history.
+_StoredEntryUnion = Annotated[
+    Union[MessageInputEntry, MessageOutputEntry, FunctionResultEntry, FunctionCallEntry, ToolExecutionEntry,
+          AgentHandoffEntry],
+    Field(discriminator="type"),
+]
+
+
 class StoredEntry(ApiModel):
     """The envelope in which an entry is stored (keeps the entry's own validation)."""
 
-    entry: Entry
+    entry: _StoredEntryUnion
