@@ -22,34 +22,30 @@ class Unauthorized(ApiError):
     error_type = "authentication_error"
 
 
-class RateLimited(ApiError):
-    """The workspace used up its requests for this window; ``Retry-After`` says when to come back."""
+class RetryLater(ApiError):
+    """A refusal that passes: ``Retry-After`` says when to come back."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+class RateLimited(RetryLater):
+    """The workspace used up its requests for this window."""
 
     status = 429
     error_type = "rate_limit_error"
 
-    def __init__(self, message: str, retry_after_s: int) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
 
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after_s)}
-
-
-class ServiceUnavailable(ApiError):
-    """A shared resource (e.g. every sandbox worker) stayed busy past its wait deadline; come back later."""
+class ServiceUnavailable(RetryLater):
+    """A shared resource (e.g. every sandbox worker) stayed busy past its wait deadline."""
 
     status = 503
     error_type = "service_unavailable"
-
-    def __init__(self, message: str, retry_after_s: int) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after_s)}
 
 
 class NotFound(ApiError):

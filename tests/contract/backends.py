@@ -3,8 +3,9 @@ and a real SQLite file under the test's tmp_path (fixtures live in each test fil
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 import pytest
@@ -24,3 +25,17 @@ def dynamodb_client(request: pytest.FixtureRequest) -> Any:
 
 def sqlite_database(tmp_path: Path) -> Database:
     return Database(tmp_path / "data" / "agents.db", STORE_MIGRATIONS)
+
+
+Port = TypeVar("Port")
+
+
+def adapter_on(request: pytest.FixtureRequest, tmp_path: Path, on_dynamodb: Callable[[Any], Port],
+               on_sqlite: Callable[[Database], Port]) -> Iterator[Port]:
+    """The port's adapter on the backend the test is parametrized with (closed afterwards)."""
+    if request.param == "dynamodb":
+        yield on_dynamodb(dynamodb_client(request))
+        return
+    db = sqlite_database(tmp_path)
+    yield on_sqlite(db)
+    db.close()

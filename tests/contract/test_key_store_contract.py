@@ -12,17 +12,12 @@ from agentsapi.adapters.sqlite.keys import SqliteKeyStore
 from agentsapi.auth import ApiKeyService, Authenticator, KeyStore, hash_key
 from agentsapi.errors import Conflict, Unauthorized
 from agentsapi.models.api_keys import ApiKeyRecord
-from tests.contract.backends import BACKENDS, TABLE, dynamodb_client, sqlite_database
+from tests.contract.backends import BACKENDS, TABLE, adapter_on
 
 
 @pytest.fixture(params=BACKENDS)
 def keys(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KeyStore]:
-    if request.param == "dynamodb":
-        yield DynamoDBKeyStore(dynamodb_client(request), TABLE)
-    else:
-        db = sqlite_database(tmp_path)
-        yield SqliteKeyStore(db)
-        db.close()
+    yield from adapter_on(request, tmp_path, lambda client: DynamoDBKeyStore(client, TABLE), SqliteKeyStore)
 
 
 def record(key_id: str, created: int, workspace: str = "team-a", **fields: object) -> ApiKeyRecord:

@@ -12,19 +12,14 @@ from agentsapi.adapters.dynamodb_ratelimit import DynamoDBWindowCounter
 from agentsapi.adapters.sqlite.ratelimit import SqliteWindowCounter
 from agentsapi.errors import RateLimited
 from agentsapi.ratelimit import RateLimiter, WindowCounter
-from tests.contract.backends import BACKENDS, TABLE, dynamodb_client, sqlite_database
+from tests.contract.backends import BACKENDS, TABLE, adapter_on
 
 START = 1_000_020.0  # 0 s into a window (1_000_020 is a multiple of 60)
 
 
 @pytest.fixture(params=BACKENDS)
 def counter(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WindowCounter]:
-    if request.param == "dynamodb":
-        yield DynamoDBWindowCounter(dynamodb_client(request), TABLE)
-    else:
-        db = sqlite_database(tmp_path)
-        yield SqliteWindowCounter(db)
-        db.close()
+    yield from adapter_on(request, tmp_path, lambda client: DynamoDBWindowCounter(client, TABLE), SqliteWindowCounter)
 
 
 def limiter(counter: WindowCounter, now: list[float], default: int = 5) -> RateLimiter:

@@ -25,7 +25,7 @@ from agentsapi.models.conversations import Conversation
 from agentsapi.models.entries import Entry, MessageInputEntry, MessageOutputEntry, ToolExecutionEntry
 from agentsapi.models.files import FileRecord
 from agentsapi.store import Page, Store
-from tests.contract.backends import BACKENDS, TABLE, dynamodb_client, sqlite_database
+from tests.contract.backends import BACKENDS, TABLE, adapter_on
 
 WS, OTHER = "ws-a", "ws-b"
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -36,12 +36,7 @@ AGENT_RACE = "the agent was updated concurrently; retry the update"
 
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "dynamodb":
-        yield DynamoDBStore(dynamodb_client(request), TABLE)
-    else:
-        db = sqlite_database(tmp_path)
-        yield SqliteStore(db)
-        db.close()
+    yield from adapter_on(request, tmp_path, lambda client: DynamoDBStore(client, TABLE), SqliteStore)
 
 
 # -- builders ---------------------------------------------------------------------------------
