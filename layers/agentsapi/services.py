@@ -195,7 +195,8 @@ def build_services(settings: Settings, sandbox: Sandbox | None = None, storage: 
     runtime = Runtime(build_provider(settings), sandbox, max_steps=settings.max_tool_steps, telemetry=PowertoolsTelemetry())
     conversations = ConversationService(store, agents, runtime, files=files, blobs=blobs,
                                         session_ttl_s=settings.session_ttl, max_input_entries=settings.max_input_entries,
-                                        max_entries=settings.max_conversation_entries)
+                                        max_entries=settings.max_conversation_entries,
+                                        max_entry_bytes=settings.max_entry_bytes)
     batch = BatchService(storage.batch_store, storage.queue, files, conversations, agents,
                          blobs=blobs, lease_s=settings.batch_lease_s, max_receives=settings.batch_max_receives,
                          max_json_depth=settings.max_json_depth)

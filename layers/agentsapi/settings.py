@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(64, alias="MAX_JSON_DEPTH", ge=8, le=128)
     max_input_entries: int = Field(200, alias="MAX_INPUT_ENTRIES", ge=1, le=10_000)
     max_conversation_entries: int = Field(5000, alias="MAX_CONVERSATION_ENTRIES", ge=2, le=100_000)
+    # One entry is stored as one item; DynamoDB's items stop at 400 KB (keys and names included).
+    max_entry_bytes: int = Field(300_000, alias="MAX_ENTRY_BYTES", ge=1024, le=380_000)
 
     sandbox_mode: Literal["local", "lambda", "disabled"] = Field("lambda", alias="SANDBOX_MODE")
     sandbox_function_name: str = Field("agents-api-tenant-sandbox", alias="SANDBOX_FUNCTION_NAME")

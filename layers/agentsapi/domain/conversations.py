@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..blobs import BlobStore, is_own_session, session_key, session_prefix
-from ..errors import ApiError, FunctionResultsMissing, InvalidRequest, NotFound, ValidationFailed
+from ..errors import ApiError, FunctionResultsMissing, InvalidRequest, NotFound, PayloadTooLarge, ValidationFailed
 from ..limits import file_name_problem
 from ..models.common import iso, new_id, now
 from ..models.conversations import (
@@ -33,6 +33,7 @@ from ..models.entries import (
     FunctionResultEntry,
     MessageInputEntry,
     MessageOutputEntry,
+    StoredEntry,
     ToolExecutionEntry,
     ToolFileChunk,
     entry_to_api,
@@ -118,7 +119,7 @@ def _check_owed_results(pending: list[str], inputs: list[Entry]) -> None:
 class ConversationService:
     def __init__(self, store: Store, agents: AgentService, runtime: Runtime, files: FileService | None = None,
                  blobs: BlobStore | None = None, session_ttl_s: int = 7 * 24 * 3600, max_input_entries: int = 200,
-                 max_entries: int = 5000) -> None:
+                 max_entries: int = 5000, max_entry_bytes: int = 300_000) -> None:
         self.store = store
         self.agents = agents
         self.runtime = runtime
@@ -127,6 +128,7 @@ class ConversationService:
         self.session_ttl_s = session_ttl_s
         self.max_input_entries = max_input_entries
         self.max_entries = max_entries
+        self.max_entry_bytes = max_entry_bytes
 
     # -- bounds ---------------------------------------------------------------------------------
     def _bounded_inputs(self, inputs: str | list[Entry] | None) -> list[Entry]:
@@ -135,7 +137,19 @@ class ConversationService:
             raise ValidationFailed([{"type": "too_long", "loc": ["body", "inputs"],
                                      "msg": f"at most {self.max_input_entries} input entries per request "
                                             f"(MAX_INPUT_ENTRIES); got {len(inputs)}"}])
-        return _inputs(inputs)
+        entries = _inputs(inputs)
+        self._check_entry_sizes(entries, "inputs")
+        return entries
+
+    def _check_entry_sizes(self, entries: list[Entry], what: str) -> None:
+        """Every entry is stored whole, as one item: at most ``max_entry_bytes`` (DynamoDB's items
+        stop at 400 KB), refused the same way whatever the storage, before anything is stored."""
+        for index, entry in enumerate(entries):
+            size = len(StoredEntry(entry=entry).model_dump_json(by_alias=True).encode())
+            if size > self.max_entry_bytes:
+                where = f"{what}[{index}]"
+                raise PayloadTooLarge(f"{where} would be stored as {size} bytes; an entry holds at most "
+                                      f"{self.max_entry_bytes} bytes (MAX_ENTRY_BYTES)", param=where)
 
     def _check_room(self, held: int, adding: int) -> None:
         """A conversation holds at most ``max_entries``: a turn that would start beyond it is refused
@@ -274,6 +288,7 @@ class ConversationService:
 
         def save(turn: Turn) -> None:
             conversation.pending_tool_call_ids = pending_tool_calls(inputs + turn.outputs)
+            self._check_entry_sizes(turn.outputs, "outputs")
             self.store.create_conversation(ws, conversation, inputs + turn.outputs)
 
         return self._turn(ws, conversation.id, persona, inputs, save if request.store is not False else None,
@@ -298,6 +313,7 @@ class ConversationService:
                 "updated_at": now(),
                 "pending_tool_call_ids": pending_tool_calls(history + inputs + turn.outputs),
             })
+            self._check_entry_sizes(turn.outputs, "outputs")
             self.store.append_entries(ws, updated, inputs + turn.outputs, expected_count=expected)
 
         return self._turn(ws, conversation.id, persona, history + inputs, save if request.store is not False else None,
@@ -329,6 +345,7 @@ class ConversationService:
 
         def save(turn: Turn) -> None:
             conversation.pending_tool_call_ids = pending_tool_calls(kept + inputs + turn.outputs)
+            self._check_entry_sizes(turn.outputs, "outputs")
             self.store.create_conversation(ws, conversation, kept + inputs + turn.outputs)
 
         return self._turn(ws, conversation.id, persona, kept + inputs, save if request.store is not False else None,
