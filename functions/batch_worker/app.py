@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from agentsapi.domain.batch import RequestInProgress
 from agentsapi.services import get_services
 
 logger = Logger()
@@ -41,13 +42,17 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 @logger.inject_lambda_context
 def dlq_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Messages that failed every try: count their requests as failed, saying why."""
+    kept = []
     for raw in event.get("Records", []):
         record = SQSRecord(raw)
         message = json.loads(record.body)
         receives = record.attributes.approximate_receive_count
-        get_services().batch.fail_poisoned(message["ws"], message["job_id"], int(message["index"]),
-                                           f"failed {receives} times; moved to the dead-letter queue")
-    return {"batchItemFailures": []}
+        try:
+            get_services().batch.fail_poisoned(message["ws"], message["job_id"], int(message["index"]),
+                                               f"failed {receives} times; moved to the dead-letter queue")
+        except RequestInProgress:
+            kept.append({"itemIdentifier": record.message_id})  # retried once its claim's lease ends
+    return {"batchItemFailures": kept}
 
 
 @logger.inject_lambda_context

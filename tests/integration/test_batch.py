@@ -212,3 +212,30 @@ def test_a_restart_resumes_the_job_and_runs_each_request_once(api: Any, services
     _, done, _ = api("GET", f"/v1/batch/jobs/{job['id']}")
     assert (done["status"], done["succeeded_requests"], len(fake_sandbox.codes)) == ("SUCCESS", 2, 2)
     assert len(api("GET", "/v1/conversations")[1]) == 2
+
+
+def test_a_dead_letter_for_a_request_still_claimed_waits_for_the_lease(api: Any, services: Any,
+                                                                         poller: QueuePoller) -> None:
+    """A worker died mid-request: its redeliveries were refused while its claim held, and the
+    message reached the dead letters. The dead letter is kept (retried) until the lease ends,
+    then the request counts as failed and the job finishes (before, the job never did)."""
+    import time
+
+    job = create(api, model="m", requests=[{"custom_id": "orphan", "body": {"inputs": "hi"}}])
+    now = int(time.time())
+    assert services.batch.store.claim(ws(services), job["id"], 0, now, now + 900)  # the worker that died
+    (message,) = poller.queue.receive(1)
+    poller.dlq.send([json.loads(message.body)])  # type: ignore[attr-defined]
+    poller.queue.delete(message.receipt)
+    (dead,) = poller.dlq.receive(1)
+    event = {"Records": [{"messageId": dead.id, "receiptHandle": dead.receipt, "body": dead.body,
+                          "attributes": {"ApproximateReceiveCount": "4"}, "eventSource": "aws:sqs"}]}
+    worker = handler_module("batch_worker")
+    assert worker.dlq_handler(event, FakeContext(function_name="batch-worker")) == {
+        "batchItemFailures": [{"itemIdentifier": dead.id}]}
+    _, running, _ = api("GET", f"/v1/batch/jobs/{job['id']}")
+    assert running["status"] != "FAILED" and running["completed_requests"] == 0
+    services.batch.store.release(ws(services), job["id"], 0)  # the lease ran out
+    assert worker.dlq_handler(event, FakeContext(function_name="batch-worker")) == {"batchItemFailures": []}
+    _, done, _ = api("GET", f"/v1/batch/jobs/{job['id']}")
+    assert done["status"] == "FAILED" and "dead-letter" in output_lines(api, done["error_file"])[0]["error"]["message"]

@@ -176,6 +176,12 @@ class BatchService:
             item = self.store.get_item(ws, job_id, index)
             assert item is not None
             self._settle(ws, job_id, item.model_copy(update={"state": "failed", "error": reason}))
+            return
+        current = self.store.get_item(ws, job_id, index)
+        if current is not None and current.state == "running":
+            # Claimed by a worker that died mid-request: its lease still holds. Keep this dead
+            # letter (retried later) until the lease runs out, or the job would never finish.
+            raise RequestInProgress(f"request {index} of {job_id} is still claimed; retry after its lease")
 
     def _run(self, ws: str, job: BatchJob, item: BatchItem) -> dict[str, Any]:
         body = {**(item.body or {}), "stream": False}
