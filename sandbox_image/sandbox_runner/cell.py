@@ -7,11 +7,13 @@ user's own frames and point at the cell's line numbers.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import linecache
 import sys
 import traceback
 import types
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 CELL_FILENAME = "<cell>"
@@ -43,12 +45,37 @@ def _user_traceback(exc: BaseException) -> str:
 
 
 def _display(value: Any) -> str | None:
+    """The value as IPython shows it (its pretty printer: long lists one item a line, dicts
+    sorted, DataFrames as their text table), or repr() where IPython is not installed."""
     if value is None:
         return None
-    text = repr(value)
+    printer = load_pretty()
+    text = printer.pretty(value, max_width=79, max_seq_length=1000) if printer is not None else repr(value)
     if len(text) > MAX_DISPLAY_CHARS:
         text = text[:MAX_DISPLAY_CHARS] + f"\n[display truncated at {MAX_DISPLAY_CHARS} characters]"
     return text
+
+
+PRETTY_MODULE = "_sandbox_ipython_pretty"
+
+
+def load_pretty() -> types.ModuleType | None:
+    """IPython's pretty printer (IPython/lib/pretty.py, standard library only), loaded from its
+    file alone: importing it through the IPython package pulls in the whole shell, ~45 MB the
+    zygote and every spare would carry. The zygote loads it once; children inherit it."""
+    module = sys.modules.get(PRETTY_MODULE)
+    if module is not None:
+        return module
+    package = importlib.util.find_spec("IPython")  # locates the package without importing it
+    if package is None or package.origin is None:
+        return None
+    spec = importlib.util.spec_from_file_location(PRETTY_MODULE, Path(package.origin).parent / "lib" / "pretty.py")
+    if spec is None or spec.loader is None:
+        return None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PRETTY_MODULE] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_cell(code: str, namespace: dict[str, Any]) -> CellOutcome:

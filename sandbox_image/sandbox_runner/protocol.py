@@ -74,6 +74,11 @@ class SandboxConfig:
     # A matplotlib config dir with a prebuilt font cache (the image builds one); None: a fresh
     # one under work_root, built when the zygote starts (about a second).
     mpl_config_dir: str | None = None
+    # Pre-imported by the zygote, so no cell pays for them (IPython's pretty printer is loaded on
+    # its own as well, see cell.load_pretty). Decided by benchmarks/preload_costs.py: a preloaded
+    # library adds its memory to the zygote and to the cost of every fork, so the heavy, less
+    # common ones (seaborn, scikit-learn, statsmodels: 0.6-1.1 s, 60-95 MB each) are imported by
+    # the cells that use them.
     preload: tuple[str, ...] = ("numpy", "pandas", "matplotlib.pyplot", "scipy", "sympy", "cloudpickle")
 
     @classmethod

@@ -21,7 +21,7 @@ import sys
 import warnings
 from typing import Any
 
-from . import child, proc, seccomp, warmup
+from . import cell, child, proc, seccomp, warmup
 
 CONTROL_FD = 3
 WARM_AFTER_S = 0.03  # a spare idle this long warms up (see Spare)
@@ -248,6 +248,7 @@ def main() -> None:
     sock = socket.socket(fileno=CONTROL_FD)
     modules = [name for name in os.environ.get("SANDBOX_PRELOAD", "").split(",") if name]
     loaded = preload(modules)
+    cell.load_pretty()  # how a cell's last value is shown, inherited by every child
     warmup.run(loaded)
     # Move everything imported so far out of the collector's reach: a child's garbage
     # collections then do not walk (and copy-on-write) the whole inherited heap.

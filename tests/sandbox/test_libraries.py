@@ -1,0 +1,75 @@
+"""What an analyst expects of the interpreter: values shown as IPython shows them, and the usual
+libraries importable and working in the sandbox (the same pinned set as the Lambda image)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agentsapi.sandbox.port import ExecutionRequest
+
+FIBONACCI = """
+def fib(n):
+    a, b = 0, 1
+    for _ in range(n):
+        yield a
+        a, b = b, a + b
+fibonacci_20 = list(fib(20))
+fibonacci_20
+"""
+
+
+@pytest.mark.parametrize(("code", "shown"), [
+    # Mistral's own connector example: a long list one item a line, as IPython prints it.
+    (FIBONACCI, "[0,\n 1,\n 1,\n 2,\n 3,\n 5,\n 8,\n 13,\n 21,\n 34,\n 55,\n 89,\n 144,\n 233,\n 377,\n 610,\n"
+                " 987,\n 1597,\n 2584,\n 4181]"),
+    ("import pandas as pd\npd.DataFrame({'a': [1, 2], 'b': ['x', 'y']})", "   a  b\n0  1  x\n1  2  y"),
+    ("import sympy\nx = sympy.Symbol('x')\n(x + 1)**2", "(x + 1)**2"),
+    ("{'b': 1, 'a': [1, 2]}", "{'b': 1, 'a': [1, 2]}"),
+    ("list(range(3))", "[0, 1, 2]"),
+    ("x = 1", None),
+])
+def test_the_last_value_is_shown_as_ipython_shows_it(sandbox: Any, code: str, shown: str | None) -> None:
+    result = sandbox.execute(ExecutionRequest(code=code, timeout_s=20))
+    assert result.status == "ok", result.code_output()
+    assert result.display == shown
+
+
+def test_print_and_tracebacks_are_unchanged(sandbox: Any) -> None:
+    result = sandbox.execute(ExecutionRequest(code="print([1, 2])\n1 / 0", timeout_s=20))
+    assert result.outputs[0].text == "[1, 2]\n" and result.display is None
+    assert result.error is not None and result.error.traceback.endswith("ZeroDivisionError: division by zero\n")
+
+
+ANALYST = r"""
+import io, pandas as pd
+frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": [2.1, 3.9, 6.2, 7.8]})
+frame.to_excel("table.xlsx", index=False)
+print("excel", pd.read_excel("table.xlsx").shape)
+frame.to_parquet("table.parquet")
+print("parquet", pd.read_parquet("table.parquet")["y"].sum())
+import seaborn as sns
+sns.scatterplot(data=frame, x="x", y="y")
+from sklearn.linear_model import LinearRegression
+model = LinearRegression().fit(frame[["x"]], frame["y"])
+print("sklearn", round(float(model.coef_[0]), 2))
+import statsmodels.api as sm
+print("statsmodels", round(float(sm.OLS(frame["y"], sm.add_constant(frame["x"])).fit().params["x"]), 2))
+from PIL import Image
+Image.new("RGB", (4, 3), "red").save("red.png")
+print("pillow", Image.open("red.png").size)
+from tabulate import tabulate
+print(tabulate([[1, 2]], headers=["a", "b"]).splitlines()[0].split())
+import networkx as nx
+print("networkx", nx.shortest_path(nx.path_graph(4), 0, 3))
+"""
+
+
+def test_the_libraries_an_analyst_expects_work(sandbox: Any) -> None:
+    result = sandbox.execute(ExecutionRequest(code=ANALYST, timeout_s=60))
+    assert result.status == "ok", result.code_output()
+    lines = result.outputs[0].text.splitlines()
+    assert lines == ["excel (4, 2)", "parquet 20.0", "sklearn 1.94", "statsmodels 1.94", "pillow (4, 3)",
+                     "['a', 'b']", "networkx [0, 1, 2, 3]"], lines
+    assert {f.name for f in result.files} == {"table.xlsx", "table.parquet", "red.png", "plot_0.png"}
