@@ -135,6 +135,19 @@ def warm(loaded: list[str]) -> None:
     _reseed()
 
 
+def _unchanged_inputs(inputs: dict[str, list[int]]) -> set[str]:
+    """Input files the cell left as they were handed in (same size and modification time)."""
+    unchanged = set()
+    for name, (size, mtime_ns) in inputs.items():
+        try:
+            info = os.stat(name, follow_symlinks=False)
+        except OSError:
+            continue
+        if (info.st_size, info.st_mtime_ns) == (size, mtime_ns):
+            unchanged.add(name)
+    return unchanged
+
+
 def _take_request(workdir: str) -> dict[str, Any]:
     """The runner's request file (code, env, limits), read and removed before user code runs."""
     path = os.path.join(workdir, REQUEST_FILE)
@@ -186,7 +199,8 @@ def run(request: dict[str, Any], raw_w: int, chan_w: int) -> None:
             sys.stderr.write(f"[could not save figures: {type(exc).__name__}: {exc}]\n")
         if carry is not None:
             try:
-                blob, notes = session.capture(namespace, request["workdir"], carry["limit"])
+                blob, notes = session.capture(namespace, request["workdir"], carry["limit"],
+                                              skip_files=_unchanged_inputs(request.get("inputs") or {}))
                 with open(session.OUT_FILE, "xb") as handle:
                     handle.write(blob)
                 session_notes += notes

@@ -289,6 +289,9 @@ class Runner:
             "env": self._base_env(str(workdir)),
             "limits": limits,
             "session": {"limit": self.config.max_session_bytes} if request.session else None,
+            # The input files as written (size, mtime): handed in again every turn, so while
+            # unchanged they are not session state (and never "not carried").
+            "inputs": {name: list(stamp) for name, stamp in execution.inputs.items()},
         }
         _write_new(workdir / REQUEST_FILE, json.dumps(child_request).encode())
         return execution

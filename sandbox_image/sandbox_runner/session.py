@@ -75,8 +75,11 @@ def _files(workdir: str) -> dict[str, bytes]:
     return found
 
 
-def capture(namespace: dict[str, Any], workdir: str, limit: int) -> tuple[bytes, list[str]]:
-    """Serialise what can be carried, within ``limit`` bytes; say what was dropped and why."""
+def capture(namespace: dict[str, Any], workdir: str, limit: int,
+            skip_files: set[str] = frozenset()) -> tuple[bytes, list[str]]:  # type: ignore[assignment]
+    """Serialise what can be carried, within ``limit`` bytes; say what was dropped and why.
+    ``skip_files``: the conversation's own input files, unchanged: handed in again every turn,
+    they are not state."""
     import cloudpickle
 
     modules: dict[str, str] = {}
@@ -92,7 +95,7 @@ def capture(namespace: dict[str, Any], workdir: str, limit: int) -> tuple[bytes,
             values[name] = cloudpickle.dumps(value)
         except Exception as exc:  # noqa: BLE001 - sockets, generators, locks...
             dropped.append(f"{name} ({type(value).__name__}: {_reason(exc)})")
-    files = _files(workdir)
+    files = {name: data for name, data in _files(workdir).items() if name not in skip_files}
     items = [("value", name, len(data)) for name, data in values.items()]
     items += [("file", name, len(data)) for name, data in files.items()]
     total = sum(size for *_, size in items)

@@ -73,3 +73,24 @@ def test_the_libraries_an_analyst_expects_work(sandbox: Any) -> None:
     assert lines == ["excel (4, 2)", "parquet 20.0", "sklearn 1.94", "statsmodels 1.94", "pillow (4, 3)",
                      "['a', 'b']", "networkx [0, 1, 2, 3]"], lines
     assert {f.name for f in result.files} == {"table.xlsx", "table.parquet", "red.png", "plot_0.png"}
+
+
+def test_input_files_are_not_session_state(sandbox: Any) -> None:
+    """A file given to the conversation comes with every turn: while the code leaves it as it
+    is, it is not carried as state and never produces a "not carried" note, however large."""
+    import base64
+
+    from agentsapi.sandbox.port import SandboxFile
+
+    rows = "".join(f"{n},{n * n}\n" for n in range(300_000)).encode()  # ~3.7 MB, over the session limit
+    data = SandboxFile(name="data.csv", content_b64=base64.b64encode(b"n,sq\n" + rows).decode())
+    first = sandbox.execute(ExecutionRequest(code="import pandas as pd\nframe = pd.read_csv('data.csv').tail(10)\n"
+                                                  "len(pd.read_csv('data.csv'))",
+                                             files=[data], carry_session=True, timeout_s=30))
+    assert first.status == "ok" and first.display == "300000", first.code_output()
+    assert "not carried" not in first.code_output()
+    assert first.session is not None and first.session.bytes < 100_000  # the frame, not the file
+    second = sandbox.execute(ExecutionRequest(code="int(frame['sq'].iloc[-1])", files=[data], carry_session=True,
+                                              session_state=first.session.content(), timeout_s=30))
+    assert second.status == "ok" and second.display == str(299_999 ** 2), second.code_output()
+    assert "not carried" not in second.code_output()
