@@ -156,6 +156,9 @@ class Runner:
             "OMP_NUM_THREADS": "1",
             "MKL_NUM_THREADS": "1",
             "MPLBACKEND": "Agg",
+            # No /dev/shm (read-only locally, absent in Lambda): joblib (scikit-learn) would warn on
+            # every import that it falls back to serial mode; say it up front instead.
+            "JOBLIB_MULTIPROCESSING": "0",
             "MPLCONFIGDIR": self.config.mpl_config_dir or str(Path(self.config.work_root) / ".mpl"),
         }
 
@@ -252,7 +255,13 @@ class Runner:
         budget = request.timeout_s if deadline_s is None else max(0.1, min(request.timeout_s, deadline_s - (started - entered)))
         execution = self._prepare(request)
         marks = {"prepare": time.monotonic()}
-        outcome = self._run(execution, started + budget)
+        outcome: _Outcome | None = None
+        try:
+            outcome = self._run(execution, started + budget)
+        finally:
+            if outcome is None:  # the run itself failed: still, nothing of it may survive
+                self._sweep()
+                self._wipe_scratch()
         marks["run"] = time.monotonic()
         clean = self._sweep()
         marks["sweep"] = time.monotonic()
@@ -484,7 +493,8 @@ class Runner:
         clean = True
         for directory, keep in self._scratch_baseline.items():
             try:
-                os.chmod(directory, self._scratch_modes[directory])  # the cell may have chmod'ed it
+                if stat.S_IMODE(os.stat(directory).st_mode) != self._scratch_modes[directory]:
+                    os.chmod(directory, self._scratch_modes[directory])  # the cell chmod'ed it
                 scrub.empty_except(directory, keep)
             except OSError:
                 clean = False
@@ -598,11 +608,34 @@ def _kill_group(pid: int) -> None:
 
 
 def _parse_result(payload: bytes) -> dict[str, Any] | None:
+    """The child's result frame, as hostile input: user code can write one itself. Only the known
+    fields, each of the expected type, survive; anything malformed (even JSON nested too deep to
+    parse) is no result at all, never a runner failure."""
     try:
         value = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
-    return value if isinstance(value, dict) else None
+    if not isinstance(value, dict):
+        return None
+    error = value.get("error")
+    clean: dict[str, Any] = {
+        "display": value["display"] if isinstance(value.get("display"), str) else None,
+        "error": {k: str(error.get(k, "")) for k in ("name", "value", "traceback")} if isinstance(error, dict) else None,
+        "memory_error": value.get("memory_error") is True,
+        "session_notes": [n for n in value.get("session_notes") or [] if isinstance(n, str)]
+        if isinstance(value.get("session_notes"), list) else [],
+        "restored_files": [f for f in value.get("restored_files") or [] if _is_stamp(f)]
+        if isinstance(value.get("restored_files"), list) else [],
+        "timings_ms": {k: v for k, v in value["timings_ms"].items() if isinstance(v, (int, float))}
+        if isinstance(value.get("timings_ms"), dict) else {},
+    }
+    return clean
+
+
+def _is_stamp(item: Any) -> bool:
+    """[name, size, mtime_ns], as the child reports a file it restored from the session."""
+    return (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str)
+            and all(isinstance(n, int) and not isinstance(n, bool) for n in item[1:]))
 
 
 def _walk_no_follow(root: Path, depth: int) -> list[tuple[str, os.DirEntry[str]]]:

@@ -37,6 +37,8 @@ def main() -> None:
             response = {"status": "bad_request", "message": "the request line is not JSON"}
         else:
             response = handler.handle(event, None)
+        if handler._exit_after_response:
+            response["worker_reset"] = True  # so the invoker never hands this worker to anyone else
         out.write(json.dumps(response) + "\n")
         if handler._exit_after_response:
             return  # the invoker restarts a fresh worker

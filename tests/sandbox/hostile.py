@@ -61,4 +61,4 @@ def assert_clean_slate(sandbox: Any) -> None:
     assert state["listing"]["."] == []
     assert set(state["env"]) <= {"PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "PYTHONDONTWRITEBYTECODE",
                                  "PYTHONIOENCODING", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                                 "MPLBACKEND", "MPLCONFIGDIR"}
+                                 "MPLBACKEND", "MPLCONFIGDIR", "JOBLIB_MULTIPROCESSING"}

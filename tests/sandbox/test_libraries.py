@@ -69,6 +69,7 @@ print("networkx", nx.shortest_path(nx.path_graph(4), 0, 3))
 def test_the_libraries_an_analyst_expects_work(sandbox: Any) -> None:
     result = sandbox.execute(ExecutionRequest(code=ANALYST, timeout_s=60))
     assert result.status == "ok", result.code_output()
+    assert [o.stream for o in result.outputs] == ["stdout"], result.code_output()  # no warning on the way
     lines = result.outputs[0].text.splitlines()
     assert lines == ["excel (4, 2)", "parquet 20.0", "sklearn 1.94", "statsmodels 1.94", "pillow (4, 3)",
                      "['a', 'b']", "networkx [0, 1, 2, 3]"], lines

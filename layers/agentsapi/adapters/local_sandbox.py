@@ -160,7 +160,12 @@ class _Worker:
             argv += ["--setenv", key, value]
         argv += ["--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
                  "--symlink", "usr/bin", "/bin", "--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache",
-                 "--proc", "/proc", "--dev", "/dev"]
+                 "--proc", "/proc", "--dev", "/dev",
+                 # Read-only, as in Lambda: /dev (a tmpfs of half the host's memory, where a cell
+                 # could leave files, or swap /dev/stdout for a file that captures the next
+                 # tenant's output; no /dev/shm then, as in Lambda) and /proc/sys (pid_max, the
+                 # worker's namespace limits, would otherwise be writable by a cell).
+                 "--remount-ro", "/dev", "--ro-bind", "/proc/sys", "/proc/sys"]
         # /tmp first: a later bind under /tmp would otherwise be hidden by it.
         argv += self._work_area_bind()
         argv += ["--ro-bind", venv, venv, "--ro-bind", code_dir, "/opt/sandbox-code",
@@ -276,6 +281,25 @@ class LocalSandbox:
                     return
         worker.stop()
         self._forget(worker)
+        with self._cond:
+            replace = not self._closed
+        if replace:  # start the replacement now, so no caller waits for a worker's start-up
+            with contextlib.suppress(RuntimeError):  # the spawner was shut down meanwhile
+                self._spawner.submit(self._start_spare_worker)
+
+    def _start_spare_worker(self) -> None:
+        with self._cond:
+            if self._closed or self._started >= self.config.workers:
+                return
+            self._started += 1
+        try:
+            worker = _Worker(self.config, self._code())
+        except BaseException:  # noqa: BLE001 - a later caller starts one (and reports why it cannot)
+            self._forget(None)
+            return
+        with self._cond:
+            self._all.add(worker)
+        self._release(worker, True)
 
     def warm_up(self) -> dict[str, object]:
         """Start every worker now, in parallel (serve does this so no request waits for one)."""
@@ -318,7 +342,9 @@ class LocalSandbox:
             self._release(worker, False)
             why = "timed out" if time.monotonic() - started >= timeout else "stopped"
             return ExecutionResult(status="crashed", notes=[f"the sandbox worker {why}; it has been replaced"])
-        self._release(worker, worker.alive())
+        # A worker that answered and is now resetting itself (its execution left something it could
+        # not clean) must not be handed to the next caller: it is replaced instead.
+        self._release(worker, worker.alive() and not response.get("worker_reset"))
         return result_from_response(response)
 
     def close(self) -> None:
