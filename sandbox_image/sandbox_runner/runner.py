@@ -166,6 +166,10 @@ class Runner:
         """Start the zygote (idempotent). Returns its hello message."""
         if self._zygote is not None and self._zygote_healthy():
             return self.zygote_info
+        if self._zygote is not None:
+            # Tampered with or dead: it goes, and so does its spare (no execution is running now).
+            self._kill_zygote()
+            proc.sweep(self.uid, keep=())
         self._kill_zygote()
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = self._base_env(self.config.work_root)

@@ -19,18 +19,23 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ServiceUnavailable
 from ..sandbox.port import ExecutionRequest, ExecutionResult, result_from_response
+from .worker_cgroup import PREFIX, WorkerCgroup, reclaim_cgroups
 
 NOBODY = 65534
 # Host directories of a pool, named after the server's pid so that the next server can tell
 # which ones a killed server left behind (mounted tmpfs work areas, copies of the runner).
 CODE_PREFIX, WORK_AREA_PREFIX = "agents-sbx-code-", "agents-sbx-tmp-"
 RETRY_AFTER_S = 2
+# Tasks (processes and threads) a worker may hold in all: the runner's own, the execution's
+# allowance (SANDBOX_PROCESSES, 64 by default), and room for the zygote and its spare.
+WORKER_PIDS = 256
 
 
 @dataclass(frozen=True)
@@ -98,8 +103,10 @@ class _Worker:
         self.work_area: str | None = None
         self.mounted = False
         argv = self._command(code_dir)
+        # All the worker's processes together: its footprint plus one execution (see worker_cgroup).
+        self.cgroup = WorkerCgroup.create(f"{PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}")
         self.process = subprocess.Popen(
-            argv,
+            self.cgroup.wrap(argv) if self.cgroup else argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -113,6 +120,9 @@ class _Worker:
         if not hello.get("ready"):
             self.stop()
             raise IsolationUnavailable(f"the sandbox worker failed to start: {hello.get('error')}")
+        if self.cgroup is not None:
+            limit = self.cgroup.limit(config.memory_mb * 1024 * 1024, pids=WORKER_PIDS)
+            hello.setdefault("isolation", {})["worker_memory_limit_mb"] = limit >> 20
         self.hello = hello
 
     def _work_area_bind(self) -> list[str]:
@@ -212,6 +222,8 @@ class _Worker:
             if self.mounted:
                 subprocess.run(["umount", "-l", self.work_area], capture_output=True, check=False)
             shutil.rmtree(self.work_area, ignore_errors=True)
+        if self.cgroup is not None:
+            self.cgroup.remove()
 
 
 class LocalSandbox:
@@ -220,6 +232,7 @@ class LocalSandbox:
     def __init__(self, config: LocalSandboxConfig) -> None:
         self.config = config
         reclaim_leftovers()
+        reclaim_cgroups(_running)
         self._code_dir: str | None = None
         self._cond = threading.Condition()
         self._idle: list[_Worker] = []
