@@ -64,9 +64,27 @@ def lock_data_dir(data_dir: Path) -> Any:
     return handle
 
 
+def raise_open_files_limit() -> int:
+    """Every connection holds a descriptor (and a thread): take the hard limit, not the common
+    1,024 soft one, so that a crowd of idle connections cannot lock everyone else out before
+    the idle timeout closes them. Returns the limit now in force."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
 def start(host: str, port: int, warm: bool = True) -> tuple[Any, Any]:
     """Start the services and the front end; returns the server (running in a thread)."""
     _defaults()
+    raise_open_files_limit()
     os.environ.setdefault("PUBLIC_URL", f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}")  # noqa: S104
     from agentsapi.services import build_services, use_services
     from agentsapi.settings import Settings

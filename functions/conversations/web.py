@@ -32,6 +32,7 @@ from agentsapi.http.edge import stream_sink
 from agentsapi.http.errors import error_body
 
 HEALTH_PATH = "/healthz"  # the web adapter's readiness check
+IDLE_TIMEOUT_S = 30.0
 BODY_READ_TIMEOUT_S = 30.0  # per read: a client that stops sending its body frees the thread
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 BodyLimit = Callable[[str], int]
@@ -111,6 +112,9 @@ class Frontend(BaseHTTPRequestHandler):
     # Headers and body go out in separate writes: with Nagle's algorithm on, the body waits for
     # the client's delayed ACK (40 ms on Linux) on every keep-alive response.
     disable_nagle_algorithm = True
+    # A connection that sends nothing (a half-sent request line, an idle keep-alive) is closed
+    # after this, instead of holding a thread and a descriptor for as long as its client likes.
+    timeout = IDLE_TIMEOUT_S
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass  # one line per request is written by _log instead

@@ -237,6 +237,7 @@ class LocalSandbox:
         self._cond = threading.Condition()
         self._idle: list[_Worker] = []
         self._all: set[_Worker] = set()  # idle and busy, so that close() stops every one
+        self._busy: dict[str | None, int] = {}  # executions running per tenant (workspace)
         self._started = 0  # workers running or starting
         self._closed = False
         self._unavailable: str | None = None
@@ -251,32 +252,53 @@ class LocalSandbox:
                 self._code_dir = _world_readable_copy(self.config.runner_dir)
             return self._code_dir
 
-    def _acquire(self) -> _Worker:
-        """An idle worker, or a new one while under the pool size; waits at most ``wait_s``."""
+    def _share(self) -> int:
+        """Workers one tenant may hold at once: all but one, so that one tenant's cells, however
+        many and however long, always leave a worker for everyone else."""
+        return max(1, self.config.workers - 1)
+
+    def _acquire(self, tenant: str | None) -> _Worker:
+        """An idle worker, or a new one while under the pool size, within the tenant's share;
+        waits at most ``wait_s``."""
         deadline = time.monotonic() + self.config.wait_s
         with self._cond:
             while True:
                 if self._closed:
                     raise IsolationUnavailable("the sandbox is shutting down")
-                if self._idle:
-                    return self._idle.pop()
-                if self._started < self.config.workers:
-                    self._started += 1
-                    break
+                if self._busy.get(tenant, 0) < self._share():
+                    if self._idle:
+                        self._busy[tenant] = self._busy.get(tenant, 0) + 1
+                        return self._idle.pop()
+                    if self._started < self.config.workers:
+                        self._started += 1
+                        self._busy[tenant] = self._busy.get(tenant, 0) + 1
+                        break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
+                    mine = self._busy.get(tenant, 0)
                     raise ServiceUnavailable(
+                        f"this workspace already runs {mine} executions, its share of the code interpreter's "
+                        f"{self.config.workers} workers; retry shortly" if mine >= self._share() else
                         f"every code interpreter worker ({self.config.workers}) stayed busy for "
                         f"{self.config.wait_s:g} s; retry shortly", retry_after_s=RETRY_AFTER_S)
                 self._cond.wait(remaining)
         try:
             worker = self._spawner.submit(_Worker, self.config, self._code()).result()
         except BaseException:
+            self._done(tenant)
             self._forget(None)
             raise
         with self._cond:
             self._all.add(worker)
         return worker
+
+    def _done(self, tenant: str | None) -> None:
+        """The tenant's execution is over: one more of its share is free."""
+        with self._cond:
+            self._busy[tenant] = self._busy.get(tenant, 1) - 1
+            if self._busy[tenant] <= 0:
+                del self._busy[tenant]
+            self._cond.notify_all()
 
     def _forget(self, worker: _Worker | None) -> None:
         """A worker slot is free again (its worker stopped, or never started)."""
@@ -342,10 +364,16 @@ class LocalSandbox:
         if self._unavailable:
             return ExecutionResult.unavailable(self._unavailable)
         try:
-            worker = self._acquire()
+            worker = self._acquire(request.tenant)
         except IsolationUnavailable as exc:
             self._unavailable = str(exc)
             return ExecutionResult.unavailable(str(exc))
+        try:
+            return self._run_on(worker, request)
+        finally:
+            self._done(request.tenant)
+
+    def _run_on(self, worker: _Worker, request: ExecutionRequest) -> ExecutionResult:
         timeout = (request.timeout_s or self.config.timeout_s) + 15.0
         started = time.monotonic()
         response = worker.execute(request.to_event(), timeout=timeout)

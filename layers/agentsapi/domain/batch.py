@@ -20,7 +20,7 @@ from ..blobs import BlobStore
 from ..errors import ApiError, Conflict, InvalidRequest, NotFound
 from ..jobqueue import JobQueue
 from ..limits import too_deep
-from ..models.batch import TERMINAL, BatchItem, BatchJob, CreateBatchJobRequest
+from ..models.batch import MAX_REQUESTS_PER_JOB, TERMINAL, BatchItem, BatchJob, CreateBatchJobRequest
 from ..models.common import CLIENT_INPUT, new_id
 from ..models.conversations import StartConversationRequest
 from .agents import AgentService
@@ -81,6 +81,11 @@ class BatchService:
             for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
                 if not line.strip():
                     continue
+                if len(items) == MAX_REQUESTS_PER_JOB:
+                    # Counted before anything is stored: one job is at most what inline requests
+                    # allow, so no workspace can queue (or lock the store with) millions at once.
+                    raise InvalidRequest(f"input_files: a job holds at most {MAX_REQUESTS_PER_JOB} requests; "
+                                         "split the file into several jobs", param="input_files")
                 items.append(_parse_line(len(items), file_id, number, line, self.max_json_depth))
         return items
 

@@ -11,6 +11,8 @@ from .common import ApiModel, StrictModel
 Status = Literal["QUEUED", "RUNNING", "SUCCESS", "FAILED", "TIMEOUT_EXCEEDED", "CANCELLATION_REQUESTED", "CANCELLED"]
 TERMINAL = ("SUCCESS", "FAILED", "TIMEOUT_EXCEEDED", "CANCELLED")
 MAX_INLINE_REQUESTS = 10_000
+MAX_REQUESTS_PER_JOB = MAX_INLINE_REQUESTS  # from inline requests or input files alike
+MAX_INPUT_FILES = 100
 
 
 class BatchRequest(StrictModel):
@@ -20,7 +22,7 @@ class BatchRequest(StrictModel):
 
 class CreateBatchJobRequest(StrictModel):
     endpoint: Literal["/v1/conversations"]
-    input_files: list[str] | None = None
+    input_files: Annotated[list[str], Field(max_length=MAX_INPUT_FILES)] | None = None
     requests: Annotated[list[BatchRequest], Field(max_length=MAX_INLINE_REQUESTS)] | None = None
     model: str | None = None
     agent_id: str | None = None
@@ -31,6 +33,8 @@ class CreateBatchJobRequest(StrictModel):
     def _one_source(self) -> CreateBatchJobRequest:
         if bool(self.input_files) == bool(self.requests):
             raise ValueError("give exactly one of input_files or requests")
+        if self.input_files and len(set(self.input_files)) != len(self.input_files):
+            raise ValueError("input_files names a file more than once")
         if bool(self.agent_id) == bool(self.model):
             raise ValueError("give exactly one of agent_id or model")
         return self
