@@ -1,6 +1,5 @@
 """A hostile review of the API's tenant separation (tenant A attacking tenant B): the denials of
-service it found through resources every workspace shares, each fixed since but the last (a
-known gap, marked). Reading, changing, deleting or enumerating B's agents, conversations,
+service it found through resources every workspace shares, each fixed since. Reading, changing, deleting or enumerating B's agents, conversations,
 entries, files, signed URLs and batch jobs with A's key all held (404 on every route, page
 tokens bound to their workspace, signatures bound to the key).
 
@@ -142,12 +141,9 @@ def test_a_batch_job_from_input_files_is_bounded_like_inline_requests(serve) -> 
         assert a.get("/v1/batch/jobs").json()["total"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: one batch queue, first in first out, for every workspace; "
-                   "a fair dispatch per workspace is not built yet (docs/security.md, section 6)")
 def test_one_tenants_queued_batch_does_not_starve_another_tenants_job(serve) -> None:  # type: ignore[no-untyped-def]
-    """The batch queue is one FIFO for every workspace: B's one-request job runs only after every
-    request A queued before it. Measured: behind A's 20,000 trivial requests B waited 30 s; with
-    the unbounded input_files above A can queue enough for B's jobs to end TIMEOUT_EXCEEDED."""
+    """The batch queue was one FIFO for every workspace: behind A's 20,000 trivial requests B's
+    one-request job waited 30 s. It now dispatches round robin per workspace."""
     server = serve({"SANDBOX_MODE": "disabled"})
     with _client(server, A_KEY) as a, _client(server, B_KEY) as b:
         for _ in range(2):

@@ -21,7 +21,7 @@ from ...errors import Conflict, InvalidRequest
 from ...models.batch import BatchItem, BatchJob
 from ...store import Page
 from .db import Database, Migration
-from .queue import QUEUE_MIGRATION
+from .queue import FAIR_QUEUE_MIGRATION, QUEUE_MIGRATION
 
 COUNTERS = ("total_requests", "completed_requests", "succeeded_requests", "failed_requests")
 MUTABLE = ("status", "started_at", "completed_at", "output_file", "error_file")
@@ -55,7 +55,7 @@ BATCH_TABLES = Migration(2, "batch jobs and requests", [
     "CREATE INDEX batch_requests_running ON batch_requests (state) WHERE state = 'running'",
 ])
 # Everything batch jobs need in the database, the queue included; versions above the store's 1.
-BATCH_MIGRATIONS: list[Migration] = [BATCH_TABLES, QUEUE_MIGRATION]
+BATCH_MIGRATIONS: list[Migration] = [BATCH_TABLES, QUEUE_MIGRATION, FAIR_QUEUE_MIGRATION]
 
 _BAD_TOKEN = "page_token is not a token this API returned"
 

@@ -43,6 +43,18 @@ QUEUE_MIGRATION = Migration(3, "job queue", [
     "CREATE INDEX queue_messages_order ON queue_messages (queue, seq)",
 ])
 
+# Fair dispatch: messages carry a group (the workspace, for batch requests) and a receive takes
+# the oldest visible message of each group in turn, least recently served group first, so one
+# workspace's backlog never holds up another's job (SQS's fair queues do the same per
+# MessageGroupId). Older messages get the empty group.
+FAIR_QUEUE_MIGRATION = Migration(4, "job queue: fair dispatch per group", [
+    "ALTER TABLE queue_messages ADD COLUMN group_id TEXT NOT NULL DEFAULT ''",
+    "CREATE INDEX queue_messages_groups ON queue_messages (queue, group_id, visible_at, seq)",
+    """CREATE TABLE queue_groups (
+        queue TEXT NOT NULL, group_id TEXT NOT NULL, served INTEGER NOT NULL,
+        PRIMARY KEY (queue, group_id)) WITHOUT ROWID""",
+])
+
 
 class _Signal:
     """Wakes this process's receivers of one queue when a message arrives."""
@@ -68,7 +80,7 @@ def _signal(db: Database, name: str) -> _Signal:
 
 class SqliteQueue:
     def __init__(self, db: Database, name: str, visibility_timeout_s: float = 30.0, max_receives: int = 5,
-                 dead_letter_queue: str | None = None) -> None:
+                 dead_letter_queue: str | None = None, group_key: str = "ws") -> None:
         if max_receives < 1 or visibility_timeout_s < 0:
             raise ValueError("max_receives >= 1 and visibility_timeout_s >= 0 required")
         self.db = db
@@ -76,6 +88,7 @@ class SqliteQueue:
         self.visibility_timeout_s = visibility_timeout_s
         self.max_receives = max_receives
         self.dead_letter_queue = dead_letter_queue
+        self.group_key = group_key  # the message field that names its group (fair dispatch)
         self._signal = _signal(db, name)
 
     @property
@@ -85,10 +98,11 @@ class SqliteQueue:
     # -- JobQueue ---------------------------------------------------------------------------------
     def send(self, messages: list[dict[str, Any]]) -> None:
         now = time.time()
-        rows = [(self.name, str(uuid.uuid4()), json.dumps(m), now, now) for m in messages]
+        rows = [(self.name, str(uuid.uuid4()), json.dumps(m), now, now, str(m.get(self.group_key, "")))
+                for m in messages]
         with self.db.write() as connection:  # one transaction: a job's messages all exist, or none
-            connection.executemany("INSERT INTO queue_messages (queue, id, body, sent_at, visible_at) "
-                                   "VALUES (?, ?, ?, ?, ?)", rows)
+            connection.executemany("INSERT INTO queue_messages (queue, id, body, sent_at, visible_at, group_id) "
+                                   "VALUES (?, ?, ?, ?, ?, ?)", rows)
         self._signal.notify()
 
     # -- QueueConsumer ----------------------------------------------------------------------------
@@ -106,15 +120,15 @@ class SqliteQueue:
 
     def _receive_now(self, limit: int) -> list[Message]:
         now = time.time()
-        select = ("SELECT seq, id, body, sent_at, receive_count FROM queue_messages "
-                  "WHERE queue = ? AND visible_at <= ? ORDER BY seq LIMIT ?")
+        any_visible = "SELECT 1 FROM queue_messages WHERE queue = ? AND visible_at <= ? LIMIT 1"
         # A plain read first: an idle poller must not take the write lock the API's writes need.
-        if not self.db.connection().execute(select, (self.name, now, 1)).fetchall():
+        if not self.db.connection().execute(any_visible, (self.name, now)).fetchall():
             return []
         received: list[Message] = []
         moved = False
         with self.db.write() as connection:
-            for row in connection.execute(select, (self.name, now, limit)).fetchall():
+            rows = self._fair_pick(connection, now, limit)
+            for row in rows:
                 if self.dead_letter_queue and row["receive_count"] >= self.max_receives:
                     connection.execute("UPDATE queue_messages SET queue = ?, visible_at = ?, receipt = NULL WHERE seq = ?",
                                        (self.dead_letter_queue, now, row["seq"]))
@@ -128,6 +142,36 @@ class SqliteQueue:
         if moved and self.dead_letter_queue:
             _signal(self.db, self.dead_letter_queue).notify()
         return received
+
+    def _fair_pick(self, connection: Any, now: float, limit: int) -> list[Any]:
+        """Up to ``limit`` visible messages, round robin over the groups that have one (least
+        recently served first), oldest first within a group."""
+        heads = connection.execute(
+            "SELECT m.group_id, MIN(m.seq) AS seq, COALESCE(g.served, 0) AS served FROM queue_messages m "
+            "LEFT JOIN queue_groups g ON g.queue = m.queue AND g.group_id = m.group_id "
+            "WHERE m.queue = ? AND m.visible_at <= ? GROUP BY m.group_id ORDER BY served, seq",
+            (self.name, now)).fetchall()
+        rows: list[Any] = []
+        turn = connection.execute("SELECT COALESCE(MAX(served), 0) FROM queue_groups WHERE queue = ?",
+                                  (self.name,)).fetchone()[0]
+        wanted = {head["group_id"]: [] for head in heads}
+        for head in heads:  # each group's oldest messages, as many as a fair share of the limit
+            share = max(1, limit // max(1, len(heads)))
+            wanted[head["group_id"]] = connection.execute(
+                "SELECT seq, id, body, sent_at, receive_count, group_id FROM queue_messages "
+                "WHERE queue = ? AND group_id = ? AND visible_at <= ? ORDER BY seq LIMIT ?",
+                (self.name, head["group_id"], now, share)).fetchall()
+        for round_number in range(limit):  # interleave: one of each group per round
+            for head in heads:
+                group_rows = wanted[head["group_id"]]
+                if round_number < len(group_rows) and len(rows) < limit:
+                    rows.append(group_rows[round_number])
+        for group in dict.fromkeys(row["group_id"] for row in rows):
+            turn += 1
+            connection.execute("INSERT INTO queue_groups (queue, group_id, served) VALUES (?, ?, ?) "
+                               "ON CONFLICT (queue, group_id) DO UPDATE SET served = excluded.served",
+                               (self.name, group, turn))
+        return rows
 
     def delete(self, receipt: str) -> None:
         parsed = _parse(receipt)
