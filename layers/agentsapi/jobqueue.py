@@ -9,6 +9,7 @@ what keep a redelivered request from running twice.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -63,7 +64,8 @@ class SqsQueue:
 
     def send(self, messages: list[dict[str, Any]]) -> None:
         for start in range(0, len(messages), 10):  # SendMessageBatch takes at most 10
-            entries = [{"Id": str(n), "MessageBody": json.dumps(m)} for n, m in enumerate(messages[start : start + 10])]
+            entries = [{"Id": str(n), "MessageBody": json.dumps(m), **_fair_group(m)}
+                       for n, m in enumerate(messages[start : start + 10])]
             response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
             if response.get("Failed"):
                 raise RuntimeError(f"SQS refused {len(response['Failed'])} batch messages")
@@ -100,3 +102,13 @@ class SqsQueue:
         attributes = self.client.get_queue_attributes(
             QueueUrl=self.queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
         return sum(int(v) for v in attributes["Attributes"].values())
+
+
+def _fair_group(message: dict[str, Any]) -> dict[str, str]:
+    """SQS fair queues tell tenants apart by MessageGroupId on a standard queue: one workspace's
+    backlog then no longer delays another's requests. The id is the workspace's SHA-256 (at most
+    128 characters of a limited set are allowed; a workspace name is free text)."""
+    workspace = message.get("ws")
+    if not isinstance(workspace, str) or not workspace:
+        return {}
+    return {"MessageGroupId": hashlib.sha256(workspace.encode()).hexdigest()}

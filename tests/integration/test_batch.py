@@ -239,3 +239,17 @@ def test_a_dead_letter_for_a_request_still_claimed_waits_for_the_lease(api: Any,
     assert worker.dlq_handler(event, FakeContext(function_name="batch-worker")) == {"batchItemFailures": []}
     _, done, _ = api("GET", f"/v1/batch/jobs/{job['id']}")
     assert done["status"] == "FAILED" and "dead-letter" in output_lines(api, done["error_file"])[0]["error"]["message"]
+
+
+def test_batch_requests_go_to_sqs_in_one_fair_group_per_workspace(api: Any, services: Any) -> None:
+    """SQS fair queues tell tenants apart by MessageGroupId: every request of a job carries its
+    workspace's group, so another workspace's backlog does not delay it in AWS either."""
+    import hashlib
+
+    url, _ = create_queues("batch-fair")
+    services.batch.queue.queue_url = url
+    create(api, model="m", requests=[{"custom_id": f"r{n}", "body": {"inputs": "hi"}} for n in range(3)])
+    messages = boto3.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                                   AttributeNames=["All"])["Messages"]
+    groups = {m["Attributes"].get("MessageGroupId") for m in messages}
+    assert groups == {hashlib.sha256(ws(services).encode()).hexdigest()}, groups
