@@ -72,12 +72,22 @@ class WorkerCgroup:
     def limit(self, extra_memory_bytes: int, pids: int) -> int:
         """Allow what the worker holds now plus ``extra_memory_bytes``; returns the memory limit."""
         self._write("pids", "pids.max", str(pids))
-        usage = int(self._read("memory", "memory.usage_in_bytes") or 0)
-        limit = usage + extra_memory_bytes
+        limit = self._footprint() + extra_memory_bytes
         self._write("memory", "memory.limit_in_bytes", str(limit))
         with contextlib.suppress(OSError):  # no swap accounting on this kernel: nothing to bound
             self._write("memory", "memory.memsw.limit_in_bytes", str(limit))
         return limit
+
+    def _footprint(self) -> int:
+        """What the warm worker's processes hold: anonymous and mapped file pages. Not the cgroup's
+        whole usage, whose page cache (the libraries read at start-up) is reclaimed under pressure
+        and would otherwise become room for an execution beyond its limit."""
+        fields = {}
+        for line in (self._read("memory", "memory.stat") or "").splitlines():
+            name, _, value = line.partition(" ")
+            fields[name] = int(value or 0)
+        footprint = fields.get("rss", 0) + fields.get("mapped_file", 0)
+        return footprint or int(self._read("memory", "memory.usage_in_bytes") or 0)
 
     def remove(self) -> None:
         """Delete it once its processes are gone (a cgroup with processes cannot be removed)."""
