@@ -253,6 +253,14 @@ class Runner:
         """Run one cell: prepare its directory, run it under the deadline, kill everything it
         started, collect what it wrote, wipe every writable place. Raises SandboxTainted (with
         the response) when something could not be cleaned: the host must then be replaced."""
+        try:
+            return self._execute(request, deadline_s)
+        except _ZygoteGoneBeforeStart:
+            # The zygote died between its health check and this request (killed from outside):
+            # no user code ran, so the execution is simply run again on a new one.
+            return self._execute(request, deadline_s)
+
+    def _execute(self, request: ExecutionRequest, deadline_s: float | None) -> dict[str, Any]:
         entered = time.monotonic()
         self.start()  # (re)starts a zygote that is missing or was tampered with: not the caller's time
         started = time.monotonic()
@@ -267,6 +275,11 @@ class Runner:
                 self._sweep()
                 self._wipe_scratch()
         marks["run"] = time.monotonic()
+        if outcome.zygote_lost and outcome.pid is None and outcome.result is None and not outcome.output.size:
+            self._kill_zygote()
+            self._sweep()
+            self._wipe_scratch()
+            raise _ZygoteGoneBeforeStart()
         clean = self._sweep()
         marks["sweep"] = time.monotonic()
         files, state = self._collect(execution, outcome.result, request.session)
@@ -530,6 +543,10 @@ class Runner:
         if not isinstance(error, dict):
             return None
         return {k: self._redact(str(error.get(k, ""))) or "" for k in ("name", "value", "traceback")}
+
+
+class _ZygoteGoneBeforeStart(RuntimeError):
+    """The zygote was lost before it started the execution's child."""
 
 
 class SandboxTainted(RuntimeError):
