@@ -170,7 +170,6 @@ class Runner:
             # Tampered with or dead: it goes, and so does its spare (no execution is running now).
             self._kill_zygote()
             proc.sweep(self.uid, keep=())
-        self._kill_zygote()
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = self._base_env(self.config.work_root)
         env["SANDBOX_PRELOAD"] = ",".join(self.config.preload)
@@ -391,13 +390,14 @@ class Runner:
 
     def _collect(self, execution: _Execution, result: dict[str, Any] | None,
                  carry_session: bool) -> tuple[list[dict[str, Any]], bytes | None]:
-        for name, size, mtime in (result or {}).get("restored_files") or []:
-            if isinstance(name, str) and name not in execution.inputs:
+        # ``result`` was checked field by field when its frame was read (_parse_result).
+        for name, size, mtime in (result or {}).get("restored_files", []):
+            if name not in execution.inputs:
                 execution.inputs[name] = (size, mtime)  # carried over from the session, not produced now
         files = self._collect_files(execution.workdir, execution.inputs, execution.notes)
         state = _read_regular_file_at(execution.workdir / session.OUT_FILE, self.config.max_session_bytes + 1024 * 1024) \
             if carry_session else None
-        execution.notes.extend(str(n) for n in (result or {}).get("session_notes") or [] if isinstance(n, str))
+        execution.notes.extend((result or {}).get("session_notes", []))
         return files, state
 
     def _response(self, execution: _Execution, outcome: _Outcome, files: list[dict[str, Any]], state: bytes | None,
@@ -444,8 +444,8 @@ class Runner:
         return None
 
     def _sweep(self) -> bool:
-        """Kill every process of the uid but the zygote; then check the zygote was not tampered
-        with (stopped, re-niced, limited) and replace it if it was."""
+        """Kill every process of the uid but the zygote. (Whether the zygote itself was tampered
+        with is checked by start(), before the next execution and, locally, right after this one.)"""
         keep = {self._zygote.pid} if self._zygote is not None else set()
         clean = proc.sweep(self.uid, keep=keep)
         proc.reap_children()
@@ -453,9 +453,7 @@ class Runner:
             # Something outlived SIGKILL sweeps: restart everything, including the zygote.
             self._kill_zygote()
             return proc.sweep(self.uid, keep=())
-        if not self._zygote_healthy():
-            self._kill_zygote()  # start() makes a new one before the next execution
-        elif self._sock is not None:
+        if self._sock is not None:
             try:
                 self._sock.send(json.dumps({"op": "reap"}).encode())  # no answer: off the critical path
             except OSError:
@@ -589,10 +587,7 @@ def _exit_code_from(result: dict[str, Any] | None) -> int | None:
 
 
 def _child_timings(result: dict[str, Any] | None) -> dict[str, float]:
-    timings = (result or {}).get("timings_ms")
-    if not isinstance(timings, dict):
-        return {}
-    return {f"child_{k}": float(v) for k, v in timings.items() if isinstance(v, (int, float))}
+    return {f"child_{k}": float(v) for k, v in (result or {}).get("timings_ms", {}).items()}
 
 
 def _utf8_name(name: str, taken: set[str], notes: list[str]) -> str:
