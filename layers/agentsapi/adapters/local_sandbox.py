@@ -63,8 +63,7 @@ def reclaim_leftovers(root: str | None = None) -> list[str]:
     removed = []
     for entry in os.scandir(root):
         for prefix in (CODE_PREFIX, WORK_AREA_PREFIX):
-            owner = entry.name[len(prefix):].partition("-")[0] if entry.name.startswith(prefix) else ""
-            if not owner.isdigit() or int(owner) == os.getpid() or _running(int(owner)):
+            if not left_by_a_dead_server(entry.name, prefix):
                 continue
             if prefix == WORK_AREA_PREFIX and os.path.ismount(entry.path):
                 subprocess.run(["umount", "-l", entry.path], capture_output=True, check=False)
@@ -73,14 +72,18 @@ def reclaim_leftovers(root: str | None = None) -> list[str]:
     return removed
 
 
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+def left_by_a_dead_server(name: str, prefix: str) -> bool:
+    """``<prefix><server pid>-...``, where that server is no longer running."""
+    owner = name[len(prefix):].partition("-")[0] if name.startswith(prefix) else ""
+    if not owner.isdigit() or int(owner) == os.getpid():
         return False
-    except PermissionError:
+    try:
+        os.kill(int(owner), 0)
+    except ProcessLookupError:
         return True
-    return True
+    except PermissionError:
+        return False  # running, as another user
+    return False
 
 
 def _world_readable_copy(source: str) -> str:
@@ -232,7 +235,7 @@ class LocalSandbox:
     def __init__(self, config: LocalSandboxConfig) -> None:
         self.config = config
         reclaim_leftovers()
-        reclaim_cgroups(_running)
+        reclaim_cgroups(left_by_a_dead_server)
         self._code_dir: str | None = None
         self._cond = threading.Condition()
         self._idle: list[_Worker] = []
@@ -283,9 +286,17 @@ class LocalSandbox:
                         f"{self.config.wait_s:g} s; retry shortly", retry_after_s=RETRY_AFTER_S)
                 self._cond.wait(remaining)
         try:
-            worker = self._spawner.submit(_Worker, self.config, self._code()).result()
+            return self._spawner.submit(self._launch).result()
         except BaseException:
             self._done(tenant)
+            raise
+
+    def _launch(self) -> _Worker:
+        """Start a worker in a slot already counted in ``_started`` (run on a spawner thread, see
+        __init__); the slot is given back if it fails."""
+        try:
+            worker = _Worker(self.config, self._code())
+        except BaseException:
             self._forget(None)
             raise
         with self._cond:
@@ -328,12 +339,9 @@ class LocalSandbox:
                 return
             self._started += 1
         try:
-            worker = _Worker(self.config, self._code())
-        except BaseException:  # noqa: BLE001 - a later caller starts one (and reports why it cannot)
-            self._forget(None)
+            worker = self._launch()
+        except Exception:  # noqa: BLE001 - a later caller starts one (and reports why it cannot)
             return
-        with self._cond:
-            self._all.add(worker)
         self._release(worker, True)
 
     def warm_up(self) -> dict[str, object]:
@@ -341,17 +349,13 @@ class LocalSandbox:
         with self._cond:
             missing = self.config.workers - self._started
             self._started += missing
-        code = self._code()
-        pending = [self._spawner.submit(_Worker, self.config, code) for _ in range(missing)]
+        pending = [self._spawner.submit(self._launch) for _ in range(missing)]
         started, failures = [], []
         for future in pending:
             try:
                 started.append(future.result())
             except IsolationUnavailable as exc:
                 failures.append(exc)
-                self._forget(None)
-        with self._cond:
-            self._all.update(started)
         for worker in started:
             self._release(worker, True)
         with self._cond:

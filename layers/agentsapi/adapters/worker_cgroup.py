@@ -111,8 +111,9 @@ class WorkerCgroup:
             return None
 
 
-def reclaim_cgroups(alive: Callable[[int], bool]) -> list[str]:
-    """Remove the cgroups of workers whose server no longer runs (named after the server's pid)."""
+def reclaim_cgroups(stale: Callable[[str, str], bool]) -> list[str]:
+    """Remove the worker cgroups whose name ``stale(name, PREFIX)`` says a server that no longer
+    runs left behind."""
     removed = []
     for controller in CONTROLLERS:
         own = _own_path(controller)
@@ -121,8 +122,7 @@ def reclaim_cgroups(alive: Callable[[int], bool]) -> list[str]:
         base = CGROUP_ROOT / controller / own.lstrip("/")
         with contextlib.suppress(OSError):
             for entry in base.iterdir():
-                owner = entry.name[len(PREFIX):].partition("-")[0] if entry.name.startswith(PREFIX) else ""
-                if owner.isdigit() and int(owner) != os.getpid() and not alive(int(owner)):
+                if stale(entry.name, PREFIX):
                     with contextlib.suppress(OSError):
                         entry.rmdir()
                         removed.append(str(entry))
