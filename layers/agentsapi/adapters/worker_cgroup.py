@@ -79,15 +79,14 @@ class WorkerCgroup:
         return limit
 
     def _footprint(self) -> int:
-        """What the warm worker's processes hold: anonymous and mapped file pages. Not the cgroup's
-        whole usage, whose page cache (the libraries read at start-up) is reclaimed under pressure
-        and would otherwise become room for an execution beyond its limit."""
-        fields = {}
+        """What the warm worker's processes hold that cannot be reclaimed: their anonymous memory.
+        Not the cgroup's whole usage, nor its mapped files: file pages (the libraries read at
+        start-up) are reclaimed under pressure and would become room beyond an execution's limit."""
         for line in (self._read("memory", "memory.stat") or "").splitlines():
             name, _, value = line.partition(" ")
-            fields[name] = int(value or 0)
-        footprint = fields.get("rss", 0) + fields.get("mapped_file", 0)
-        return footprint or int(self._read("memory", "memory.usage_in_bytes") or 0)
+            if name == "rss":
+                return int(value)
+        return int(self._read("memory", "memory.usage_in_bytes") or 0)
 
     def remove(self) -> None:
         """Delete it once its processes are gone (a cgroup with processes cannot be removed)."""
