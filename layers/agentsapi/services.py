@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -14,9 +15,6 @@ from .adapters.dynamodb_ratelimit import DynamoDBWindowCounter
 from .adapters.dynamodb_store import DynamoDBStore
 from .adapters.powertools_telemetry import PowertoolsTelemetry
 from .adapters.s3_blobs import S3Blobs
-from .adapters.sqlite.batch import BATCH_MIGRATIONS, SqliteBatchStore
-from .adapters.sqlite.db import Database
-from .adapters.sqlite.queue import SqliteQueue
 from .auth import Authenticator, KeyStore
 from .batchstore import BatchStore
 from .blobs import BlobStore
@@ -134,16 +132,14 @@ class Storage:
     # The batch queue and its dead letters as the local poller consumes them; None where an
     # event source does (Lambda) or no queue is configured.
     consumers: tuple[QueueConsumer, QueueConsumer] | None = None
-    database: Database | None = None
+    # On one machine, what gives back the claims and deliveries of a server that died (only safe
+    # for the one process that owns DATA_DIR); nothing in AWS, where leases and visibility do it.
+    recovery: list[Callable[[], object]] = field(default_factory=list)
 
     def recover(self) -> None:
-        """After a crash, on one machine (this process owns DATA_DIR): give back the claims and
-        deliveries of the process that died, so its batch requests run again now, once."""
-        if isinstance(self.batch_store, SqliteBatchStore):
-            self.batch_store.release_abandoned_claims()
-        for consumer in self.consumers or ():
-            if isinstance(consumer, SqliteQueue):
-                consumer.release_in_flight()
+        """After a crash: the dead server's batch requests run again now, once."""
+        for step in self.recovery:
+            step()
 
 
 def aws_storage(settings: Settings) -> Storage:
@@ -165,8 +161,10 @@ DATABASE_FILE = "agents.db"
 def embedded_storage(settings: Settings) -> Storage:
     """SQLite and the file system under DATA_DIR: what `make serve` runs on."""
     from .adapters.file_blobs import FileBlobs, signing_key_at
+    from .adapters.sqlite.batch import BATCH_MIGRATIONS, SqliteBatchStore
     from .adapters.sqlite.db import Database
     from .adapters.sqlite.keys import SqliteKeyStore
+    from .adapters.sqlite.queue import SqliteQueue
     from .adapters.sqlite.ratelimit import SqliteWindowCounter
     from .adapters.sqlite.schema import STORE_MIGRATIONS
     from .adapters.sqlite.store import SqliteStore
@@ -177,9 +175,12 @@ def embedded_storage(settings: Settings) -> Storage:
                         max_receives=settings.batch_max_receives, dead_letter_queue="batch-dlq")
     dead_letters = SqliteQueue(database, "batch-dlq", visibility_timeout_s=settings.batch_lease_s)
     blobs = FileBlobs(data_dir / "blobs", signing_key_at(data_dir / "blob-signing.key"), settings.public_url)
-    return Storage(store=SqliteStore(database), blobs=blobs, batch_store=SqliteBatchStore(database),
+    batch_store = SqliteBatchStore(database)
+    return Storage(store=SqliteStore(database), blobs=blobs, batch_store=batch_store,
                    key_store=SqliteKeyStore(database), rate_counter=SqliteWindowCounter(database),
-                   queue=queue, consumers=(queue, dead_letters), database=database)
+                   queue=queue, consumers=(queue, dead_letters),
+                   recovery=[batch_store.release_abandoned_claims, queue.release_in_flight,
+                             dead_letters.release_in_flight])
 
 
 def build_storage(settings: Settings) -> Storage:
