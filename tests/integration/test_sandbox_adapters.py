@@ -8,7 +8,10 @@ import io
 import json
 import os
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -23,8 +26,28 @@ from agentsapi.sandbox.port import ExecutionRequest
 OK = {"status": "ok", "outputs": [{"stream": "stdout", "text": "1\n"}]}
 
 
-def lambda_client() -> Any:
-    return boto3.client("lambda", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+def lambda_client(**options: Any) -> Any:
+    return boto3.client("lambda", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x", **options)
+
+
+@contextmanager
+def lambda_endpoint(handle: Callable[[BaseHTTPRequestHandler], None], **options: Any) -> Iterator[Any]:
+    """A Lambda client talking to a local HTTP endpoint whose POSTs ``handle`` answers: what
+    botocore really sends and how it retries, without AWS."""
+
+    class Endpoint(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - stdlib name
+            handle(self)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield lambda_client(endpoint_url=f"http://127.0.0.1:{server.server_address[1]}", **options)
+    finally:
+        server.shutdown()
 
 
 def answer(payload: dict[str, Any], function_error: str | None = None) -> dict[str, Any]:
@@ -122,32 +145,19 @@ def test_tenant_ids_fit_lambdas_rules_for_any_workspace_name_and_never_collide()
 
 def test_the_tenant_travels_as_the_invoke_header_not_in_the_event() -> None:
     """What botocore actually sends, on a local endpoint: X-Amz-Tenant-Id, and a body without it."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     seen: list[tuple[str | None, bytes]] = []
 
-    class Lambda(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - stdlib name
-            seen.append((self.headers.get("X-Amz-Tenant-Id"), self.rfile.read(int(self.headers["content-length"]))))
-            body = json.dumps(OK).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def succeed(request: BaseHTTPRequestHandler) -> None:
+        seen.append((request.headers.get("X-Amz-Tenant-Id"), request.rfile.read(int(request.headers["content-length"]))))
+        body = json.dumps(OK).encode()
+        request.send_response(200)
+        request.send_header("content-type", "application/json")
+        request.send_header("content-length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Lambda)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        client = boto3.client("lambda", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x",
-                              endpoint_url=f"http://127.0.0.1:{server.server_address[1]}")
+    with lambda_endpoint(succeed) as client:
         result = LambdaSandbox(client, "sandbox-fn").execute(ExecutionRequest(code="print(1)", tenant="team-a"))
-    finally:
-        server.shutdown()
     assert result.status == "ok"
     [(header, body)] = seen
     assert header == tenant_id("team-a")
@@ -237,32 +247,19 @@ def test_sandbox_handler_answers_bad_requests_without_running_anything() -> None
 def test_lambda_invoke_is_never_retried_and_waits_past_the_deadline() -> None:
     """boto3's defaults (60 s read timeout, retries) would run the same code twice: one attempt,
     and a read timeout above the execution deadline."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     from agentsapi.adapters.lambda_sandbox import invoke_config
 
     calls: list[str] = []
 
-    class Overloaded(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - stdlib name
-            calls.append(self.path)
-            self.rfile.read(int(self.headers["content-length"]))
-            self.send_response(503)
-            self.send_header("content-type", "application/json")
-            self.end_headers()
-            self.wfile.write(b'{"Type": "Service", "message": "busy"}')
+    def overloaded(request: BaseHTTPRequestHandler) -> None:
+        calls.append(request.path)
+        request.rfile.read(int(request.headers["content-length"]))
+        request.send_response(503)
+        request.send_header("content-type", "application/json")
+        request.end_headers()
+        request.wfile.write(b'{"Type": "Service", "message": "busy"}')
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Overloaded)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        client = boto3.client("lambda", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x",
-                              endpoint_url=f"http://127.0.0.1:{server.server_address[1]}", config=invoke_config(30))
+    with lambda_endpoint(overloaded, config=invoke_config(30)) as client:
         assert client.meta.config.read_timeout == 90
         result = LambdaSandbox(client, "sandbox-fn").execute(ExecutionRequest(code="print(1)", tenant="team-a"))
-    finally:
-        server.shutdown()
     assert result.status == "unavailable" and len(calls) == 1
