@@ -162,25 +162,31 @@ def test_one_execution_cannot_hold_more_memory_than_its_limit(pool: Any) -> None
     [worker] = list(pool._all)
     if "worker_memory_limit_mb" not in worker.hello.get("isolation", {}):
         pytest.skip("no cgroup v1 memory controller writable here (not root?)")
+    # Held means held at the same time: a child that got its 300 MB and was then killed by the
+    # OOM killer (to make room for another) no longer holds them.
     attacker = (
         "import os, time\n"
         "read_end, write_end = os.pipe()\n"
+        "children = []\n"
         "for _ in range(6):\n"
-        "    if os.fork() == 0:\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
         "        block = bytearray(300 << 20)\n"
         "        for at in range(0, len(block), 4096):\n"
         "            block[at] = 1\n"
-        "        os.write(write_end, b'1')  # holding 300 MB now\n"
+        "        os.write(write_end, str(os.getpid()).encode() + b' ')  # holding 300 MB now\n"
         "        time.sleep(4)\n"
         "        os._exit(0)\n"
+        "    children.append(pid)\n"
         "os.close(write_end)\n"
         "time.sleep(3)\n"
         "os.set_blocking(read_end, False)\n"
         "try:\n"
-        "    held = len(os.read(read_end, 64))\n"
+        "    holding = {int(p) for p in os.read(read_end, 4096).split()}\n"
         "except BlockingIOError:\n"
-        "    held = 0\n"
-        "print(held * 300)\n"
+        "    holding = set()\n"
+        "alive = {pid for pid in children if os.waitpid(pid, os.WNOHANG) == (0, 0)}\n"
+        "print(len(holding & alive) * 300)\n"
     )
     result = run(pool, attacker, timeout_s=8)
     lines = result.code_output().strip().splitlines()
