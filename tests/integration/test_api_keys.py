@@ -31,6 +31,9 @@ def keyed(aws: None, fake_sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Iter
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     built = build_services(Settings(), sandbox=fake_sandbox)
+    # One fixed moment, a second into a one-minute window: a test's requests must not straddle
+    # two windows because the wall clock ticked over a minute (the count would start again).
+    built.limiter.clock = lambda: 1_800_000_001.0
     use_services(built)
     yield built
     use_services(None)
