@@ -30,6 +30,8 @@ def _load(name: str, path: Path) -> ModuleType:
 # The front end lives beside the conversations handler (it is also that function's web app).
 web = _load("conversations_web", ROOT / "functions" / "conversations" / "web.py")
 make_event = web.make_event
+# The playground's static files and headers (its own Lambda function in AWS).
+playground_site = _load("playground_static_site", ROOT / "functions" / "playground" / "static_site.py")
 FakeContext = web.LambdaContextStub
 
 _loaded: dict[str, ModuleType] = {}

@@ -105,7 +105,8 @@ def start(host: str, port: int, warm: bool = True) -> tuple[Any, Any]:
         function = function_for(path)
         return (lambda event: invoke(function, event)) if function else None
 
-    server = web.FrontendServer((host, port), route, raw_route=signed_blobs(services.storage.blobs))
+    raw_routes = [playground(keys_required=not services.keys.open), signed_blobs(services.storage.blobs)]
+    server = web.FrontendServer((host, port), route, raw_route=first_answer(*raw_routes))
     storage = services.storage
     if storage.consumers is not None:
         from local.batch_poller import QueuePoller
@@ -115,6 +116,32 @@ def start(host: str, port: int, warm: bool = True) -> tuple[Any, Any]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return server, services
+
+
+def playground(keys_required: bool) -> Any:
+    """The browser playground at /playground/ (and / redirecting there): the same files and headers
+    as its Lambda function in AWS (functions/playground/static_site.py)."""
+    from local.apigw import playground_site
+
+    def answer(method: str, path: str, query: str) -> Any:
+        found = playground_site.answer(method, path, keys_required)
+        return None if found is None else (found.status, found.headers, [found.body])
+
+    return answer
+
+
+def first_answer(*routes: Any) -> Any:
+    """One raw route made of several: the first that answers a request wins."""
+    present = [r for r in routes if r is not None]
+
+    def answer(method: str, path: str, query: str) -> Any:
+        for route in present:
+            found = route(method, path, query)
+            if found is not None:
+                return found
+        return None
+
+    return answer
 
 
 def signed_blobs(blobs: Any) -> Any:

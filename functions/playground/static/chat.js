@@ -1,0 +1,481 @@
+// Conversations: history, the transcript (rendered from stored entries and, while a turn runs,
+// from its SSE events as they arrive), attachments, and restarts.
+
+import { byId, clear, h, when } from './dom.js';
+import { codeBlock } from './highlight.js';
+import { renderMarkdown } from './markdown.js';
+
+const IMAGE_TYPES = { png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg', gif: 'image/gif', webp: 'image/webp',
+  svg: 'image/svg+xml' };
+
+// The code inside a partial `{"code": "..."}` argument string, as far as it has arrived.
+export function partialCode(args) {
+  const start = /"code"\s*:\s*"/.exec(args);
+  if (!start) return '';
+  const escapes = { n: '\n', t: '\t', r: '\r', b: '\b', f: '\f' };
+  let out = '';
+  let i = start.index + start[0].length;
+  while (i < args.length && args[i] !== '"') {
+    if (args[i] !== '\\') { out += args[i]; i += 1; continue; }
+    const next = args[i + 1];
+    if (next === undefined) break;
+    if (next === 'u') {
+      const hex = args.slice(i + 2, i + 6);
+      if (hex.length < 4) break;
+      out += String.fromCharCode(parseInt(hex, 16));
+      i += 6;
+    } else {
+      out += escapes[next] ?? next;
+      i += 2;
+    }
+  }
+  return out;
+}
+
+function textOf(content) {
+  if (typeof content === 'string') return content;
+  return (content || []).filter((c) => c.type === 'text').map((c) => c.text).join('\n');
+}
+
+export function mountChat(ctx) {
+  const { api } = ctx;
+  const transcript = byId('transcript');
+  const list = byId('conversation-list');
+  const form = byId('composer');
+  const message = byId('message');
+  const attach = byId('attach');
+  const attachmentList = byId('attachments');
+  const status = byId('turn-status');
+  const send = byId('send');
+  const agentSelect = byId('agent-select');
+  const settings = byId('chat-settings');
+  const title = byId('conversation-title');
+  const restartBanner = byId('restart-banner');
+
+  const objectUrls = new Map(); // file id -> Promise of an object URL (fetched once, with the key)
+  let conversationId = null;
+  let restartFrom = null; // {entryId, label} while the next message restarts from an entry
+  let attachments = [];
+  let busy = false;
+  let shownFiles = new Set(); // files already shown in the transcript (an execution's, then the answer's)
+
+  // -- files -------------------------------------------------------------------------------------
+  function objectUrl(fileId, type) {
+    if (!objectUrls.has(fileId)) {
+      const pending = api.blob(`v1/files/${encodeURIComponent(fileId)}/content`)
+        .then((blob) => URL.createObjectURL(new Blob([blob], { type })));
+      pending.catch(() => objectUrls.delete(fileId));
+      objectUrls.set(fileId, pending);
+    }
+    return objectUrls.get(fileId);
+  }
+
+  const download = (fileId, name) => ctx.download(fileId, name);
+
+  function fileView(file) {
+    const name = file.file_name || file.file_id;
+    const type = String(file.file_type || name.split('.').pop() || '').toLowerCase();
+    shownFiles.add(file.file_id);
+    if (IMAGE_TYPES[type]) {
+      const img = h('img', { alt: name, class: 'plot' });
+      const figure = h('figure', { class: 'file' }, img,
+        h('figcaption', {}, h('button', { type: 'button', class: 'link', onclick: () => download(file.file_id, name) },
+          `Download ${name}`)));
+      objectUrl(file.file_id, IMAGE_TYPES[type])
+        .then((url) => { img.src = url; })
+        .catch((error) => img.replaceWith(h('p', { class: 'error' }, `${name} could not be shown: ${error.message}`)));
+      return figure;
+    }
+    return h('div', { class: 'file' },
+      h('button', { type: 'button', class: 'download', onclick: () => download(file.file_id, name) }, `Download ${name}`));
+  }
+
+  // -- entries ------------------------------------------------------------------------------------
+  function entryShell(kind, who, id) {
+    const body = h('div', { class: 'body' });
+    const actions = h('div', { class: 'actions' });
+    const item = h('li', { class: `entry entry-${kind}`, dataset: id ? { entryId: id } : {} },
+      h('div', { class: 'who' }, who), body, actions);
+    if (id) addRestart(item, id);
+    return { item, body, actions };
+  }
+
+  function addRestart(item, id) {
+    item.dataset.entryId = id;
+    const actions = item.querySelector('.actions');
+    if (actions.querySelector('.restart')) return;
+    actions.append(h('button', { type: 'button', class: 'restart link', onclick: () => startRestart(id, item) },
+      'Restart from here'));
+  }
+
+  function userEntry(entry) {
+    const shell = entryShell('user', entry.role === 'assistant' ? 'Assistant (given)' : 'You', entry.id);
+    shell.body.append(renderMarkdown(textOf(entry.content)));
+    const files = Array.isArray(entry.content) ? entry.content.filter((c) => c.type === 'tool_file' || c.type === 'file') : [];
+    if (files.length) {
+      shell.body.append(h('ul', { class: 'chips', 'aria-label': 'Attached files' },
+        files.map((f) => h('li', {}, `📎 ${f.file_name || f.file_id}`))));
+    }
+    return shell.item;
+  }
+
+  function executionView(id) {
+    const shell = entryShell('tool', 'Code interpreter', id);
+    const code = h('div', { class: 'code-slot' });
+    const output = h('pre', { class: 'output pending' }, 'Running…');
+    const files = h('div', { class: 'files' });
+    shell.body.append(code, h('div', { class: 'label' }, 'Output'), output, files);
+    return {
+      item: shell.item,
+      setCode(text) { code.replaceChildren(codeBlock(text, 'python')); },
+      finish(info) {
+        if (typeof info.code === 'string') code.replaceChildren(codeBlock(info.code, 'python'));
+        output.classList.remove('pending');
+        const text = info.code_output ?? textOf(info.result);
+        output.textContent = text || '(no output)';
+        if (info.status && info.status !== 'ok') output.classList.add('error');
+        for (const file of info.files || []) files.append(fileView(file));
+      },
+    };
+  }
+
+  function executionEntry(entry) {
+    const view = executionView(entry.id);
+    const info = entry.info || {};
+    if (typeof info.code !== 'string') {
+      try { info.code = JSON.parse(entry.arguments || '{}').code ?? entry.arguments; } catch { info.code = entry.arguments; }
+    }
+    view.finish(info);
+    return view.item;
+  }
+
+  function answerView(id, who) {
+    const shell = entryShell('assistant', who || 'Assistant', id);
+    const parts = [];
+    function render() {
+      const nodes = [];
+      for (const part of parts) {
+        if (part.type === 'text') nodes.push(renderMarkdown(part.text));
+        else if (part.type === 'tool_file') {
+          if (!shownFiles.has(part.file_id) || part.view) part.view = part.view || fileView(part);
+          if (part.view) nodes.push(part.view);
+        } else nodes.push(h('p', { class: 'muted' }, `[${part.type} chunk]`));
+      }
+      shell.body.replaceChildren(...nodes);
+    }
+    return {
+      item: shell.item,
+      add(content) {
+        const last = parts[parts.length - 1];
+        if (typeof content === 'string') {
+          if (last && last.type === 'text') last.text += content; else parts.push({ type: 'text', text: content });
+        } else if (content && content.type === 'text') {
+          parts.push({ type: 'text', text: content.text });
+        } else if (content) parts.push({ ...content });
+        render();
+      },
+    };
+  }
+
+  function answerEntry(entry) {
+    const view = answerView(entry.id, entry.agent_id ? 'Agent' : 'Assistant');
+    if (typeof entry.content === 'string') view.add(entry.content);
+    else for (const chunk of entry.content || []) view.add(chunk);
+    return view.item;
+  }
+
+  function otherEntry(entry) {
+    const labels = { 'function.call': `Function call: ${entry.name}`, 'function.result': 'Function result',
+      'agent.handoff': `Handoff: ${entry.previous_agent_name} → ${entry.next_agent_name}` };
+    const shell = entryShell('other', labels[entry.type] || entry.type, entry.id);
+    const detail = entry.type === 'function.call' ? entry.arguments : entry.type === 'function.result' ? entry.result : '';
+    if (detail) shell.body.append(h('pre', { class: 'output' }, typeof detail === 'string' ? detail : JSON.stringify(detail, null, 2)));
+    return shell.item;
+  }
+
+  function renderEntry(entry) {
+    switch (entry.type) {
+      case 'message.input': return userEntry(entry);
+      case 'message.output': return answerEntry(entry);
+      case 'tool.execution': return executionEntry(entry);
+      default: return otherEntry(entry);
+    }
+  }
+
+  function renderHistory(entries) {
+    shownFiles = new Set();
+    transcript.replaceChildren(...entries.map(renderEntry));
+    scrollDown();
+  }
+
+  function scrollDown() {
+    transcript.scrollTop = transcript.scrollHeight;
+  }
+
+  // -- a live turn --------------------------------------------------------------------------------
+  function liveTurn() {
+    const outputs = new Map(); // output_index -> view
+    const args = new Map();
+    let sawError = false;
+    function view(index, make) {
+      if (!outputs.has(index)) {
+        const made = make();
+        outputs.set(index, made);
+        transcript.append(made.item);
+      }
+      return outputs.get(index);
+    }
+    return {
+      get failed() { return sawError; },
+      handle({ event, data }) {
+        const index = data.output_index ?? 0;
+        switch (event) {
+          case 'conversation.response.started':
+            setConversation(data.conversation_id);
+            break;
+          case 'tool.execution.started':
+            view(index, () => executionView(data.id));
+            setStatus('Running code…');
+            break;
+          case 'tool.execution.delta': {
+            const text = (args.get(index) || '') + (data.arguments || '');
+            args.set(index, text);
+            view(index, () => executionView(data.id)).setCode(partialCode(text));
+            break;
+          }
+          case 'tool.execution.done':
+            view(index, () => executionView(data.id)).finish(data.info || {});
+            setStatus('Thinking…');
+            break;
+          case 'message.output.delta':
+            view(index, () => answerView(data.id, data.agent_id ? 'Agent' : 'Assistant')).add(data.content);
+            setStatus('Answering…');
+            break;
+          case 'function.call.delta': {
+            const text = (args.get(index) || '') + (data.arguments || '');
+            args.set(index, text);
+            const shown = view(index, () => {
+              const shell = entryShell('other', `Function call: ${data.name}`, data.id);
+              const pre = h('pre', { class: 'output' });
+              shell.body.append(pre);
+              return { item: shell.item, pre };
+            });
+            shown.pre.textContent = text;
+            break;
+          }
+          case 'agent.handoff.done':
+            view(index, () => entryShell('other', `Handoff to ${data.next_agent_name}`, data.id));
+            break;
+          case 'conversation.response.done': {
+            const usage = data.usage || {};
+            const runs = (usage.connectors || {}).code_interpreter;
+            setStatus(`Done · ${usage.total_tokens ?? 0} tokens${runs ? ` · ${runs} code run${runs > 1 ? 's' : ''}` : ''}`);
+            break;
+          }
+          case 'conversation.response.error':
+            sawError = true;
+            setStatus('Failed');
+            transcript.append(h('li', { class: 'entry entry-error', role: 'alert' }, `The turn failed: ${data.message}`));
+            break;
+          default:
+            break;
+        }
+        scrollDown();
+      },
+    };
+  }
+
+  function setStatus(text) {
+    status.textContent = text;
+  }
+
+  function setBusy(value) {
+    busy = value;
+    transcript.dataset.state = value ? 'streaming' : 'idle';
+    send.disabled = value;
+  }
+
+  // -- sending ------------------------------------------------------------------------------------
+  async function uploadAttachments() {
+    const chunks = [];
+    for (const item of attachments) {
+      if (!item.id) {
+        setStatus(`Uploading ${item.file.name}…`);
+        const form = new FormData();
+        form.append('purpose', 'code_interpreter');
+        form.append('file', item.file, item.file.name);
+        item.id = (await api.upload('v1/files', form)).id;
+      }
+      chunks.push({ type: 'tool_file', tool: 'code_interpreter', file_id: item.id, file_name: item.file.name });
+    }
+    return chunks;
+  }
+
+  async function submit() {
+    const text = message.value;
+    if (busy || (!text.trim() && !attachments.length)) return;
+    ctx.clearNotice();
+    setBusy(true);
+    let turn = null;
+    try {
+      const files = await uploadAttachments();
+      const inputs = files.length
+        ? [{ role: 'user', content: [...(text.trim() ? [{ type: 'text', text }] : []), ...files] }]
+        : text;
+      const shown = { type: 'message.input', role: 'user', content: files.length ? inputs[0].content : text };
+      let path;
+      let body;
+      if (restartFrom) {
+        // The new conversation keeps the history up to and including the entry.
+        const keep = transcript.querySelector(`[data-entry-id="${CSS.escape(restartFrom.entryId)}"]`);
+        while (keep && keep.nextSibling) keep.nextSibling.remove();
+        path = `v1/conversations/${encodeURIComponent(conversationId)}/restart`;
+        body = { from_entry_id: restartFrom.entryId, inputs };
+      } else if (conversationId) {
+        path = `v1/conversations/${encodeURIComponent(conversationId)}`;
+        body = { inputs };
+      } else {
+        path = 'v1/conversations';
+        body = { inputs, name: (text.trim() || files.map((f) => f.file_name).join(', ')).slice(0, 80) };
+        if (agentSelect.value) body.agent_id = agentSelect.value;
+        else {
+          body.model = byId('model').value.trim() || 'mistral-medium-latest';
+          body.tools = byId('code-interpreter').checked ? [{ type: 'code_interpreter' }] : [];
+        }
+      }
+      transcript.append(userEntry(shown));
+      message.value = '';
+      attachments = [];
+      renderAttachments();
+      setRestart(null);
+      setStatus('Waiting for the model…');
+      turn = liveTurn();
+      await api.stream(path, body, (event) => turn.handle(event));
+    } catch (error) {
+      ctx.notify(error);
+      setStatus('Failed');
+    } finally {
+      setBusy(false);
+    }
+    if (conversationId && turn && !turn.failed) {
+      // The stored entries have ids the stream does not give (inputs): show them as stored.
+      await openConversation(conversationId, { keepStatus: true });
+    }
+    await refreshList();
+  }
+
+  // -- conversations ------------------------------------------------------------------------------
+  function setConversation(id) {
+    conversationId = id;
+    settings.hidden = Boolean(id);
+    title.textContent = id ? `Conversation ${id}` : 'New conversation';
+    for (const item of list.querySelectorAll('li')) item.classList.toggle('current', item.dataset.id === id);
+  }
+
+  async function openConversation(id, { keepStatus = false } = {}) {
+    try {
+      const history = await api.get(`v1/conversations/${encodeURIComponent(id)}/history`);
+      setRestart(null);
+      setConversation(id);
+      if (!keepStatus) setStatus('');
+      renderHistory(history.entries || []);
+    } catch (error) {
+      ctx.notify(error);
+    }
+  }
+
+  function newConversation(agentId) {
+    setConversation(null);
+    setRestart(null);
+    shownFiles = new Set();
+    clear(transcript);
+    setStatus('');
+    if (agentId !== undefined) agentSelect.value = agentId;
+    syncSettings();
+    message.focus();
+  }
+
+  async function refreshList() {
+    let conversations;
+    try {
+      conversations = await api.get('v1/conversations', { page: 0, page_size: 50 });
+    } catch (error) {
+      ctx.notify(error);
+      return;
+    }
+    list.replaceChildren(...conversations.map((c) => {
+      const label = c.name || (c.agent_id ? `agent ${c.agent_id}` : c.model) || c.id;
+      let armed = false;
+      const remove = h('button', { type: 'button', class: 'delete link', 'aria-label': `Delete ${label}` }, 'Delete');
+      remove.addEventListener('click', async () => {
+        if (!armed) { armed = true; remove.textContent = 'Confirm delete'; return; }
+        try {
+          await api.del(`v1/conversations/${encodeURIComponent(c.id)}`);
+          if (c.id === conversationId) newConversation();
+          await refreshList();
+        } catch (error) {
+          ctx.notify(error);
+        }
+      });
+      remove.addEventListener('blur', () => { armed = false; remove.textContent = 'Delete'; });
+      return h('li', { class: c.id === conversationId ? 'current' : '', dataset: { id: c.id } },
+        h('button', { type: 'button', class: 'open', title: c.id, onclick: () => openConversation(c.id) },
+          h('span', { class: 'name' }, label), h('span', { class: 'when' }, when(c.created_at))),
+        remove);
+    }));
+  }
+
+  function startRestart(entryId, item) {
+    setRestart({ entryId });
+    for (const other of transcript.querySelectorAll('.restart-point')) other.classList.remove('restart-point');
+    item.classList.add('restart-point');
+    message.focus();
+  }
+
+  function setRestart(value) {
+    restartFrom = value;
+    restartBanner.hidden = !value;
+    if (value) {
+      byId('restart-text').textContent = `Your next message restarts from entry ${value.entryId}, as a new conversation.`;
+    } else {
+      for (const other of transcript.querySelectorAll('.restart-point')) other.classList.remove('restart-point');
+    }
+  }
+
+  // -- attachments and settings --------------------------------------------------------------------
+  function renderAttachments() {
+    attachmentList.replaceChildren(...attachments.map((item, n) => h('li', {},
+      `📎 ${item.file.name}`,
+      h('button', { type: 'button', class: 'link', 'aria-label': `Remove ${item.file.name}`,
+        onclick: () => { attachments.splice(n, 1); renderAttachments(); } }, '×'))));
+  }
+
+  function syncSettings() {
+    const usingAgent = Boolean(agentSelect.value);
+    byId('model-field').hidden = usingAgent;
+    byId('tools-field').hidden = usingAgent;
+  }
+
+  function showAgents(agents) {
+    const chosen = agentSelect.value;
+    agentSelect.replaceChildren(h('option', { value: '' }, 'none: a model with the tools below'),
+      ...agents.map((a) => h('option', { value: a.id }, `${a.name} (${a.model}, v${a.version})`)));
+    agentSelect.value = agents.some((a) => a.id === chosen) ? chosen : '';
+    syncSettings();
+  }
+
+  form.addEventListener('submit', (event) => { event.preventDefault(); submit(); });
+  message.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) { event.preventDefault(); submit(); }
+  });
+  attach.addEventListener('change', () => {
+    attachments.push(...Array.from(attach.files).map((file) => ({ file })));
+    attach.value = '';
+    renderAttachments();
+  });
+  agentSelect.addEventListener('change', syncSettings);
+  byId('new-conversation').addEventListener('click', () => newConversation());
+  byId('restart-cancel').addEventListener('click', () => { setRestart(null); message.focus(); });
+
+  return { refreshList, newConversation, showAgents };
+}

@@ -1,0 +1,82 @@
+"""The playground's static files and the HTTP answers for them, shared by the Lambda function
+(``app.py`` beside this file) and ``make serve`` (``local/serve.py``), so both serve the same bytes
+with the same headers.
+
+Only files that were in ``static/`` when the module was imported can be served: a request path is
+looked up in that list, never joined onto the file system, so no path can reach anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STATIC = Path(__file__).resolve().parent / "static"
+BASE = "/playground"
+CONFIG = "config.json"
+CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                 ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+# The page runs only its own scripts and styles. Images may also be blob: URLs, because files are
+# fetched with the API key and shown through URL.createObjectURL. Model text and code output are
+# never HTML; this policy is the second line if a bug ever made them so.
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; "
+       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+FILES = {p.name: p for p in STATIC.iterdir() if p.is_file() and p.suffix in CONTENT_TYPES}
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+def _answer(status: int, content_type: str, body: bytes, **extra: str) -> Answer:
+    headers = {**SECURITY_HEADERS, "Content-Type": content_type, "Content-Length": str(len(body)), **extra}
+    return Answer(status, headers, body)
+
+
+def _text(status: int, message: str, **extra: str) -> Answer:
+    return _answer(status, "text/plain; charset=utf-8", message.encode(), **extra)
+
+
+def not_found(path: str) -> Answer:
+    return _text(404, f"no such page: {path}")
+
+
+def keys_required_from_env() -> bool:
+    """What the API functions do with AUTH_MODE (its default is keys): auto is open unless API_KEYS."""
+    mode = os.environ.get("AUTH_MODE", "keys")
+    return mode == "keys" or (mode == "auto" and bool(os.environ.get("API_KEYS", "").strip()))
+
+
+def answer(method: str, path: str, keys_required: bool, prefix: str = "") -> Answer | None:
+    """The answer to ``method path`` (path without the query), or None if it is not the playground's.
+
+    ``prefix`` is whatever is in front of the site's root in the browser's URL (API Gateway's stage,
+    ``/prod``), so that redirects land on the right page.
+    """
+    if path not in ("/", BASE) and not path.startswith(BASE + "/"):
+        return None
+    if method not in ("GET", "HEAD"):
+        return _text(405, "the playground is static: GET only", Allow="GET, HEAD")
+    if path in ("/", BASE):  # relative URLs in the page need the trailing slash
+        return _text(302, "see /playground/", Location=f"{prefix}{BASE}/", **{"Cache-Control": "no-cache"})
+    name = path[len(BASE) + 1:] or "index.html"
+    if name == CONFIG:
+        # What the page must know before it calls the API: whether to ask for a key.
+        body = json.dumps({"keys_required": keys_required}).encode()
+        return _answer(200, "application/json", body, **{"Cache-Control": "no-store"})
+    file = FILES.get(name)
+    if file is None:
+        return not_found(path)
+    return _answer(200, CONTENT_TYPES[file.suffix], file.read_bytes(), **{"Cache-Control": "no-cache"})
