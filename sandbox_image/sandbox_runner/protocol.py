@@ -4,8 +4,10 @@ Request (the Lambda event, or one line on the local worker's stdin)::
 
     {"code": "print(1)",                 # required, the cell to run
      "timeout_s": 10,                    # optional, capped by SANDBOX_TIMEOUT_S
-     "files": [{"name": "data.csv", "content_b64": "..."}],   # optional input files
-     "session": {"state_b64": "..." | null}}   # optional: carry state (null: start a session)
+     "files": [{"name": "data.csv", "content_b64": "..." | "ref": "..."}],   # optional input files
+     "session": {"state_b64" | "state_ref": "..." | null},   # optional: carry state (null: start one)
+     "exchange": {"dir": "<id>"} | {"outputs": [url...], "session": url, "resolve": {...}}}
+         # optional: data by reference instead of base64 (see exchange.py); refs name inputs there
 
 Response::
 
@@ -16,9 +18,10 @@ Response::
      "error": {"name": "...", "value": "...", "traceback": "..."} | null,
      "exit_code": 0 | null, "signal": null | 9,
      "duration_ms": 12.5, "max_rss_kb": 51234,
-     "files": [{"name": "plot_0.png", "mime_type": "image/png", "size": 1234, "content_b64": "..."}],
+     "files": [{"name": "plot_0.png", "mime_type": "image/png", "size": 1234,
+                "content_b64": "..." | "ref": "out/0"}],   # ref: with an exchange
      "notes": ["output truncated at 100000 bytes", ...],   # every limit hit says so here
-     "session": {"state_b64": "...", "bytes": 1234} | null,   # when the request asked for one
+     "session": {"state_b64" | "ref": "...", "bytes": 1234} | null,   # when the request asked for one
      "isolation": {"seccomp": true, "non_dumpable": true, ...}}
 """
 
@@ -28,6 +31,7 @@ import base64
 import binascii
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 STATUSES = ("ok", "error", "timeout", "memory", "output_truncated", "crashed")
 MAX_CODE_BYTES = 256 * 1024
@@ -53,11 +57,20 @@ class SandboxConfig:
     timeout_s: float = 30.0
     memory_mb: int = 1024
     max_output_bytes: int = 100_000
-    max_file_bytes: int = 16 * 1024 * 1024
+    # Any one file the code writes (RLIMIT_FSIZE): the Files API's own limit.
+    max_file_bytes: int = 512 * 1024 * 1024
     max_returned_files: int = 10
-    # Files and session state share Lambda's 6 MB response (after base64): 1.5 + 2.5 MiB.
-    max_returned_bytes: int = 3 * 512 * 1024
-    max_session_bytes: int = 5 * 512 * 1024
+    # By reference (an exchange in the request): what one execution may take in and hand back.
+    max_input_bytes: int = 1024 * 1024 * 1024
+    max_returned_bytes: int = 1024 * 1024 * 1024
+    max_session_bytes: int = 256 * 1024 * 1024
+    # Inline (base64 in the request and response): files and session state share Lambda's 6 MB
+    # response, 1.5 + 2.5 MiB.
+    max_inline_returned_bytes: int = 3 * 512 * 1024
+    max_inline_session_bytes: int = 5 * 512 * 1024
+    # Locally: the directory, on the work root's file system, where inputs and outputs are
+    # exchanged by reference (None: no directory exchange).
+    exchange_dir: str | None = None
     open_files: int = 256
     processes: int = 64
     work_root: str = "/tmp/sbx"
@@ -92,6 +105,8 @@ class SandboxConfig:
             max_returned_files=_env_int("SANDBOX_MAX_RETURNED_FILES", cls.max_returned_files),
             max_returned_bytes=_env_int("SANDBOX_MAX_RETURNED_BYTES", cls.max_returned_bytes),
             max_session_bytes=_env_int("SANDBOX_MAX_SESSION_BYTES", cls.max_session_bytes),
+            max_input_bytes=_env_int("SANDBOX_MAX_INPUT_BYTES", cls.max_input_bytes),
+            exchange_dir=os.environ.get("SANDBOX_EXCHANGE_DIR") or None,
             open_files=_env_int("SANDBOX_OPEN_FILES", cls.open_files),
             processes=_env_int("SANDBOX_PROCESSES", cls.processes),
             work_root=os.environ.get("SANDBOX_WORK_ROOT", cls.work_root),
@@ -107,7 +122,8 @@ class SandboxConfig:
 @dataclass(frozen=True)
 class InputFile:
     name: str
-    content: bytes
+    content: bytes = b""
+    ref: str | None = None  # by reference, through the request's exchange
 
 
 @dataclass(frozen=True)
@@ -117,6 +133,8 @@ class ExecutionRequest:
     files: tuple[InputFile, ...] = field(default=())
     session: bool = False  # carry state: restore ``state`` (if any) and return the new one
     state: bytes | None = None
+    state_ref: str | None = None
+    exchange: dict[str, Any] | None = None  # data by reference (exchange.py); None: inline
 
 
 MAX_NAME_BYTES = 255  # what Linux file systems take (NAME_MAX), counted in UTF-8
@@ -156,24 +174,39 @@ def parse_request(raw: object, config: SandboxConfig) -> ExecutionRequest:
         if not isinstance(item, dict):
             raise BadRequest(f"{where} must be an object")
         name = _safe_name(item.get("name"), where)
+        if name in {f.name for f in files}:
+            raise BadRequest(f"{where}.name repeats the name of an earlier file")
+        ref = item.get("ref")
+        if ref is not None:
+            if not isinstance(ref, str) or not ref:
+                raise BadRequest(f"{where}.ref must be a non-empty string")
+            files.append(InputFile(name, ref=ref))
+            continue
         try:
             content = base64.b64decode(item.get("content_b64", ""), validate=True)
         except (binascii.Error, TypeError) as exc:
             raise BadRequest(f"{where}.content_b64 must be base64") from exc
         files.append(InputFile(name, content))
     session_raw = raw.get("session")
-    state = None
+    state, state_ref = None, None
     if session_raw is not None:
         if not isinstance(session_raw, dict):
             raise BadRequest("session must be an object")
-        encoded = session_raw.get("state_b64")
+        encoded, state_ref = session_raw.get("state_b64"), session_raw.get("state_ref")
+        if state_ref is not None and not (isinstance(state_ref, str) and state_ref):
+            raise BadRequest("session.state_ref must be a non-empty string")
         if encoded is not None:
             try:
                 state = base64.b64decode(encoded, validate=True)
             except (binascii.Error, TypeError) as exc:
                 raise BadRequest("session.state_b64 must be base64") from exc
+    exchange = raw.get("exchange")
+    if exchange is not None and not isinstance(exchange, dict):
+        raise BadRequest("exchange must be an object")
+    if exchange is None and (state_ref or any(f.ref for f in files)):
+        raise BadRequest("refs need an exchange: give the request's exchange field")
     return ExecutionRequest(code=code, timeout_s=min(float(timeout), config.timeout_s), files=tuple(files),
-                            session=session_raw is not None, state=state)
+                            session=session_raw is not None, state=state, state_ref=state_ref, exchange=exchange)
 
 
 def _memory_mb(default: int) -> int:

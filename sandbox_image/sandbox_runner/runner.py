@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import frames, proc, scrub, session
+from . import exchange, frames, proc, scrub, session
 from .child import REQUEST_FILE
 from .protocol import BadRequest, ExecutionRequest, SandboxConfig
 
@@ -82,6 +82,8 @@ class _Execution:
     id: str
     inputs: dict[str, tuple[int, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # Where inputs came from and outputs go when they travel by reference (None: inline, base64).
+    exchange: exchange.DirectoryExchange | exchange.UrlExchange | None = None
 
 
 @dataclass
@@ -130,11 +132,17 @@ class Runner:
         self._secrets = [os.environ[n] for n in SECRET_ENV_NAMES if len(os.environ.get(n, "")) >= 8]
         root = Path(config.work_root)
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # The exchange directory (locally) is emptied after every execution but the outputs
+        # it hands over, which the API side takes before the next execution starts.
+        self._exchange_root = Path(config.exchange_dir) if config.exchange_dir else None
+        if self._exchange_root is not None:
+            exchange.ensure_directory(self._exchange_root, self.uid)
+        ours = {root.name} | ({self._exchange_root.name} if self._exchange_root else set())
         # What the writable scratch directories hold before any user code ran (and their modes);
         # anything else found there after an execution was left by it and is removed. The work
         # root itself is removed and made anew after every execution.
-        keep = {root.name} if config.wipe_scratch_at_init else None
-        self._scratch_baseline = {d: (keep if keep is not None else set(os.listdir(d))) - {root.name}
+        keep = ours if config.wipe_scratch_at_init else None
+        self._scratch_baseline = {d: (keep if keep is not None else set(os.listdir(d))) - ours
                                   for d in config.scratch_dirs if os.path.isdir(d)}
         self._scratch_modes = {d: stat.S_IMODE(os.stat(d).st_mode) for d in self._scratch_baseline}
         if not self._wipe_scratch():
@@ -282,7 +290,7 @@ class Runner:
         clean = self._sweep()
         marks["sweep"] = time.monotonic()
         files, state = self._collect(execution, outcome.result, request.session)
-        clean = self._wipe_scratch() and clean
+        clean = self._wipe_scratch(keep_exchange=execution.exchange.keep() if execution.exchange else None) and clean
         marks["collect_and_wipe"] = time.monotonic()
         response = self._response(execution, outcome, files, state, budget, started, marks, clean)
         if not clean:
@@ -296,12 +304,14 @@ class Runner:
         workdir.mkdir(mode=0o700)
         execution = _Execution(workdir=workdir, id=workdir.name)
         try:
-            execution.inputs = self._write_inputs(workdir, request)
-            if request.state:
-                _write_new(workdir / session.IN_FILE, request.state)
-        except OSError as exc:
+            execution.exchange = exchange.from_request(request.exchange, self.config.exchange_dir, self.uid,
+                                                       self.config.max_returned_files)
+            execution.inputs = self._write_inputs(workdir, request, execution.exchange)
+        except (OSError, exchange.TransferFailed, BadRequest) as exc:
             self._wipe_scratch()
-            raise BadRequest(f"the input files could not be written to the sandbox: {exc.strerror}") from exc
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise BadRequest(f"the input files could not be written to the sandbox: {why}") from exc
+        session_limit = self.config.max_session_bytes if execution.exchange else self.config.max_inline_session_bytes
         limits = {
             "cpu_s": max(1, int(request.timeout_s) + 1),
             "address_space_bytes": self.config.memory_mb * 1024 * 1024,
@@ -313,7 +323,7 @@ class Runner:
             "code": request.code,
             "env": self._base_env(str(workdir)),
             "limits": limits,
-            "session": {"limit": self.config.max_session_bytes} if request.session else None,
+            "session": {"limit": session_limit} if request.session else None,
             # The input files as written (size, mtime): handed in again every turn, so while
             # unchanged they are not session state (and never "not carried").
             "inputs": {name: list(stamp) for name, stamp in execution.inputs.items()},
@@ -389,18 +399,44 @@ class Runner:
                 return  # no zygote to report an exit, and both pipes are closed
 
     def _collect(self, execution: _Execution, result: dict[str, Any] | None,
-                 carry_session: bool) -> tuple[list[dict[str, Any]], bytes | None]:
+                 carry_session: bool) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         # ``result`` was checked field by field when its frame was read (_parse_result).
         for name, size, mtime in (result or {}).get("restored_files", []):
             if name not in execution.inputs:
                 execution.inputs[name] = (size, mtime)  # carried over from the session, not produced now
+        if execution.exchange is not None:
+            return self._export(execution, result, carry_session)
         files = self._collect_files(execution.workdir, execution.inputs, execution.notes)
-        state = _read_regular_file_at(execution.workdir / session.OUT_FILE, self.config.max_session_bytes + 1024 * 1024) \
-            if carry_session else None
+        state = _read_regular_file_at(execution.workdir / session.OUT_FILE,
+                                      self.config.max_inline_session_bytes + 1024 * 1024) if carry_session else None
         execution.notes.extend((result or {}).get("session_notes", []))
+        return files, ({"state_b64": base64.b64encode(state).decode("ascii"), "bytes": len(state)} if state else None)
+
+    def _export(self, execution: _Execution, result: dict[str, Any] | None,
+                carry_session: bool) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """Outputs by reference: each file the code wrote, then the session state, handed over
+        through the exchange (a rename locally, a PUT to a presigned URL in Lambda)."""
+        assert execution.exchange is not None
+        channel = execution.exchange
+        execution.notes.extend((result or {}).get("session_notes", []))
+        try:
+            channel.begin_outputs()
+            files = self._collect_files(execution.workdir, execution.inputs, execution.notes, channel)
+            state = None
+            path = execution.workdir / session.OUT_FILE
+            if carry_session and _is_regular(path):
+                size = os.stat(path, follow_symlinks=False).st_size
+                if size <= self.config.max_session_bytes + 1024 * 1024:
+                    state = {"ref": channel.export(path, exchange.SESSION_SLOT), "bytes": size}
+                else:
+                    execution.notes.append("session: the state is over its limit and was not carried")
+        except (OSError, exchange.TransferFailed) as exc:
+            execution.notes.append(f"the outputs could not be handed over: {exc}")
+            return [], None
         return files, state
 
-    def _response(self, execution: _Execution, outcome: _Outcome, files: list[dict[str, Any]], state: bytes | None,
+    def _response(self, execution: _Execution, outcome: _Outcome, files: list[dict[str, Any]],
+                  state: dict[str, Any] | None,
                   budget: float, started: float, marks: dict[str, float], clean: bool) -> dict[str, Any]:
         notes, result, exit_info = execution.notes, outcome.result, outcome.exit_info
         if outcome.zygote_lost:
@@ -423,7 +459,7 @@ class Runner:
             "files": files,
             "notes": notes,
             "isolation": self.isolation(),
-            "session": {"state_b64": base64.b64encode(state).decode("ascii"), "bytes": len(state)} if state else None,
+            "session": state,
         }
         response["stdout"] = "".join(r["text"] for r in response["outputs"] if r["stream"] == "stdout")
         response["stderr"] = "".join(r["text"] for r in response["outputs"] if r["stream"] == "stderr")
@@ -461,18 +497,43 @@ class Runner:
         return clean
 
     # -- files ------------------------------------------------------------------------------
-    def _write_inputs(self, workdir: Path, request: ExecutionRequest) -> dict[str, tuple[int, int]]:
+    def _write_inputs(self, workdir: Path, request: ExecutionRequest,
+                      channel: exchange.DirectoryExchange | exchange.UrlExchange | None) -> dict[str, tuple[int, int]]:
+        """The input files and the session state, inline or fetched through the exchange, within
+        the per-execution input limit. Returns each file's (size, mtime) as written."""
+        if isinstance(channel, exchange.DirectoryExchange):
+            channel.forget_others()
+        room = self.config.max_input_bytes
         written: dict[str, tuple[int, int]] = {}
         for item in request.files:
-            _write_new(workdir / item.name, item.content)
+            if item.ref is not None:
+                assert channel is not None  # parse_request refuses refs without an exchange
+                room -= channel.fetch(item.ref, workdir / item.name, room)
+            else:
+                room -= len(item.content)
+                _write_new(workdir / item.name, item.content)
+            if room < 0:
+                raise BadRequest(f"the inputs are over the {self.config.max_input_bytes}-byte limit of one execution")
             info = os.stat(workdir / item.name, follow_symlinks=False)
             written[item.name] = (info.st_size, info.st_mtime_ns)
+        if request.state_ref is not None:
+            assert channel is not None
+            channel.fetch(request.state_ref, workdir / session.IN_FILE, min(room, self.config.max_session_bytes + (1 << 20)))
+        elif request.state:
+            _write_new(workdir / session.IN_FILE, request.state)
+        if isinstance(channel, exchange.DirectoryExchange):
+            channel.done_fetching()
         return written
 
-    def _collect_files(self, workdir: Path, inputs: dict[str, tuple[int, int]], notes: list[str]) -> list[dict[str, Any]]:
+    def _collect_files(self, workdir: Path, inputs: dict[str, tuple[int, int]], notes: list[str],
+                       channel: exchange.DirectoryExchange | exchange.UrlExchange | None = None) -> list[dict[str, Any]]:
+        """The files the code wrote or changed: read into the response (inline), or handed over
+        through the exchange, one output slot each."""
         collected: list[dict[str, Any]] = []
         total = 0
         skipped: list[str] = []
+        max_files = min(self.config.max_returned_files, channel.slots()) if channel else self.config.max_returned_files
+        max_bytes = self.config.max_returned_bytes if channel else self.config.max_inline_returned_bytes
         for relative, entry in _walk_no_follow(workdir, depth=3):
             info = entry.stat(follow_symlinks=False)
             if not stat.S_ISREG(info.st_mode):
@@ -480,8 +541,14 @@ class Runner:
                 continue
             if inputs.get(relative) == (info.st_size, info.st_mtime_ns):
                 continue  # an input file the code did not change
-            if len(collected) >= self.config.max_returned_files or total + info.st_size > self.config.max_returned_bytes:
+            if len(collected) >= max_files or total + info.st_size > max_bytes:
                 skipped.append(f"{relative} ({info.st_size} bytes, over the returned-files limit)")
+                continue
+            if channel is not None:
+                total += info.st_size
+                collected.append({"name": _utf8_name(relative, {f["name"] for f in collected}, notes),
+                                  "mime_type": mimetypes.guess_type(relative)[0] or "application/octet-stream",
+                                  "size": info.st_size, "ref": channel.export(Path(entry.path), str(len(collected)))})
                 continue
             content = _read_regular_file(entry.path, info.st_size)
             if content is None:
@@ -500,17 +567,25 @@ class Runner:
             notes.append("files not returned: " + ", ".join(skipped[:20]))
         return collected
 
-    def _wipe_scratch(self) -> bool:
+    def _wipe_scratch(self, keep_exchange: str | None = None) -> bool:
         """Nothing an execution wrote anywhere writable may be seen by the next one: the work root
         is removed and made anew, everything new in the scratch dirs goes, whatever its
-        permissions, depth or name. False when something stayed (the host must then be reset)."""
+        permissions, depth or name, and the exchange directory keeps only ``keep_exchange`` (the
+        outputs being handed over). False when something stayed (the host must then be reset)."""
         root = Path(self.config.work_root)
         clean = True
+        xchg = self._exchange_root
         for directory, keep in self._scratch_baseline.items():
             try:
                 if stat.S_IMODE(os.stat(directory).st_mode) != self._scratch_modes[directory]:
                     os.chmod(directory, self._scratch_modes[directory])  # the cell chmod'ed it
-                scrub.empty_except(directory, keep)
+                scrub.empty_except(directory, keep | ({xchg.name} if xchg and xchg.parent.as_posix() == directory else set()))
+            except OSError:
+                clean = False
+        if xchg is not None:
+            try:
+                exchange.ensure_directory(xchg, self.uid)
+                scrub.empty_except(str(xchg), {keep_exchange} if keep_exchange else set())
             except OSError:
                 clean = False
         if root.parent.as_posix() not in self._scratch_baseline:
@@ -524,7 +599,8 @@ class Runner:
             clean = clean and stat.S_ISDIR(info.st_mode) and info.st_uid == self.uid and not os.listdir(root)
         except OSError:
             return False
-        return clean and not any(scrub.leftovers(d, keep | {root.name}) for d, keep in self._scratch_baseline.items())
+        ours = {root.name} | ({self._exchange_root.name} if self._exchange_root else set())
+        return clean and not any(scrub.leftovers(d, keep | ours) for d, keep in self._scratch_baseline.items())
 
     # -- redaction --------------------------------------------------------------------------
     def _redact(self, text: str | None) -> str | None:
@@ -560,6 +636,13 @@ def _write_new(path: Path, content: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(content)
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
 
 
 def _read_regular_file_at(path: Path, limit: int) -> bytes | None:
