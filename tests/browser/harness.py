@@ -1,0 +1,37 @@
+"""What the browser tests share: the server under test and a fresh page on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+BROWSER_KEY = "browser-test-key"
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    key: str | None  # what the user types into the page; None where the server takes any token
+
+    @property
+    def api_key(self) -> str:
+        """The key the page's requests carry (the page's own fixed token in open mode)."""
+        return self.key or "playground"
+
+
+def open_playground(browser: Any, served: Served, key: str | None = None) -> tuple[Any, Any, list[str]]:
+    """A fresh context (empty sessionStorage) on the page, ready, with ``key`` (or the server's) typed in."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    console: list[str] = []
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
+    page.goto(served.url + "/")
+    page.wait_for_selector("body[data-ready=true]")
+    typed = key if key is not None else served.key
+    if typed is not None:
+        field = page.get_by_label("API key")
+        field.fill(typed)
+        field.press("Tab")  # the change event: the page stores the key and loads the lists
+    return context, page, console
