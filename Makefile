@@ -22,12 +22,14 @@ $(VENV)/.installed: requirements-dev.txt layers/requirements.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
-# bubblewrap (and Debian's own python3.11 for the sandbox venv) from apt when missing.
+# bubblewrap (and Debian's own python3.11 for the sandbox venv) from apt when missing; chromium
+# (large, ~300 MB) for the browser tests, which Playwright drives as it is (never a download of its own).
 system-deps:
 	@missing=""; \
 	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
 	command -v setpriv >/dev/null || missing="$$missing util-linux"; \
 	[ -x $(SANDBOX_SYS_PYTHON) ] || missing="$$missing python3.11"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing:$$missing"; \
