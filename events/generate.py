@@ -119,6 +119,7 @@ def main() -> None:
     (HERE / "batch_worker" / "s3_inbox.json").write_text(json.dumps(inbox, indent=2) + "\n")
     write_authorizer_events()
     write_stream_events()
+    write_playground_events()
     sandbox = {"code": "import pandas as pd\ndf = pd.DataFrame({'x': [1, 2, 3]})\nprint(df.describe())\ndf.x.sum()",
                "timeout_s": 10, "files": [{"name": "data.csv", "content_b64": "eCx5CjEsMgo="}]}
     (HERE / "sandbox").mkdir(exist_ok=True)
@@ -153,6 +154,31 @@ def write_stream_events() -> None:
         "body": json.dumps(body), "isBase64Encoded": False,
     }
     (HERE / "conversations_stream" / "start_conversation_stream.json").write_text(json.dumps(event, indent=2) + "\n")
+
+
+# The playground's routes have no authorizer: no key, no authorizer context (the page's own API
+# calls carry the key). (name, request path, API Gateway resource, path parameters)
+PLAYGROUND = {
+    "root_redirect": ("/", "/", None),
+    "page_redirect": ("/playground", "/playground", None),
+    "index": ("/playground/", "/playground/{proxy+}", {"proxy": ""}),
+    "module": ("/playground/app.js", "/playground/{proxy+}", {"proxy": "app.js"}),
+    "config": ("/playground/config.json", "/playground/{proxy+}", {"proxy": "config.json"}),
+}
+
+
+def write_playground_events() -> None:
+    (HERE / "playground").mkdir(exist_ok=True)
+    headers = {"accept": "text/html,application/xhtml+xml", "user-agent": "Mozilla/5.0 (X11; Linux x86_64)"}
+    for name, (path, resource, parameters) in PLAYGROUND.items():
+        event = make_event("GET", path, headers)
+        event["resource"] = event["requestContext"]["resourcePath"] = resource
+        event["pathParameters"] = parameters
+        event["requestContext"]["path"] = f"/prod{path}"  # the browser's URL holds the stage
+        event["requestContext"]["stage"] = "prod"
+        event["requestContext"]["requestId"] = f"sample-playground-{name}"
+        event["requestContext"]["requestTimeEpoch"] = 1764000000000
+        (HERE / "playground" / f"{name}.json").write_text(json.dumps(event, indent=2) + "\n")
 
 
 if __name__ == "__main__":

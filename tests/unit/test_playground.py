@@ -1,0 +1,125 @@
+"""The playground's Lambda function and static files: what API Gateway hands it (events/playground/),
+what it answers, and the rules the page's code must keep (no HTML from strings, no inline script)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.apigw import _load
+from local.serve import first_answer, playground
+
+ROOT = Path(__file__).resolve().parents[2]
+FUNCTION = ROOT / "functions" / "playground"
+STATIC = FUNCTION / "static"
+EVENTS = sorted((ROOT / "events" / "playground").glob("*.json"))
+sys.path.insert(0, str(FUNCTION))  # the Lambda runtime puts the function's folder on the path
+try:
+    app = _load("playground_app", FUNCTION / "app.py")
+finally:
+    sys.path.remove(str(FUNCTION))  # other functions' modules are called app too
+
+
+def invoke(event: dict[str, Any]) -> dict[str, Any]:
+    from local.apigw import FakeContext
+
+    return app.lambda_handler(event, FakeContext(function_name="playground"))
+
+
+def event_named(name: str) -> dict[str, Any]:
+    return json.loads((ROOT / "events" / "playground" / f"{name}.json").read_text())
+
+
+@pytest.mark.parametrize("path", EVENTS, ids=lambda p: p.stem)
+def test_every_answer_carries_the_security_headers(path: Path) -> None:
+    response = invoke(json.loads(path.read_text()))
+    assert response["statusCode"] in (200, 302)
+    headers = response["headers"]
+    csp = dict(part.strip().split(" ", 1) for part in headers["Content-Security-Policy"].split(";"))
+    assert csp["default-src"] == "'none'"
+    assert csp["script-src"] == "'self'" and csp["style-src"] == "'self'" and csp["connect-src"] == "'self'"
+    assert csp["img-src"] == "'self' blob:"
+    assert csp["frame-ancestors"] == "'none'"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("name", ["root_redirect", "page_redirect"])
+def test_the_root_and_the_bare_path_redirect_to_the_page_under_the_stage(name: str) -> None:
+    response = invoke(event_named(name))
+    assert response["statusCode"] == 302 and response["headers"]["Location"] == "/prod/playground/"
+
+
+def test_the_page_and_its_modules_are_served_with_their_types() -> None:
+    page = invoke(event_named("index"))
+    assert page["headers"]["Content-Type"].startswith("text/html")
+    assert '<script type="module" src="app.js"></script>' in page["body"]
+    module = invoke(event_named("module"))
+    assert module["headers"]["Content-Type"].startswith("text/javascript")
+    assert module["body"] == (STATIC / "app.js").read_text()
+
+
+@pytest.mark.parametrize("env,required", [({}, True), ({"AUTH_MODE": "keys"}, True), ({"AUTH_MODE": "open"}, False),
+                                          ({"AUTH_MODE": "auto"}, False), ({"AUTH_MODE": "auto", "API_KEYS": "k"}, True)])
+def test_config_tells_the_page_whether_to_ask_for_a_key(env: dict[str, str], required: bool,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AUTH_MODE", raising=False)
+    monkeypatch.delenv("API_KEYS", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    response = invoke(event_named("config"))
+    assert json.loads(response["body"]) == {"keys_required": required}
+    assert response["headers"]["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("path", ["/playground/../template.yaml", "/playground/%2e%2e/app.py", "/playground/static_site.py",
+                                  "/playground/static/app.js", "/playground/app.py", "/playground/.", "/playground/nope.js"])
+def test_nothing_but_the_static_files_can_be_reached(path: str) -> None:
+    event = event_named("module")
+    event["path"] = path
+    assert invoke(event)["statusCode"] == 404
+
+
+def test_only_get_is_answered() -> None:
+    event = event_named("index")
+    event["httpMethod"] = "POST"
+    response = invoke(event)
+    assert response["statusCode"] == 405 and response["headers"]["Allow"] == "GET, HEAD"
+
+
+def test_make_serve_answers_the_playground_first_and_leaves_other_paths_to_the_next_route() -> None:
+    other = ("GET", "/_blobs/x", "")
+    route = first_answer(playground(keys_required=True), None, lambda *request: (200, {}, [b"blob"]) if request == other
+                         else None)
+    status, headers, body = route("GET", "/playground/config.json", "")
+    assert status == 200 and json.loads(b"".join(body)) == {"keys_required": True}
+    assert "script-src 'self'" in headers["Content-Security-Policy"]
+    assert route(*other)[2] == [b"blob"]
+    assert route("GET", "/v1/agents", "") is None  # the API's own routes
+
+
+# -- the rules the front end keeps ------------------------------------------------------------------
+
+SCRIPTS = sorted(STATIC.glob("*.js"))
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.name)
+def test_no_script_turns_strings_into_html_or_code(path: Path) -> None:
+    """Model text and code output are untrusted: they become text nodes, never markup or code."""
+    source = path.read_text()
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
+                 "createContextualFragment", "DOMParser", "srcdoc"):
+        assert sink not in source, f"{path.name} uses {sink}"
+
+
+def test_the_page_has_no_inline_script_style_or_handler_and_loads_nothing_from_elsewhere() -> None:
+    html = (STATIC / "index.html").read_text()
+    assert not re.search(r"<script(?![^>]*\bsrc=)", html)
+    assert "<style" not in html and not re.search(r"\sstyle=", html)
+    assert not re.search(r"\son[a-z]+=", html)
+    for path in STATIC.iterdir():
+        assert not re.search(r"(src|href)=[\"']?(https?:)?//", path.read_text()), f"{path.name} loads from elsewhere"
