@@ -30,6 +30,7 @@ EXPECTED_POLICIES = {
                             "ModelSecretPolicy", "ConsumeBatchQueuePolicy"},
     "BatchDeadLetterFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "ConsumeBatchDeadLettersPolicy"},
     "BatchInboxFunction": {"TableReadWritePolicy", "BatchInboxObjectsPolicy", "FileObjectsPolicy", "SendBatchRequestsPolicy"},
+    "PlaygroundFunction": set(),  # static files from its own package
 }
 # Which sample events in events/ exercise which function.
 EVENTS = {
@@ -37,7 +38,7 @@ EVENTS = {
     "ConversationsFunction": "conversations/*.json", "ConversationsStreamFunction": "conversations_stream/*.json",
     "BatchApiFunction": "batch/*.json", "BatchWorkerFunction": "batch_worker/sqs_request.json",
     "BatchDeadLetterFunction": "batch_worker/sqs_dead_letter.json", "BatchInboxFunction": "batch_worker/s3_inbox.json",
-    "SandboxFunction": "sandbox/*.json",
+    "SandboxFunction": "sandbox/*.json", "PlaygroundFunction": "playground/*.json",
 }
 
 
@@ -174,7 +175,7 @@ def test_each_function_holds_exactly_the_policies_it_needs() -> None:
     assert set(FUNCTIONS) - {"SandboxFunction"} == set(EXPECTED_POLICIES)
     for name, expected in EXPECTED_POLICIES.items():
         assert function_policies(name) == expected, name
-        assert all(isinstance(p, dict) for p in props(name)["Policies"]), f"{name}: no SAM policy templates or inline policies"
+        assert all(isinstance(p, dict) for p in props(name).get("Policies", [])), f"{name}: no SAM policy templates or inline policies"
 
 
 def test_no_policy_grants_wildcards_scan_or_table_administration() -> None:
@@ -226,7 +227,8 @@ def test_api_requires_the_key_authorizer_on_every_route() -> None:
         for event in function["Properties"].get("Events", {}).values():
             if event["Type"] == "Api":
                 assert refs(event["Properties"]["RestApiId"]) == {"Api"}, name
-                assert "Auth" not in event["Properties"], f"{name} must not opt out of the authorizer"
+                if name != PLAYGROUND:  # static files only (test_only_the_playground_page_is_outside_the_authorizer)
+                    assert "Auth" not in event["Properties"], f"{name} must not opt out of the authorizer"
     assert props("Api")["OpenApiVersion"]  # else SAM adds a second stage, "Stage", outside throttling and alarms
     assert authorizer["Identity"]["ReauthorizeEvery"] <= 60
     for name in EXPECTED_POLICIES:
@@ -238,6 +240,25 @@ def test_api_requires_the_key_authorizer_on_every_route() -> None:
     assert props("AuthorizerFunction")["Environment"]["Variables"]["AUTH_CACHE_TTL_S"] == "0"
     stream = props("ConversationsStreamFunction")  # behind its function URL: no API Gateway throttle
     assert refs(stream["ReservedConcurrentExecutions"]) == {"StreamConcurrency"}
+
+
+PLAYGROUND = "PlaygroundFunction"
+
+
+def test_only_the_playground_page_is_outside_the_authorizer() -> None:
+    """The page's routes skip the authorizer (a browser cannot send a key for the page itself), so
+    the function behind them must be able to do nothing but serve its own files."""
+    open_routes = {(name, e["Properties"]["Path"], e["Properties"]["Method"])
+                   for name, function in FUNCTIONS.items() for e in function["Properties"].get("Events", {}).values()
+                   if e["Type"] == "Api" and "Auth" in e["Properties"]}
+    assert open_routes == {(PLAYGROUND, "/", "GET"), (PLAYGROUND, "/playground", "GET"),
+                           (PLAYGROUND, "/playground/{proxy+}", "GET")}
+    for event in props(PLAYGROUND)["Events"].values():
+        assert event["Properties"]["Auth"] == {"Authorizer": "NONE"}
+    playground = props(PLAYGROUND)
+    assert function_policies(PLAYGROUND) == set() and "Policies" not in playground
+    assert playground["Environment"]["Variables"] == {"AUTH_MODE": "keys"}  # no table, bucket or queue to reach
+    assert playground["CodeUri"] == "functions/playground/" and "VpcConfig" not in playground
 
 
 @pytest.mark.parametrize("kind,status,error_type", [("UNAUTHORIZED", 401, "authentication_error"),
