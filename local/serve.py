@@ -105,8 +105,11 @@ def start(host: str, port: int, warm: bool = True) -> tuple[Any, Any]:
         function = function_for(path)
         return (lambda event: invoke(function, event)) if function else None
 
-    raw_routes = [playground(keys_required=not services.keys.open), signed_blobs(services.storage.blobs)]
-    server = web.FrontendServer((host, port), route, raw_route=first_answer(*raw_routes))
+    blobs = services.storage.blobs
+    raw_routes = [playground(keys_required=not services.keys.open),
+                  signed_blobs(blobs, notify=services.files.uploads.object_created)]
+    server = web.FrontendServer((host, port), route, raw_route=first_answer(*raw_routes),
+                                stager=upload_stager(blobs, lambda: services.files.max_bytes))
     storage = services.storage
     if storage.consumers is not None:
         from local.batch_poller import QueuePoller
@@ -144,20 +147,34 @@ def first_answer(*routes: Any) -> Any:
     return answer
 
 
-def signed_blobs(blobs: Any) -> Any:
-    """Locally, the presigned downloads S3 would serve (only when blobs live on the file system)."""
+def signed_blobs(blobs: Any, notify: Any = None) -> Any:
+    """Locally, the presigned downloads and uploads S3 would serve (only when blobs live on the file
+    system); ``notify(key)`` after an upload stands for S3's ObjectCreated notification."""
     from agentsapi.adapters.file_blobs import SIGNED_PATH, FileBlobs
 
     if not isinstance(blobs, FileBlobs):
         return None
-    from local.blob_route import serve_signed_blob
+    from local.blob_route import receive_signed_post, serve_signed_blob
 
     def answer(method: str, path: str, query: str) -> Any:
         if method in ("GET", "HEAD") and path.startswith(SIGNED_PATH):
             return serve_signed_blob(blobs, path, query)
+        if method == "POST" and path == SIGNED_PATH:
+            return lambda body: receive_signed_post(blobs, body, notify)
         return None
 
     return answer
+
+
+def upload_stager(blobs: Any, max_file_bytes: Any) -> Any:
+    """Large uploads streamed to a staging file (only when blobs live on the file system)."""
+    from agentsapi.adapters.file_blobs import FileBlobs
+
+    if not isinstance(blobs, FileBlobs):
+        return None
+    from local.upload_stage import upload_stager as stager
+
+    return stager(blobs, max_file_bytes)
 
 
 def main() -> None:

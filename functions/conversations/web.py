@@ -21,13 +21,13 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
-from agentsapi.errors import ApiError, InvalidRequest, PayloadTooLarge
+from agentsapi.errors import ApiError, InvalidRequest, NotFound, PayloadTooLarge
 from agentsapi.http.edge import stream_sink
 from agentsapi.http.errors import error_body
 
@@ -36,8 +36,57 @@ IDLE_TIMEOUT_S = 30.0
 BODY_READ_TIMEOUT_S = 30.0  # per read: a client that stops sending its body frees the thread
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 BodyLimit = Callable[[str], int]
-RawRoute = Callable[[str, str, str], "tuple[int, dict[str, str], Any] | None"]
+# A raw route answers (method, path, query) itself, before any API event: with (status, headers,
+# chunks), or, for a request whose body it takes as a stream, with a callable given a BodyStream.
+RawRoute = Callable[[str, str, str], "tuple[int, dict[str, str], Any] | Callable[[BodyStream], Any] | None"]
+# A stager takes a large request body as a stream (e.g. an upload, to a staging file) instead of
+# into the event: (method, path, headers, declared length) -> None (not staged), a refusal, or
+# a StagedBody whose receive() reads the body and returns entries for the event's requestContext.
+Stager = Callable[[str, str, Any, int], "StagedBody | ApiError | None"]
+# A handler answering with this header names a signed raw-route path that the front end streams
+# instead of a body (nginx's X-Accel-Redirect); it is never sent to the client.
+INTERNAL_REDIRECT_HEADER = "X-Accel-Redirect"
 _DIGITS = re.compile(r"[0-9]{1,15}")
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its body arrived whole: nobody to answer."""
+
+
+class BodyStream:
+    """A request body read in chunks as it arrives, each read bounded by BODY_READ_TIMEOUT_S."""
+
+    def __init__(self, request: BaseHTTPRequestHandler, length: int) -> None:
+        self.request = request
+        self.length = length
+        self.remaining = length
+        self.headers = request.headers
+
+    def read(self, size: int = 1 << 20) -> bytes:
+        """Up to ``size`` bytes, b"" at the end; RequestTimeout or ClientGone when it stops arriving."""
+        if self.remaining <= 0:
+            return b""
+        self.request.connection.settimeout(BODY_READ_TIMEOUT_S)
+        try:
+            chunk = self.request.rfile.read1(min(size, self.remaining))  # type: ignore[attr-defined]
+        except TimeoutError:
+            raise RequestTimeout(f"the request body did not arrive within {BODY_READ_TIMEOUT_S:.0f} s",
+                                 param="body") from None
+        finally:
+            self.request.connection.settimeout(self.request.timeout)
+        if not chunk:
+            raise ClientGone()
+        self.remaining -= len(chunk)
+        return chunk
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.read():
+            yield chunk
+
+
+class StagedBody(Protocol):
+    def receive(self, body: BodyStream) -> dict[str, Any]: ...
+    def cleanup(self) -> None: ...
 
 
 class LengthRequired(InvalidRequest):
@@ -145,6 +194,13 @@ class Frontend(BaseHTTPRequestHandler):
 
     def _body_length(self, path: str) -> int | ApiError:
         """The declared length, validated before a byte of the body is read."""
+        length = self._declared_length()
+        limit = int(self.server.body_limit(path))  # type: ignore[attr-defined]
+        if isinstance(length, int) and length > limit:
+            return PayloadTooLarge(f"request body is larger than {limit} bytes", param="body")
+        return length
+
+    def _declared_length(self) -> int | ApiError:
         if self.headers.get("transfer-encoding"):
             return LengthRequired("send the body with a Content-Length (Transfer-Encoding is not supported)",
                                   param="Content-Length")
@@ -152,15 +208,11 @@ class Frontend(BaseHTTPRequestHandler):
         if len(declared) > 1:
             return InvalidRequest("conflicting Content-Length headers", param="Content-Length")
         raw = declared.pop() if declared else "0"
-        limit = int(self.server.body_limit(path))  # type: ignore[attr-defined]
         if not _DIGITS.fullmatch(raw):
             if raw.isascii() and raw.isdigit():  # more digits than any body could have
-                return PayloadTooLarge(f"request body is larger than {limit} bytes", param="body")
+                return PayloadTooLarge("request body is larger than any route accepts", param="body")
             return InvalidRequest("Content-Length must be a non-negative integer", param="Content-Length")
-        length = int(raw)
-        if length > limit:
-            return PayloadTooLarge(f"request body is larger than {limit} bytes", param="body")
-        return length
+        return int(raw)
 
     def _dispatch(self, started: float) -> None:
         path, _, query = self.path.partition("?")
@@ -169,13 +221,29 @@ class Frontend(BaseHTTPRequestHandler):
             return
         raw_route = getattr(self.server, "raw_route", None)
         answer = raw_route(self.command, path, query) if raw_route is not None else None
+        if callable(answer):  # e.g. a signed upload locally: the route reads the body as a stream
+            answer = self._raw_body_answer(answer, started)
+            if answer is None:
+                return
         if answer is not None:  # e.g. a signed blob download locally: streamed, no API event
             self._send_stream(*answer)
             self._log(answer[0], started)
             return
-        length = self._body_length(path)
+        stager = getattr(self.server, "stager", None)
+        declared = self._declared_length()
+        staged = stager(self.command, path, self.headers, declared) if stager and isinstance(declared, int) else None
+        length = declared if staged is not None else self._body_length(path)
+        if isinstance(staged, ApiError):
+            self._refuse(staged, started)
+            return
         if isinstance(length, ApiError):
             self._refuse(length, started)
+            return
+        if staged is not None:
+            try:
+                self._call_staged(path, query, staged, length, started)
+            finally:
+                staged.cleanup()  # whatever the handler did not adopt is removed
             return
         raw = b""
         if length:
@@ -205,6 +273,46 @@ class Frontend(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         event = make_event(self.command, path, headers, query, body)
         event["isBase64Encoded"] = binary
+        self._call(handler, event, started)
+
+    def _call_staged(self, path: str, query: str, staged: StagedBody, length: int, started: float) -> None:
+        """A body the stager takes as a stream; the handler gets an event naming what it staged."""
+        try:
+            context = staged.receive(BodyStream(self, length))
+        except ClientGone:
+            self.close_connection = True
+            return
+        except ApiError as error:
+            self._refuse(error, started)  # the rest of the body is never read: the connection closes
+            return
+        handler = self.server.route(path)  # type: ignore[attr-defined]
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        event = make_event(self.command, path, headers, query, None)
+        event["requestContext"].update(context)
+        self._call(handler, event, started)
+
+    def _raw_body_answer(self, consume: Callable[[BodyStream], Any], started: float) -> Any:
+        length = self._declared_length()
+        if isinstance(length, ApiError):
+            self._refuse(length, started)
+            return None
+        body = BodyStream(self, length)
+        try:
+            answer = consume(body)
+        except ClientGone:
+            self.close_connection = True
+            return None
+        except ApiError as error:
+            self._refuse(error, started)
+            return None
+        if body.remaining:  # refused before the end: unread bytes must not become the next request
+            self.close_connection = True
+        return answer
+
+    def _call(self, handler: Handler, event: dict[str, Any], started: float) -> None:
+        raw_route = getattr(self.server, "raw_route", None)
+        if raw_route is not None:  # this front end serves signed paths: a handler may redirect to one
+            event["requestContext"]["internalRedirect"] = True
         sink: list[Any] = []
         token = stream_sink.set(sink)
         try:
@@ -215,13 +323,33 @@ class Frontend(BaseHTTPRequestHandler):
         out_headers = dict(response.get("headers") or {})
         for name, values in (response.get("multiValueHeaders") or {}).items():
             out_headers[name] = values[-1]
+        redirect = next((out_headers.pop(n) for n in list(out_headers) if n.lower() == INTERNAL_REDIRECT_HEADER.lower()),
+                        None)
         if sink:
             self._stream(status, out_headers, sink[0])
+        elif redirect is not None and raw_route is not None:
+            status = self._follow(redirect, status, out_headers, raw_route)
         else:
             raw = response.get("body") or ""
             data = base64.b64decode(raw) if response.get("isBase64Encoded") else raw.encode()
             self._send(status, out_headers, data)
         self._log(status, started)
+
+    def _follow(self, target: str, status: int, headers: dict[str, str], raw_route: RawRoute) -> int:
+        """Stream what a signed raw-route path serves, under the handler's status and headers
+        (its Content-Type and Content-Disposition; the length is the blob's)."""
+        path, _, query = target.partition("?")
+        answer = raw_route("GET", path, query)
+        if answer is None or callable(answer) or answer[0] != 200:
+            if answer is not None and not callable(answer):
+                getattr(answer[2], "close", lambda: None)()
+            error = NotFound("the file's content is missing from storage", param="file_id")
+            self._send(404, {"Content-Type": "application/json"}, json.dumps(error_body(error)).encode())
+            return 404
+        length = {k.lower(): v for k, v in answer[1].items()}.get("content-length", "0")
+        kept = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+        self._send_stream(status, {**kept, "Content-Length": length}, answer[2])
+        return status
 
     def _send(self, status: int, headers: dict[str, str], data: bytes) -> None:
         self.send_response(status)
@@ -287,9 +415,11 @@ class FrontendServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], route: Callable[[str], Handler | None],
                  after_stream: Callable[[], None] | None = None, body_limit: BodyLimit = route_body_limit,
-                 raw_route: RawRoute | None = None) -> None:
+                 raw_route: RawRoute | None = None, stager: Stager | None = None) -> None:
         super().__init__(address, Frontend)
         self.route = route
+        # Takes some large bodies as streams rather than into the event (local uploads).
+        self.stager = stager
         # Answers some requests (method, path, query) itself, before any body or API event.
         self.raw_route = raw_route
         # Checked against Content-Length before the body is read.

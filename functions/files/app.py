@@ -12,14 +12,27 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentsapi.errors import InvalidRequest, PayloadTooLarge
-from agentsapi.http.edge import MULTIPART_OVERHEAD_BYTES, json_response, query_int
+from agentsapi.http.edge import json_response, query_int
 from agentsapi.http.headers import content_disposition
-from agentsapi.http.resolver import make_resolver, services, workspace
+from agentsapi.http.resolver import json_body, make_resolver, services, workspace
+from agentsapi.models.files import SignedUploadRequest
+from agentsapi.payloads import DIRECT_BODY_MAX_BYTES, SIGNED_UPLOAD_ROUTE
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 app = make_resolver(logger)
+
+# Set in requestContext by the local front end only (a client cannot write requestContext, as
+# it cannot write API Gateway's authorizer context): a large upload it already streamed to a
+# staging file, and whether it follows an internal redirect to stream a download itself.
+STAGED_UPLOAD = "stagedUpload"
+INTERNAL_REDIRECT = "internalRedirect"
+INTERNAL_REDIRECT_HEADER = "X-Accel-Redirect"
+
+
+def _request_context() -> dict[str, Any]:
+    return app.current_event.raw_event.get("requestContext") or {}
 
 
 def _raw_body() -> bytes:
@@ -34,9 +47,9 @@ def _multipart() -> dict[str, Any]:
     if not content_type.startswith("multipart/form-data"):
         raise InvalidRequest("upload with Content-Type multipart/form-data (fields: file, purpose)", param="file")
     body = _raw_body()
-    limit = services().files.max_bytes + MULTIPART_OVERHEAD_BYTES
-    if len(body) > limit:
-        raise PayloadTooLarge(f"file: the upload is over the {services().files.max_bytes}-byte limit", param="file")
+    if len(body) > DIRECT_BODY_MAX_BYTES:  # more than API Gateway + Lambda carry; locally, a front end without staging
+        raise PayloadTooLarge(f"file: a {len(body)}-byte upload is over the {DIRECT_BODY_MAX_BYTES} bytes one request "
+                              f"carries; upload larger files with {SIGNED_UPLOAD_ROUTE} (a signed upload)", param="file")
     message = BytesParser(policy=policy.HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
     fields: dict[str, Any] = {}
     for part in message.iter_parts() if message.is_multipart() else []:
@@ -53,11 +66,24 @@ def _multipart() -> dict[str, Any]:
 @app.post("/v1/files")
 @tracer.capture_method(capture_response=False)
 def upload_file() -> Response[Any]:
-    fields = _multipart()
-    filename, mimetype, content = fields["file"]
-    record = services().files.upload(workspace(app), filename, content, fields.get("purpose"), mimetype)
+    staged = _request_context().get(STAGED_UPLOAD)
+    if staged:
+        record = services().files.adopt_staged(workspace(app), staged["token"], staged["filename"],
+                                               staged.get("purpose"), staged.get("contentType"))
+    else:
+        fields = _multipart()
+        filename, mimetype, content = fields["file"]
+        record = services().files.upload(workspace(app), filename, content, fields.get("purpose"), mimetype)
     metrics.add_metric(name="FilesUploaded", unit=MetricUnit.Count, value=1)
     return json_response(record.to_api())
+
+
+@app.post("/v1/files/uploads")
+@tracer.capture_method(capture_response=False)
+def create_signed_upload() -> Response[Any]:
+    request = json_body(app, SignedUploadRequest)
+    return json_response(services().files.uploads.create(workspace(app), request.filename, request.purpose,
+                                                         request.size))
 
 
 @app.get("/v1/files")
@@ -77,13 +103,16 @@ def retrieve_file(file_id: str) -> Response[Any]:
 
 @app.get("/v1/files/<file_id>/content")
 @tracer.capture_method(capture_response=False)
-def download_file(file_id: str) -> Response[bytes]:
-    record, data = services().files.content(workspace(app), file_id)
-    # The SDK accepts only application/octet-stream here (image/png is rejected). The body is
-    # base64 already: the resolver's response validation would turn raw bytes into text.
-    response: Response[bytes] = Response(status_code=200, content_type="application/octet-stream",
-                                         body=base64.b64encode(data).decode("ascii"),
-                                         headers={"Content-Disposition": content_disposition(record.filename)})
+def download_file(file_id: str) -> Response[Any]:
+    download = services().files.download(workspace(app), file_id, bool(_request_context().get(INTERNAL_REDIRECT)))
+    # The SDK accepts only application/octet-stream here (image/png is rejected).
+    headers = {"Content-Disposition": content_disposition(download.record.filename)}
+    if download.redirect is not None:  # the front end strips this header and streams the blob itself
+        return Response(status_code=200, content_type="application/octet-stream", body="",
+                        headers={**headers, INTERNAL_REDIRECT_HEADER: download.redirect})
+    # The body is base64 already: the resolver's response validation would turn raw bytes into text.
+    response: Response[Any] = Response(status_code=200, content_type="application/octet-stream",
+                                       body=base64.b64encode(download.data or b"").decode("ascii"), headers=headers)
     response.base64_encoded = True
     return response
 
@@ -106,3 +135,19 @@ def delete_file(file_id: str) -> Response[Any]:
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def uploads_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """S3 ObjectCreated under uploads/ (FileUploadsFunction): the signed upload becomes a file.
+    Idempotent; a failure here is not lost, as a listing or a retrieve completes the upload too."""
+    recorded = 0
+    for record in event.get("Records") or []:
+        key = (record.get("s3") or {}).get("object", {}).get("key", "")
+        if services().files.uploads.object_created(key) is not None:
+            recorded += 1
+    if recorded:
+        metrics.add_metric(name="FilesUploaded", unit=MetricUnit.Count, value=recorded)
+    return {"recorded": recorded}

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 
 class BlobStore(Protocol):
@@ -13,11 +14,27 @@ class BlobStore(Protocol):
     def delete_prefix(self, prefix: str) -> None: ...
     def copy(self, source: str, key: str, max_age_s: float | None = None) -> bool: ...
     def signed_url(self, key: str, expiry_s: int, filename: str) -> str: ...
+    # Large files: sizes, chunked reads, renames, listings and signed uploads (S3's presigned POST).
+    def size(self, key: str, max_age_s: float | None = None) -> int | None: ...
+    def stream(self, key: str) -> Iterable[bytes] | None: ...
+    def move(self, source: str, key: str) -> bool: ...
+    def keys(self, prefix: str) -> list[str]: ...
+    def presigned_post(self, key: str, expiry_s: int, max_bytes: int, min_bytes: int = 0) -> dict[str, Any]: ...
 
 
 # Top-level prefixes per kind, so S3 lifecycle rules can expire session state on its own.
 def file_key(ws: str, file_id: str) -> str:
     return f"files/{ws}/{file_id}"
+
+
+# A signed upload's bytes land under uploads/ (an S3 notification watches that prefix only); what
+# the client asked for (name, purpose) waits under upload-intents/, written by the service itself.
+def upload_key(ws: str, file_id: str) -> str:
+    return f"uploads/{ws}/{file_id}"
+
+
+def upload_intent_key(ws: str, file_id: str) -> str:
+    return f"upload-intents/{ws}/{file_id}"
 
 
 def session_prefix(ws: str, conversation_id: str) -> str:

@@ -180,7 +180,7 @@ def embedded_storage(settings: Settings) -> Storage:
                    key_store=SqliteKeyStore(database), rate_counter=SqliteWindowCounter(database),
                    queue=queue, consumers=(queue, dead_letters),
                    recovery=[batch_store.release_abandoned_claims, queue.release_in_flight,
-                             dead_letters.release_in_flight])
+                             dead_letters.release_in_flight, blobs.clear_staging])
 
 
 def build_storage(settings: Settings) -> Storage:

@@ -21,8 +21,9 @@ class Settings(BaseSettings):
     public_url: str = Field("http://127.0.0.1:8080", alias="PUBLIC_URL")
     table_name: str = Field("agents-api", alias="TABLE_NAME")
     bucket_name: str = Field("agents-api-files", alias="BUCKET_NAME")
-    # API Gateway + Lambda carry at most 6 MB: uploads stay well under it (base64 grows them).
-    files_max_bytes: int = Field(4 * 1024 * 1024, alias="FILES_MAX_BYTES", gt=0)
+    # The largest file, as Mistral's Files API takes. Through API Gateway a direct upload carries at
+    # most payloads.DIRECT_UPLOAD_MAX_BYTES; larger files go through a signed upload (POST /v1/files/uploads).
+    files_max_bytes: int = Field(512 * 1024 * 1024, alias="FILES_MAX_BYTES", gt=0)
     session_ttl_s: int = Field(7 * 24 * 3600, alias="SESSION_TTL_S", gt=0)
     batch_queue_url: str | None = Field(None, alias="BATCH_QUEUE_URL")
     # Only for `make serve` with STORAGE=aws: the dead-letter queue its local poller drains.

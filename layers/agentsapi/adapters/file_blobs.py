@@ -16,17 +16,26 @@ from a descriptor of the root with ``O_NOFOLLOW`` (``openat``), so a symbolic li
 anywhere under the root is never followed, even if it appears between a check and a use.
 
 Downloads go through signed URLs served by ``local/blob_route.py``: HMAC-SHA256 over the key,
-the expiry and the file name, checked in constant time; the bytes stream in chunks.
+the expiry and the file name, checked in constant time; the bytes stream in chunks. Signed
+uploads are S3's presigned POST, locally: a policy (exact key, expiry, size range) signed the
+same way, answered by the same route.
+
+Large uploads are *staged*: written under ``<root>/.staging/<token>`` (a dot-name, so never a
+key, never served) while they arrive, then adopted by renaming them onto their key (same file
+system: no copy) once the request that brought them is validated, or removed. The staging area
+is emptied when the server starts (whatever was there belonged to requests that died with it).
 """
 
 from __future__ import annotations
 
+import base64
 import errno
 import hashlib
 import hmac
 import json
 import mimetypes
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -35,13 +44,15 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode
 
 SIGNED_PATH = "/_blobs/"
 CHUNK_BYTES = 1 << 20
 MAX_KEY_BYTES = 1024  # S3's limit
 MAX_SEGMENT_BYTES = 255  # NAME_MAX
+STAGING_DIR = ".staging"
+_TOKEN = re.compile(r"[0-9a-f]{32}")
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: a FIFO planted under the root must not hang a reader (no effect on regular files).
@@ -183,7 +194,164 @@ class FileBlobs:
         query = urlencode({"expires": expires, "filename": filename, "signature": self._sign(key, expires, filename)})
         return f"{self.public_url}{SIGNED_PATH}{quote(key, safe='/')}?{query}"
 
+    def size(self, key: str, max_age_s: float | None = None) -> int | None:
+        """The blob's size; None if missing or older than ``max_age_s``."""
+        reader = self.open(key, max_age_s)
+        if reader is None:
+            return None
+        reader.close()
+        return reader.size
+
+    def stream(self, key: str) -> BlobReader | None:
+        """The blob's bytes in chunks (close() it if you stop early), or None if missing."""
+        return self.open(key)
+
+    def move(self, source: str, key: str) -> bool:
+        """Rename a blob onto another key (atomic, no copy); False if the source is missing."""
+        parts, source_parts = key_parts(key), key_parts(source)
+        origin = self._walk(source_parts[:-1], create=False)
+        if origin is None:
+            return False
+        try:
+            directory = self._walk(parts[:-1], create=True)
+            assert directory is not None
+            try:
+                os.replace(source_parts[-1], parts[-1], src_dir_fd=origin, dst_dir_fd=directory)
+            except FileNotFoundError:
+                return False
+            finally:
+                os.close(directory)
+        finally:
+            os.close(origin)
+        return True
+
+    def keys(self, prefix: str) -> list[str]:
+        """The keys under a directory prefix (``uploads/<ws>/``), at any depth, as S3 lists them."""
+        dirs = prefix.rstrip("/").split("/") if prefix.strip("/") else []
+        if dirs:
+            key_parts("/".join(dirs))
+        directory = self._walk(dirs, create=False)
+        if directory is None:
+            return []
+        found: list[str] = []
+        try:
+            for top, _, names, top_fd in os.fwalk(".", dir_fd=directory):
+                base = "/".join([*dirs, *Path(top).parts])
+                for name in names:
+                    if not name.startswith(".") and stat.S_ISREG(os.stat(name, dir_fd=top_fd,
+                                                                         follow_symlinks=False).st_mode):
+                        found.append(f"{base}/{name}" if base else name)
+        finally:
+            os.close(directory)
+        return sorted(found)
+
+    def presigned_post(self, key: str, expiry_s: int, max_bytes: int, min_bytes: int = 0) -> dict[str, Any]:
+        """S3's presigned POST, locally: the form fields a client sends, with its file last, to the
+        returned URL. The policy names the exact key, an expiry and the size range; its HMAC signs it."""
+        key_parts(key)
+        policy = json.dumps({"key": key, "expires": int(time.time()) + int(expiry_s), "min": int(min_bytes),
+                             "max": int(max_bytes)}, separators=(",", ":"))
+        encoded = base64.urlsafe_b64encode(policy.encode()).decode()
+        return {"url": f"{self.public_url}{SIGNED_PATH}", "fields": {"key": key, "policy": encoded,
+                                                                      "signature": self._sign_text(encoded)}}
+
+    def verify_post(self, fields: dict[str, str]) -> dict[str, Any] | None:
+        """The policy of a signed POST whose signature, key and expiry hold; None otherwise."""
+        encoded, signature = fields.get("policy", ""), fields.get("signature", "")
+        if not hmac.compare_digest(self._sign_text(encoded).encode(), signature.encode("utf-8", "replace")):
+            return None
+        try:
+            policy = json.loads(base64.urlsafe_b64decode(encoded.encode()))
+        except ValueError:
+            return None
+        if policy.get("key") != fields.get("key") or time.time() > int(policy.get("expires", 0)):
+            return None
+        return dict(policy)
+
+    # -- staging: large uploads, written once, adopted by a rename ---------------------------------
+    def stage(self) -> StagedBlob:
+        """A new staging file for bytes that are still arriving."""
+        token = uuid.uuid4().hex
+        directory = self._staging_dir()
+        try:
+            fd = os.open(token, _CREATE, 0o600, dir_fd=directory)
+        finally:
+            os.close(directory)
+        return StagedBlob(self, token, os.fdopen(fd, "wb"))
+
+    def open_staged(self, token: str) -> BlobReader | None:
+        if not _TOKEN.fullmatch(str(token)):
+            return None
+        directory = self._staging_dir()
+        try:
+            fd = os.open(token, _READ, dir_fd=directory)
+        except FileNotFoundError:
+            return None
+        finally:
+            os.close(directory)
+        info = os.fstat(fd)
+        return BlobReader(os.fdopen(fd, "rb"), info.st_size, info.st_mtime)
+
+    def adopt(self, token: str, key: str) -> bool:
+        """Make a staged file the blob at ``key`` (a rename within the root); False if it is gone."""
+        if not _TOKEN.fullmatch(str(token)):
+            return False
+        parts = key_parts(key)
+        staging = self._staging_dir()
+        try:
+            directory = self._walk(parts[:-1], create=True)
+            assert directory is not None
+            try:
+                os.replace(token, parts[-1], src_dir_fd=staging, dst_dir_fd=directory)
+            except FileNotFoundError:
+                return False
+            finally:
+                os.close(directory)
+        finally:
+            os.close(staging)
+        return True
+
+    def discard(self, token: str) -> None:
+        if not _TOKEN.fullmatch(str(token)):
+            return
+        staging = self._staging_dir()
+        try:
+            with suppress(FileNotFoundError):
+                os.unlink(token, dir_fd=staging)
+        finally:
+            os.close(staging)
+
+    def clear_staging(self) -> int:
+        """Remove every staged file (at start-up: their requests died with the last server)."""
+        staging = self._staging_dir()
+        removed = 0
+        try:
+            for name in os.listdir(staging):
+                with suppress(FileNotFoundError, IsADirectoryError):
+                    os.unlink(name, dir_fd=staging)
+                    removed += 1
+        finally:
+            os.close(staging)
+        return removed
+
+    def _staging_dir(self) -> int:
+        root = os.open(self.root, _DIR)
+        try:
+            with suppress(FileExistsError):
+                os.mkdir(STAGING_DIR, 0o700, dir_fd=root)
+            return os.open(STAGING_DIR, _DIR, dir_fd=root)
+        finally:
+            os.close(root)
+
     # -- signed downloads -------------------------------------------------------------------------
+    def signed_path(self, key: str, expiry_s: int, filename: str) -> str:
+        """A signed URL's path and query, without the public address (the local front end's
+        internal redirects serve it itself)."""
+        return self.signed_url(key, expiry_s, filename)[len(self.public_url):]
+
+    def _sign_text(self, text: str) -> str:
+        return hmac.new(self.signing_key, b"post\0" + text.encode(), hashlib.sha256).hexdigest()
+
     def _sign(self, key: str, expires: int, filename: str) -> str:
         # JSON of the three fields: unambiguous whatever characters the key or the name hold.
         message = json.dumps([key, expires, filename]).encode()
@@ -257,6 +425,28 @@ class FileBlobs:
                 os.close(fd)
             raise
         return fd
+
+
+class StagedBlob:
+    """A staging file being written: ``write`` chunks, then ``close``; ``token`` names it for
+    ``FileBlobs.adopt`` / ``discard``."""
+
+    def __init__(self, blobs: FileBlobs, token: str, file: BinaryIO) -> None:
+        self.blobs = blobs
+        self.token = token
+        self.file = file
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.file.write(chunk)
+        self.size += len(chunk)
+
+    def close(self) -> None:
+        self.file.close()
+
+    def discard(self) -> None:
+        self.file.close()
+        self.blobs.discard(self.token)
 
 
 def signing_key_at(path: Path | str) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +45,47 @@ class S3Blobs:
                 return False
             raise
         return True
+
+    def size(self, key: str, max_age_s: float | None = None) -> int | None:
+        """The object's size; None if missing or older than ``max_age_s``."""
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise
+        if max_age_s is not None and (datetime.now(UTC) - head["LastModified"]).total_seconds() > max_age_s:
+            return None
+        return int(head["ContentLength"])
+
+    def stream(self, key: str) -> Iterator[bytes] | None:
+        """The object's bytes in 1 MiB chunks (never whole in memory), or None if missing."""
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                return None
+            raise
+        return body.iter_chunks(1 << 20)
+
+    def move(self, source: str, key: str) -> bool:
+        """S3 has no rename: a server-side copy (no bytes through the function), then a delete."""
+        if not self.copy(source, key):
+            return False
+        self.delete(source)
+        return True
+
+    def keys(self, prefix: str) -> list[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        return [item["Key"] for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix)
+                for item in page.get("Contents", [])]
+
+    def presigned_post(self, key: str, expiry_s: int, max_bytes: int, min_bytes: int = 0) -> dict[str, Any]:
+        """A presigned POST for exactly ``key``, whose body S3 refuses outside [min_bytes, max_bytes]."""
+        post = self.client.generate_presigned_post(
+            Bucket=self.bucket, Key=key, ExpiresIn=expiry_s,
+            Conditions=[["content-length-range", int(min_bytes), int(max_bytes)]])
+        return {"url": post["url"], "fields": dict(post["fields"])}
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=key)

@@ -5,52 +5,129 @@ from __future__ import annotations
 import mimetypes
 import time
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from ..blobs import BlobStore, file_key
 from ..errors import InvalidRequest, NotFound, PayloadTooLarge
 from ..limits import MAX_NAME_BYTES, file_name_problem
 from ..models.files import PURPOSES, FileRecord
+from ..payloads import DIRECT_DOWNLOAD_MAX_BYTES, SIGNED_URL_ROUTE
 from ..store import Store
 from .paging import offset_page
+from .uploads import SignedUploads
+
+# An internal redirect is followed by the front end at once; the signature need not outlive that.
+INTERNAL_REDIRECT_TTL_S = 300
+
+
+@dataclass
+class Download:
+    """The bytes to answer with, or the signed path the local front end streams them from."""
+
+    record: FileRecord
+    data: bytes | None = None
+    redirect: str | None = None
+
+
+def _line_count(chunks: Iterable[bytes]) -> int:
+    """Lines of a JSONL file (a last line without its newline counts), read chunk by chunk."""
+    lines, last = 0, b""
+    for chunk in chunks:
+        if chunk:
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return lines + (1 if last and last != b"\n" else 0)
 
 
 class FileService:
-    def __init__(self, store: Store, blobs: BlobStore, max_bytes: int) -> None:
+    def __init__(self, store: Store, blobs: BlobStore, max_bytes: int,
+                 max_response_bytes: int = DIRECT_DOWNLOAD_MAX_BYTES) -> None:
         self.store = store
         self.blobs = blobs
         self.max_bytes = max_bytes
+        self.max_response_bytes = max_response_bytes
+        self.uploads = SignedUploads(self)
 
     def upload(self, ws: str, filename: str, content: bytes, purpose: str | None = None, mimetype: str | None = None,
                source: str = "upload", sample_type: str = "instruct", enforce_limit: bool = True) -> FileRecord:
         """Store a file. ``enforce_limit`` is off for files the service writes itself (batch results)."""
-        problem = file_name_problem(filename)
-        if problem:
-            raise InvalidRequest(f"file: the file name {problem} (a plain name of at most {MAX_NAME_BYTES} bytes of "
-                                 "UTF-8 is required)", param="file")
-        if enforce_limit and len(content) > self.max_bytes:
-            raise PayloadTooLarge(f"file: {len(content)} bytes is over the {self.max_bytes}-byte limit", param="file")
-        purpose = purpose or "fine-tune"
-        if purpose not in PURPOSES:
-            raise InvalidRequest(f"purpose must be one of {', '.join(PURPOSES)}", param="purpose")
-        mimetype = mimetype if mimetype and mimetype != "application/octet-stream" else mimetypes.guess_type(filename)[0]
-        num_lines = content.count(b"\n") + (0 if content.endswith(b"\n") or not content else 1) \
-            if filename.endswith(".jsonl") else None
-        record = FileRecord(id=str(uuid.uuid4()), bytes=len(content), created_at=int(time.time()), filename=filename,
-                            purpose=purpose, mimetype=mimetype or "application/octet-stream", num_lines=num_lines,
-                            source=source, sample_type=sample_type)  # type: ignore[arg-type]
+        num_lines = _line_count([content]) if filename.endswith(".jsonl") else None
+        record = self._new_record(filename, len(content), purpose, mimetype, num_lines, source, sample_type,
+                                  enforce_limit)
         self.blobs.put(file_key(ws, record.id), content, record.mimetype or "application/octet-stream")
         self.store.put_file(ws, record)
         return record
 
+    def adopt_staged(self, ws: str, token: str, filename: str, purpose: str | None = None,
+                     mimetype: str | None = None) -> FileRecord:
+        """A large upload the local front end streamed to a staging file (never held in memory):
+        the same checks as ``upload``, then the staged file becomes the blob by a rename."""
+        staged = getattr(self.blobs, "open_staged", None)
+        reader = staged(token) if staged is not None else None
+        if reader is None:
+            raise RuntimeError("a staged upload was named, but this blob store holds no such staged file")
+        if filename.endswith(".jsonl"):
+            num_lines = _line_count(reader)
+        else:
+            reader.close()
+            num_lines = None
+        record = self._new_record(filename, reader.size, purpose, mimetype, num_lines)
+        if not self.blobs.adopt(token, file_key(ws, record.id)):  # type: ignore[attr-defined]
+            raise RuntimeError("the staged upload disappeared before it was stored")
+        self.store.put_file(ws, record)
+        return record
+
+    def _new_record(self, filename: str, size: int, purpose: str | None, mimetype: str | None,
+                    num_lines: int | None, source: str = "upload", sample_type: str = "instruct",
+                    enforce_limit: bool = True) -> FileRecord:
+        """The checks every new file passes, in the order a client fixes them, and its record."""
+        problem = file_name_problem(filename)
+        if problem:
+            raise InvalidRequest(f"file: the file name {problem} (a plain name of at most {MAX_NAME_BYTES} bytes of "
+                                 "UTF-8 is required)", param="file")
+        if enforce_limit and size > self.max_bytes:
+            raise PayloadTooLarge(f"file: {size} bytes is over the {self.max_bytes}-byte limit", param="file")
+        purpose = purpose or "fine-tune"
+        if purpose not in PURPOSES:
+            raise InvalidRequest(f"purpose must be one of {', '.join(PURPOSES)}", param="purpose")
+        mimetype = mimetype if mimetype and mimetype != "application/octet-stream" else mimetypes.guess_type(filename)[0]
+        return FileRecord(id=str(uuid.uuid4()), bytes=size, created_at=int(time.time()), filename=filename,
+                          purpose=purpose, mimetype=mimetype or "application/octet-stream", num_lines=num_lines,
+                          source=source, sample_type=sample_type)  # type: ignore[arg-type]
+
     def _record(self, ws: str, file_id: str) -> FileRecord:
-        record = self.store.get_file(ws, file_id)
+        # A signed upload whose bytes are in but whose notification has not run yet is recorded now:
+        # once its bytes are stored, a file is always there to retrieve.
+        record = self.store.get_file(ws, file_id) or self.uploads.complete(ws, file_id)
         if record is None:
             raise NotFound(f"File {file_id} not found", param="file_id")
         return record
 
     def get(self, ws: str, file_id: str) -> dict[str, Any]:
         return self._record(ws, file_id).to_api()
+
+    def download(self, ws: str, file_id: str, internal_redirect: bool = False) -> Download:
+        """What ``GET /v1/files/{id}/content`` answers. Behind the local front end a file-system
+        blob is streamed by the front end itself from a signed path (never read into the handler);
+        elsewhere the bytes travel in the response, which API Gateway and Lambda bound."""
+        record = self._record(ws, file_id)
+        signed_path = getattr(self.blobs, "signed_path", None)
+        if internal_redirect and signed_path is not None:
+            return Download(record, redirect=signed_path(file_key(ws, file_id), INTERNAL_REDIRECT_TTL_S, record.filename))
+        if record.bytes > self.max_response_bytes:
+            raise InvalidRequest(
+                f"file_id: {record.bytes} bytes is more than one response through API Gateway carries "
+                f"({self.max_response_bytes} bytes); download it from a signed URL: {SIGNED_URL_ROUTE} "
+                "(client.files.get_signed_url)", param="file_id")
+        return Download(record, data=self._content(ws, file_id))
+
+    def _content(self, ws: str, file_id: str) -> bytes:
+        data = self.blobs.get(file_key(ws, file_id))
+        if data is None:
+            raise NotFound(f"File {file_id} has no content", param="file_id")
+        return data
 
     def content(self, ws: str, file_id: str) -> tuple[FileRecord, bytes]:
         record = self._record(ws, file_id)
@@ -64,6 +141,7 @@ class FileService:
         return {"url": self.blobs.signed_url(file_key(ws, file_id), expiry_hours * 3600, record.filename)}
 
     def list(self, ws: str, page: int, page_size: int, purpose: str | None) -> dict[str, Any]:
+        self.uploads.complete_all(ws)  # signed uploads whose bytes are in appear in the very next listing
         records = offset_page(lambda limit, token: self.store.list_files(ws, limit, token), page, page_size,
                               keep=(lambda record: record.purpose == purpose) if purpose else None)
         return {"object": "list", "data": [record.to_api() for record in records], "total": None}

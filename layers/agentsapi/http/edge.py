@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from ..errors import ApiError, InvalidRequest, PayloadTooLarge, ValidationFailed
 from ..limits import too_deep
 from ..models.common import CLIENT_INPUT
+from ..payloads import DIRECT_BODY_MAX_BYTES
 from ..settings import Settings
 from .errors import error_body, from_pydantic
 
@@ -35,7 +36,9 @@ def request_body_limit(settings: Settings, path: str) -> int:
     """The largest body a route accepts: the front end refuses more before reading it, and the
     handlers check the same figure (API Gateway, which has no front end of ours, forwards any)."""
     if path == "/v1/files" or path.startswith("/v1/files/"):
-        return settings.files_max_bytes + MULTIPART_OVERHEAD_BYTES
+        # A body in the event is what API Gateway and Lambda carry at most; larger files take a signed
+        # upload, or locally the front end's staged upload (local/upload_stage.py), never an event.
+        return min(settings.files_max_bytes + MULTIPART_OVERHEAD_BYTES, DIRECT_BODY_MAX_BYTES)
     if path == "/v1/batch" or path.startswith("/v1/batch/"):
         return settings.max_request_bytes * BATCH_BODY_FACTOR
     return settings.max_request_bytes

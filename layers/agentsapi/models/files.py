@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from .common import ApiModel
+from pydantic import Field
+
+from .common import ApiModel, ClientFileName, StrictModel
 
 Purpose = Literal["fine-tune", "batch", "ocr", "agentic_safety", "code_interpreter"]
 PURPOSES = ("fine-tune", "batch", "ocr", "agentic_safety", "code_interpreter")
@@ -26,3 +28,11 @@ class FileRecord(ApiModel):
                 "filename": self.filename, "purpose": self.purpose, "sample_type": self.sample_type,
                 "source": self.source, "mimetype": self.mimetype, "num_lines": self.num_lines, "deleted": False,
                 "signature": None, "expires_at": None, "visibility": "workspace"}
+
+
+class SignedUploadRequest(StrictModel):
+    """``POST /v1/files/uploads``: a file too large for one API Gateway request, announced first."""
+
+    filename: ClientFileName
+    purpose: Purpose | None = None
+    size: int | None = Field(None, ge=0)  # when given, the signed POST takes exactly this many bytes
