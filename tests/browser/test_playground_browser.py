@@ -193,6 +193,7 @@ def test_a_wrong_key_is_refused_with_a_clear_message(browser: Any, served: Serve
         expect(page.get_by_role("alert")).to_contain_text("The API key was refused (HTTP 401)")
         send(page, "hello")
         expect(page.get_by_role("alert")).to_contain_text("Check the API key field")
-        expect(page.locator(".entry-assistant")).to_have_count(0)
+        expect(page.locator(".entry")).to_have_count(0)
+        expect(page.get_by_label("Message")).to_have_value("hello")  # given back, to send again with the right key
     finally:
         context.close()

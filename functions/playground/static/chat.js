@@ -317,6 +317,7 @@ export function mountChat(ctx) {
     ctx.clearNotice();
     setBusy(true);
     let turn = null;
+    let pending = null;
     try {
       const files = await uploadAttachments();
       const inputs = files.length
@@ -343,17 +344,32 @@ export function mountChat(ctx) {
           body.tools = byId('code-interpreter').checked ? [{ type: 'code_interpreter' }] : [];
         }
       }
-      transcript.append(userEntry(shown));
+      pending = { item: userEntry(shown), attachments, restart: restartFrom };
+      transcript.append(pending.item);
       message.value = '';
       attachments = [];
       renderAttachments();
       setRestart(null);
       setStatus('Waiting for the model…');
       turn = liveTurn();
-      await api.stream(path, body, (event) => turn.handle(event));
+      await api.stream(path, body, (event) => {
+        pending = null; // the server took the turn
+        turn.handle(event);
+      });
     } catch (error) {
       ctx.notify(error);
       setStatus('Failed');
+      if (pending) { // refused before the turn began (a wrong key, a bad setting): give the message back
+        pending.item.remove();
+        message.value = text;
+        attachments = pending.attachments;
+        renderAttachments();
+        if (pending.restart) { // the entries after the restart point were hidden: show them again
+          await openConversation(conversationId, { keepStatus: true });
+          setRestart(pending.restart);
+        }
+        turn = null;
+      }
     } finally {
       setBusy(false);
     }
