@@ -52,6 +52,8 @@ FILES = {
     "download_file": ("GET", "/v1/files/{file_id}/content", "", None),
     "get_file_signed_url": ("GET", "/v1/files/{file_id}/url", "expiry=24", None),
     "delete_file": ("DELETE", "/v1/files/{file_id}", "", None),
+    "create_signed_upload": ("POST", "/v1/files/uploads", "", {"filename": "sales.parquet", "purpose": "batch",
+                                                                "size": 200_000_000}),
 }
 BATCH = {
     "create_batch_job": ("POST", "/v1/batch/jobs", "", {
@@ -117,6 +119,11 @@ def main() -> None:
                                  "object": {"key": "batch-inbox/{ws}/model/mistral-small-latest/nightly.jsonl",
                                             "size": 64}}}]}
     (HERE / "batch_worker" / "s3_inbox.json").write_text(json.dumps(inbox, indent=2) + "\n")
+    # FileUploadsFunction: S3 says a signed upload's bytes are in (the key names workspace and file id).
+    uploaded = {"Records": [{**inbox["Records"][0], "eventName": "ObjectCreated:Post",
+                             "s3": {**inbox["Records"][0]["s3"],
+                                    "object": {"key": "uploads/{ws}/{file_id}", "size": 200_000_000}}}]}
+    (HERE / "files" / "s3_upload.json").write_text(json.dumps(uploaded, indent=2) + "\n")
     write_authorizer_events()
     write_stream_events()
     write_playground_events()

@@ -21,9 +21,9 @@ def invoke(function: str, name: str, **ids: str) -> dict[str, Any]:
     if "httpMethod" in event:
         return apigw.invoke(function, event)
     module = apigw.handler_module(function)  # SQS and S3 events: the worker's handlers
-    handler = {"sqs_request": module.lambda_handler, "sqs_dead_letter": module.dlq_handler,
-               "s3_inbox": module.inbox_handler}[name]
-    return handler(event, apigw.FakeContext())
+    handler = {"sqs_request": "lambda_handler", "sqs_dead_letter": "dlq_handler", "s3_inbox": "inbox_handler",
+               "s3_upload": "uploads_handler"}[name]
+    return getattr(module, handler)(event, apigw.FakeContext())
 
 
 def body(response: dict[str, Any]) -> Any:
@@ -94,6 +94,23 @@ def test_file_events(services: Any, name: str) -> None:
     assert uploaded["statusCode"] == 200, uploaded["body"]
     response = invoke("files", name, file_id=body(uploaded)["id"])
     assert response["statusCode"] == 200, response["body"]
+
+
+def test_signed_upload_events(services: Any) -> None:
+    """The announcement through the files function; S3's notification through the uploads function
+    once the bytes are in (under moto a plain put stands for the client's presigned POST)."""
+    announced = invoke("files", "create_signed_upload")
+    assert announced["statusCode"] == 200, announced["body"]
+    upload = body(announced)
+    assert upload["max_bytes"] == 200_000_000 and upload["fields"]["key"] == f"uploads/sample-workspace/{upload['id']}"
+    assert invoke("files", "retrieve_file", file_id=upload["id"])["statusCode"] == 404  # pending: not a file
+    small = services.files.uploads.create("sample-workspace", "rows.csv", "ocr", 10)
+    services.files.blobs.put(small["fields"]["key"], b"x" * 9)  # not the announced size: never a file
+    assert invoke("files", "s3_upload", ws="sample-workspace", file_id=small["id"]) == {"recorded": 0}
+    small = services.files.uploads.create("sample-workspace", "rows.csv", "ocr", 10)
+    services.files.blobs.put(small["fields"]["key"], b"x" * 10)
+    assert invoke("files", "s3_upload", ws="sample-workspace", file_id=small["id"]) == {"recorded": 1}
+    assert body(invoke("files", "retrieve_file", file_id=small["id"]))["bytes"] == 10
 
 
 def test_batch_events_end_to_end(services: Any) -> None:

@@ -20,7 +20,8 @@ FUNCTIONS = {name: r for name, r in RESOURCES.items() if r["Type"] == "AWS::Serv
 EXPECTED_POLICIES = {
     "AuthorizerFunction": {"KeyLookupPolicy"},
     "AgentsFunction": {"TableReadWritePolicy"},
-    "FilesFunction": {"TableReadWritePolicy", "FileObjectsPolicy"},
+    "FilesFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "FileUploadObjectsPolicy"},
+    "FileUploadsFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "FileUploadObjectsPolicy"},
     "ConversationsFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "SessionObjectsPolicy", "InvokeSandboxPolicy",
                               "ModelSecretPolicy"},
     "ConversationsStreamFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "SessionObjectsPolicy",
@@ -35,6 +36,7 @@ EXPECTED_POLICIES = {
 # Which sample events in events/ exercise which function.
 EVENTS = {
     "AuthorizerFunction": "authorizer/*.json", "AgentsFunction": "agents/*.json", "FilesFunction": "files/*.json",
+    "FileUploadsFunction": "files/s3_upload.json",
     "ConversationsFunction": "conversations/*.json", "ConversationsStreamFunction": "conversations_stream/*.json",
     "BatchApiFunction": "batch/*.json", "BatchWorkerFunction": "batch_worker/sqs_request.json",
     "BatchDeadLetterFunction": "batch_worker/sqs_dead_letter.json", "BatchInboxFunction": "batch_worker/s3_inbox.json",
@@ -291,7 +293,28 @@ def test_bucket_is_private_encrypted_tls_only_with_expiry_rules() -> None:
     [deny] = props("BucketPolicy")["PolicyDocument"]["Statement"]
     assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     expiring = {rule.get("Prefix") for rule in bucket["LifecycleConfiguration"]["Rules"] if "ExpirationInDays" in rule}
-    assert expiring == {"sessions/", "batch-inbox/"}
+    assert expiring == {"sessions/", "batch-inbox/", "uploads/", "upload-intents/"}
+
+
+def test_signed_uploads_are_confined_to_their_prefixes_and_notified_from_uploads_only() -> None:
+    from agentsapi.payloads import DIRECT_UPLOAD_MAX_BYTES
+
+    for statement in statements("FileUploadObjectsPolicy"):
+        if "s3:ListBucket" in actions(statement):
+            assert statement["Condition"]["StringLike"]["s3:prefix"] == ["uploads/*", "upload-intents/*"]
+        else:
+            assert sorted(r["Fn::Sub"].rsplit("-files/", 1)[1] for r in statement["Resource"]) == \
+                ["upload-intents/*", "uploads/*"]
+            assert set(actions(statement)) == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
+    [event] = props("FileUploadsFunction")["Events"].values()
+    assert event["Type"] == "S3" and refs(event["Properties"]["Bucket"]) == {"Bucket"}
+    assert event["Properties"]["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "uploads/"}]
+    assert props("FileUploadsFunction")["Handler"] == "app.uploads_handler"
+    # API Gateway's own 413 names the signed upload, and the figure the code enforces.
+    too_large = props("Api")["GatewayResponses"]["REQUEST_TOO_LARGE"]
+    body = json.loads(too_large["ResponseTemplates"]["application/json"])
+    assert too_large["StatusCode"] == "413" and body["param"] == "file" and body["type"] == "invalid_request_error"
+    assert "POST /v1/files/uploads" in body["message"] and str(DIRECT_UPLOAD_MAX_BYTES) in body["message"]
 
 
 def test_each_queue_is_consumed_by_its_own_function_with_a_policy_for_that_queue_only() -> None:
