@@ -1,10 +1,12 @@
-"""Added latency of carrying interpreter session state, through the local invoker.
+"""What carrying interpreter session state costs, per MB of state, up to 256 MiB.
 
-For a small namespace (a few variables) and a large one (about 2 MB of arrays and a frame),
-prints p50/p95 of the same `print(1)` cell run without a session, and with the state restored
-before and captured after it — what every execution in a conversation pays.
+Through the local invoker, as `make serve` runs it: the state lives in a file-system blob store
+(as under DATA_DIR) and travels by reference (the worker's exchange directory). For states of
+growing size (a numpy array of that many MB), runs the same `print(1)` cell with the state
+restored before and captured after it — what every execution in a conversation pays — and
+prints the median time, the time added over no session, and that per MB.
 
-    .venv/bin/python benchmarks/session_latency.py [--runs 30]
+    .venv/bin/python benchmarks/session_latency.py [--runs 5] [--sizes 1,16,64,128,256]
 """
 
 from __future__ import annotations
@@ -13,54 +15,65 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "layers"))
 
+from agentsapi.adapters.file_blobs import FileBlobs  # noqa: E402
 from agentsapi.adapters.local_sandbox import LocalSandbox, LocalSandboxConfig  # noqa: E402
 from agentsapi.sandbox.port import ExecutionRequest  # noqa: E402
-
-SMALL = "a = 1\nb = 'text'\nc = [1, 2, 3]\ndef f(x):\n    return x + 1"
-LARGE = ("import numpy as np\nimport pandas as pd\narrays = [np.random.rand(50_000) for _ in range(4)]\n"
-         "frame = pd.DataFrame({'x': np.arange(20_000), 'y': np.random.rand(20_000)})")
-
-
-def percentiles(samples: list[float]) -> str:
-    ordered = sorted(samples)
-    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
-    return f"p50 {statistics.median(ordered):7.1f} ms   p95 {p95:7.1f} ms"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--gap", type=float, default=0.3)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--sizes", default="1,16,64,128,256", help="state sizes in MiB")
     args = parser.parse_args()
     python = os.environ.get("SANDBOX_PYTHON", "/opt/agents-sandbox/venv/bin/python")
-    pool = LocalSandbox(LocalSandboxConfig(python=python, runner_dir=str(ROOT / "sandbox_image"), workers=1))
+    pool = LocalSandbox(LocalSandboxConfig(python=python, runner_dir=str(ROOT / "sandbox_image"), workers=1,
+                                           timeout_s=120))
     pool.warm_up()
+    with tempfile.TemporaryDirectory(prefix="session-bench-") as data_dir:
+        blobs = FileBlobs(Path(data_dir) / "blobs", os.urandom(32), "http://127.0.0.1")
 
-    def timed(request: ExecutionRequest) -> list[float]:
-        samples = []
-        for _ in range(args.runs):
-            time.sleep(args.gap)
+        def run(request: ExecutionRequest) -> tuple[float, object]:
             started = time.perf_counter()
             result = pool.execute(request)
-            samples.append((time.perf_counter() - started) * 1000)
+            elapsed = (time.perf_counter() - started) * 1000
             assert result.status == "ok", result.code_output()
-        return samples
+            return elapsed, result
 
-    baseline = timed(ExecutionRequest(code="print(1)"))
-    print(f"no session:                    {percentiles(baseline)}")
-    for label, setup in (("small namespace", SMALL), ("large namespace", LARGE)):
-        state = pool.execute(ExecutionRequest(code=setup, carry_session=True)).session
-        assert state is not None
-        samples = timed(ExecutionRequest(code="print(1)", carry_session=True, session_state=state.content()))
-        added = statistics.median(samples) - statistics.median(baseline)
-        print(f"{label} ({state.bytes / 1024:7.1f} KiB): {percentiles(samples)}   added p50 {added:6.1f} ms")
+        baseline = statistics.median(run(ExecutionRequest(code="print(1)", blobs=blobs))[0] for _ in range(args.runs))
+        print(f"no session: print(1) p50 {baseline:7.1f} ms")
+        print(f"{'state':>10} {'p50':>10} {'added':>10} {'per MB':>10}")
+        for mib in (int(s) for s in args.sizes.split(",")):
+            _, first = run(ExecutionRequest(code=f"import numpy as np\nstate = np.ones({mib} * 131072)",
+                                            carry_session=True, blobs=blobs, timeout_s=120))
+            key = adopt(blobs, first, "bench/state-0")
+            samples = []
+            for number in range(args.runs):
+                elapsed, result = run(ExecutionRequest(code="print(1)", carry_session=True, session_key=key,
+                                                       blobs=blobs, timeout_s=120))
+                samples.append(elapsed)
+                key = adopt(blobs, result, f"bench/state-{number + 1}")
+            size_mb = blobs.size(key) / 1e6  # type: ignore[operator]
+            p50 = statistics.median(samples)
+            added = p50 - baseline
+            print(f"{size_mb:7.1f} MB {p50:8.1f} ms {added:8.1f} ms {added / size_mb:7.2f} ms")
+            blobs.delete_prefix("bench/")
     pool.close()
+
+
+def adopt(blobs: FileBlobs, result: object, key: str) -> str:
+    """What the conversation service does with a new state: keep it under its own key."""
+    session = result.session  # type: ignore[attr-defined]
+    assert session is not None and session.key, result.code_output()  # type: ignore[attr-defined]
+    blobs.move(session.key, key)
+    blobs.delete_prefix(result.exchange_prefix)  # type: ignore[attr-defined]
+    return key
 
 
 if __name__ == "__main__":

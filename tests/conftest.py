@@ -34,8 +34,9 @@ def sandbox() -> Iterator[Any]:
     """One local bubblewrap worker pool for the whole session (a warm 'container')."""
     from agentsapi.adapters.local_sandbox import LocalSandbox, LocalSandboxConfig
 
+    # A 4 MiB session limit (256 MiB by default): the tests that go over it stay small and fast.
     pool = LocalSandbox(LocalSandboxConfig(python=SANDBOX_PYTHON, runner_dir=str(ROOT / "sandbox_image"), workers=1,
-                                           timeout_s=10, extra_env={"PLANTED_SECRET": "canary-7f3a9d1e",
+                                           timeout_s=10, max_session_bytes=4 * 1024 * 1024, extra_env={"PLANTED_SECRET": "canary-7f3a9d1e",
                                                                     "AWS_SECRET_ACCESS_KEY": "awscanary-52c81b"}))
     pool.warm_up()
     yield pool

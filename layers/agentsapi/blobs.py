@@ -37,6 +37,16 @@ def upload_intent_key(ws: str, file_id: str) -> str:
     return f"upload-intents/{ws}/{file_id}"
 
 
+# Where one execution's data waits while it moves by reference between the API side and the
+# sandbox: inputs under ``in/``, what the code wrote under ``out/`` (the sandbox's own refs), all
+# removed once the turn has adopted what it keeps. In AWS the sandbox reaches nothing else.
+SANDBOX_PREFIX = "sandbox/"
+
+
+def exchange_key(execution_id: str, ref: str) -> str:
+    return f"{SANDBOX_PREFIX}{execution_id}/{ref}"
+
+
 def session_prefix(ws: str, conversation_id: str) -> str:
     return f"sessions/{ws}/{conversation_id}/"
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import boto3
 
@@ -56,16 +57,29 @@ def build_sandbox(settings: Settings) -> Sandbox:
         from .adapters.lambda_sandbox import LambdaSandbox, invoke_config
 
         return LambdaSandbox(boto3.client("lambda", config=invoke_config(settings.sandbox_timeout_s)),
-                             settings.sandbox_function_name)
+                             settings.sandbox_function_name, presigner=sandbox_presigner(),
+                             execution_timeout_s=settings.sandbox_timeout_s,
+                             max_input_bytes=settings.sandbox_max_input_bytes)
     if settings.sandbox_mode == "local":
         from .adapters.local_sandbox import LocalSandbox, LocalSandboxConfig
 
         return LocalSandbox(LocalSandboxConfig(
             python=settings.sandbox_python, runner_dir=settings.sandbox_runner_dir, workers=settings.sandbox_workers,
             timeout_s=settings.sandbox_timeout_s, memory_mb=settings.sandbox_memory_mb,
-            wait_s=settings.sandbox_wait_s,
+            wait_s=settings.sandbox_wait_s, max_input_bytes=settings.sandbox_max_input_bytes,
+            max_session_bytes=settings.session_max_bytes,
         ))
     return DisabledSandbox()
+
+
+def sandbox_presigner() -> Any:
+    """An S3 client whose presigned URLs the sandbox can use: the bucket's regional,
+    virtual-hosted name (what the S3 gateway endpoint routes), signed with SigV4."""
+    from botocore.config import Config
+
+    region = boto3.session.Session().region_name or "us-east-1"
+    return boto3.client("s3", region_name=region, endpoint_url=f"https://s3.{region}.amazonaws.com",
+                        config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}))
 
 
 def provider_secret(settings: Settings) -> str | None:

@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     sandbox_workers: int = Field(2, alias="SANDBOX_WORKERS", ge=1, le=16)
     sandbox_timeout_s: float = Field(30.0, alias="SANDBOX_TIMEOUT_S", gt=0, le=600)
     sandbox_memory_mb: int = Field(1024, alias="SANDBOX_MEMORY_MB", ge=128)
+    # The files and session state one execution may take in (they travel by reference).
+    sandbox_max_input_bytes: int = Field(1024 * 1024 * 1024, alias="SANDBOX_MAX_INPUT_BYTES", gt=0)
+    # An interpreter session's state (variables, files the code wrote), carried between executions.
+    session_max_bytes: int = Field(256 * 1024 * 1024, alias="SESSION_MAX_BYTES", gt=0)
     # Locally: how long a turn waits for a free sandbox worker before a 503 with Retry-After.
     sandbox_wait_s: float = Field(10.0, alias="SANDBOX_WAIT_S", gt=0, le=600)
 

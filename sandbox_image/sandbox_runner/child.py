@@ -158,16 +158,11 @@ def _take_request(workdir: str) -> dict[str, Any]:
 
 
 def _restore_session(namespace: dict[str, Any], workdir: str) -> tuple[list[str], list[list[Any]]]:
-    """Load the state the runner left, then wipe its raw bytes: nothing user code can reach (by
-    frame inspection or by scanning freed memory) holds the blob afterwards."""
+    """Load the state the runner left, streamed from its file, which is gone before user code runs
+    (session.restore drops each raw value once loaded)."""
     with open(session.IN_FILE, "rb") as handle:
-        blob = bytearray(handle.read())
-    os.unlink(session.IN_FILE)
-    try:
-        return session.restore(blob, namespace, workdir)
-    finally:
-        blob[:] = bytes(len(blob))
-        del blob
+        os.unlink(session.IN_FILE)
+        return session.restore(handle, namespace, workdir)
 
 
 def run(request: dict[str, Any], raw_w: int, chan_w: int) -> None:
@@ -199,11 +194,8 @@ def run(request: dict[str, Any], raw_w: int, chan_w: int) -> None:
             sys.stderr.write(f"[could not save figures: {type(exc).__name__}: {exc}]\n")
         if carry is not None:
             try:
-                blob, notes = session.capture(namespace, request["workdir"], carry["limit"],
-                                              skip_files=_unchanged_inputs(request.get("inputs") or {}))
-                with open(session.OUT_FILE, "xb") as handle:
-                    handle.write(blob)
-                session_notes += notes
+                session_notes += session.capture(namespace, request["workdir"], carry["limit"], session.OUT_FILE,
+                                                 skip_files=_unchanged_inputs(request.get("inputs") or {}))
             except Exception as exc:  # noqa: BLE001 - the cell's own result still counts
                 session_notes.append(f"session state could not be saved: {type(exc).__name__}: {exc}")
         result = {

@@ -1,7 +1,7 @@
 """Interpreter sessions: what one execution leaves for the next, carried in the request and response.
 
 Runs inside the child only. The sandbox stays stateless: the state is an opaque blob the API
-side stores and hands back; the runner never opens it. It holds the cell namespace (values
+side stores and hands back (by reference when large); the runner never opens it. It holds the cell namespace (values
 serialised with cloudpickle, so functions and classes defined in a cell survive; imported
 modules by name) and the regular files of the working directory. What cannot be carried (an
 open socket, a generator, anything over the size limit) is dropped with a plain note.
@@ -13,7 +13,7 @@ import importlib
 import os
 import pickle
 import types
-from typing import Any
+from typing import Any, BinaryIO
 
 IN_FILE = ".session-in"
 OUT_FILE = ".session-out"
@@ -26,11 +26,14 @@ def _reason(exc: BaseException) -> str:
     return text[:120]
 
 
-def restore(blob: bytes, namespace: dict[str, Any], workdir: str) -> tuple[list[str], list[list[Any]]]:
-    """Load a previous state into ``namespace`` and ``workdir``; return notes and restored files."""
+def restore(handle: BinaryIO, namespace: dict[str, Any], workdir: str) -> tuple[list[str], list[list[Any]]]:
+    """Load a previous state from ``handle`` into ``namespace`` and ``workdir``; return notes and
+    restored files. Read as a stream, and each pickled value is dropped once loaded: a 256 MiB
+    state costs its values plus one of them in flight, not the whole blob on top, and nothing
+    user code can reach afterwards holds the raw bytes."""
     notes: list[str] = []
     try:
-        state = pickle.loads(blob)  # noqa: S301 - inside the sandbox, on state this conversation's code produced
+        state = pickle.load(handle)  # noqa: S301 - inside the sandbox, on state this conversation's code produced
     except Exception as exc:  # noqa: BLE001
         return [f"session state could not be loaded ({_reason(exc)}); starting fresh"], []
     for name, module in state.get("modules", {}).items():
@@ -38,28 +41,34 @@ def restore(blob: bytes, namespace: dict[str, Any], workdir: str) -> tuple[list[
             namespace[name] = importlib.import_module(module)
         except Exception as exc:  # noqa: BLE001
             notes.append(f"session: could not re-import {name} ({module}): {_reason(exc)}")
-    for name, data in state.get("values", {}).items():
+    values = state.pop("values", {})
+    for name in list(values):
+        data = values.pop(name)
         try:
             namespace[name] = pickle.loads(data)  # noqa: S301 - same: sandbox-side, own state
         except Exception as exc:  # noqa: BLE001
             notes.append(f"session: could not restore {name}: {_reason(exc)}")
+        del data
     restored = []
-    for relative, data in state.get("files", {}).items():
+    files = state.pop("files", {})
+    for relative in list(files):
+        data = files.pop(relative)
         path = os.path.join(workdir, relative)
         if os.path.lexists(path):
             continue  # a file handed in with this request is newer than the session's copy
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "xb") as handle:
-                handle.write(data)
+            with open(path, "xb") as out:
+                out.write(data)
             info = os.stat(path)
             restored.append([relative, info.st_size, info.st_mtime_ns])
         except OSError as exc:
             notes.append(f"session: could not restore file {relative}: {_reason(exc)}")
+        del data
     return notes, restored
 
 
-def _files(workdir: str) -> dict[str, bytes]:
+def _files(workdir: str, skip: set[str]) -> dict[str, bytes]:
     found: dict[str, bytes] = {}
     for directory, dirs, names in os.walk(workdir, followlinks=False):
         dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
@@ -67,6 +76,8 @@ def _files(workdir: str) -> dict[str, bytes]:
             path = os.path.join(directory, name)
             if name.startswith(".") or os.path.islink(path) or not os.path.isfile(path):
                 continue
+            if os.path.relpath(path, workdir) in skip:
+                continue  # never read: a 200 MB input is not held in memory to be thrown away
             try:
                 with open(path, "rb") as handle:
                     found[os.path.relpath(path, workdir)] = handle.read()
@@ -75,11 +86,12 @@ def _files(workdir: str) -> dict[str, bytes]:
     return found
 
 
-def capture(namespace: dict[str, Any], workdir: str, limit: int,
-            skip_files: set[str] = frozenset()) -> tuple[bytes, list[str]]:  # type: ignore[assignment]
-    """Serialise what can be carried, within ``limit`` bytes; say what was dropped and why.
-    ``skip_files``: the conversation's own input files, unchanged: handed in again every turn,
-    they are not state."""
+def capture(namespace: dict[str, Any], workdir: str, limit: int, out_path: str,
+            skip_files: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+    """Serialise what can be carried, within ``limit`` bytes, into a new file at ``out_path``;
+    say what was dropped and why. ``skip_files``: the conversation's own input files, unchanged:
+    handed in again every turn, they are not state. The state is written as it is pickled, not
+    built in memory first: with a 256 MiB state that is one copy of it fewer."""
     import cloudpickle
 
     modules: dict[str, str] = {}
@@ -95,7 +107,7 @@ def capture(namespace: dict[str, Any], workdir: str, limit: int,
             values[name] = cloudpickle.dumps(value)
         except Exception as exc:  # noqa: BLE001 - sockets, generators, locks...
             dropped.append(f"{name} ({type(value).__name__}: {_reason(exc)})")
-    files = {name: data for name, data in _files(workdir).items() if name not in skip_files}
+    files = _files(workdir, set(skip_files))
     items = [("value", name, len(data)) for name, data in values.items()]
     items += [("file", name, len(data)) for name, data in files.items()]
     total = sum(size for *_, size in items)
@@ -107,5 +119,7 @@ def capture(namespace: dict[str, Any], workdir: str, limit: int,
         total -= size
         dropped.append(f"{name} ({kind}, {size} bytes: over the {limit}-byte session limit)")
     notes = ["session: not carried to the next execution: " + ", ".join(dropped)] if dropped else []
-    blob = pickle.dumps({"version": VERSION, "modules": modules, "values": values, "files": files})
-    return blob, notes
+    with open(out_path, "xb") as handle:
+        pickle.dump({"version": VERSION, "modules": modules, "values": values, "files": files}, handle,
+                    protocol=pickle.HIGHEST_PROTOCOL)
+    return notes

@@ -30,7 +30,7 @@ class StatefulSandbox:
         self.state_for: dict[str, bytes] = {}
 
     def execute(self, request: ExecutionRequest) -> ExecutionResult:
-        self.requests.append(request)
+        self.requests.append(request.inlined())  # what reaches the cell: inputs by reference, resolved
         state = self.state_for.get(request.code, b"state:" + request.code.encode())
         session = SessionState(state_b64=base64.b64encode(state).decode(), bytes=len(state)) \
             if request.carry_session else None

@@ -53,7 +53,7 @@ def test_variables_functions_imports_and_files_survive_a_new_container(api: Any,
 
 def test_what_cannot_be_carried_is_named_and_the_rest_survives(api: Any, real_sandbox: Any) -> None:
     first = run(api, None, "import socket\nsock = socket.socket(socket.AF_UNIX)\ngen = (i for i in range(3))\n"
-                           "big = bytes(3 * 1024 * 1024)\nkeep = 42")
+                           "big = bytes(5 * 1024 * 1024)\nkeep = 42")
     notes = output(first)
     assert "gen (generator" in notes and "big (value" in notes and "sock (socket" in notes
     second = run(api, first["conversation_id"], "print(keep, 'gen' in globals(), 'big' in globals())")

@@ -35,7 +35,7 @@ for name in os.listdir("/proc"):
             states.append("X" if int(fields[6]) & 0x4 else fields[0])
         if any(state not in "ZX" for state in states):  # a zombie main thread can hide live threads
             others.append(int(name))
-listing = {d: sorted(os.listdir(d)) for d in ("/tmp", "/tmp/sbx", ".") if os.path.isdir(d)}
+listing = {d: sorted(os.listdir(d)) for d in ("/tmp", "/tmp/sbx", "/tmp/xchg", ".") if os.path.isdir(d)}
 print(json.dumps({"others": others, "listing": listing, "env": sorted(os.environ)}))
 """
 
@@ -56,7 +56,9 @@ def assert_clean_slate(sandbox: Any) -> None:
     assert result.status == "ok", result.code_output()
     state = json.loads(result.outputs[0].text)
     assert state["others"] == [], f"processes survived: {state['others']}"
-    assert state["listing"]["/tmp"] == ["sbx"], state["listing"]
+    # The work root, and the (empty) directory where inputs and outputs are exchanged by reference.
+    assert state["listing"]["/tmp"] == ["sbx", "xchg"], state["listing"]
+    assert state["listing"]["/tmp/xchg"] == [], state["listing"]
     assert len(state["listing"]["/tmp/sbx"]) == 1, state["listing"]  # only this execution's own directory
     assert state["listing"]["."] == []
     assert set(state["env"]) <= {"PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "PYTHONDONTWRITEBYTECODE",

@@ -16,6 +16,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..sandbox.port import ExecutionRequest, ExecutionResult, result_from_response
+from .local_exchange import InputMissing, InputsTooLarge
+from .s3_exchange import S3Exchange
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous request/response limit
 # Headroom above the execution deadline for an image cold start (~10 s) and the runner's own
@@ -42,20 +44,45 @@ def tenant_id(workspace: str) -> str:
 
 
 class LambdaSandbox:
-    def __init__(self, client: Any, function_name: str) -> None:
+    """Data by reference through presigned S3 URLs (s3_exchange.py) when the blob store is S3;
+    inline, within the payload limit, otherwise."""
+
+    def __init__(self, client: Any, function_name: str, presigner: Any = None, execution_timeout_s: float = 30.0,
+                 max_input_bytes: int = 1024 * 1024 * 1024, resolve: bool = True) -> None:
         self.client = client
         self.function_name = function_name
+        self.presigner = presigner  # an S3 client for signing URLs the sandbox can reach (None: the blob store's)
+        # URLs expire soon after the execution's deadline: the invoke's own read timeout.
+        self.url_ttl_s = int(execution_timeout_s) + INVOKE_HEADROOM_S
+        self.max_input_bytes = max_input_bytes
+        self.resolve = resolve
 
     def execute(self, request: ExecutionRequest) -> ExecutionResult:
         if not request.tenant:
             # Fail closed: never run code in an environment that is not tied to one workspace.
             return ExecutionResult.unavailable("the execution names no workspace to isolate it in, so it was not run")
-        payload = json.dumps(request.to_event()).encode()
+        bucket = getattr(request.blobs, "bucket", None)
+        if not (request.by_reference() and bucket):
+            return self._invoke(request.inlined().to_event(), request.tenant)
+        exchange = S3Exchange(request.blobs, self.presigner or request.blobs.client, self.url_ttl_s,
+                              self.max_input_bytes, self.resolve)
+        try:
+            event = exchange.send(request, request.to_event())
+            result = self._invoke(event, request.tenant)
+            exchange.receive(result)
+            return result
+        except (InputsTooLarge, InputMissing) as exc:
+            return ExecutionResult(status="error", notes=[str(exc)])
+        finally:
+            exchange.close()
+
+    def _invoke(self, event: dict[str, object], tenant: str) -> ExecutionResult:
+        payload = json.dumps(event).encode()
         if len(payload) > MAX_PAYLOAD_BYTES:
             return ExecutionResult(status="error", notes=["the code and its input files exceed Lambda's 6 MB payload limit"])
         try:
             response = self.client.invoke(FunctionName=self.function_name, InvocationType="RequestResponse",
-                                          Payload=payload, TenantId=tenant_id(request.tenant))
+                                          Payload=payload, TenantId=tenant_id(tenant))
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code") or type(exc).__name__)
             busy = " - the sandbox is at capacity, try again shortly" if code == "TooManyRequestsException" else ""

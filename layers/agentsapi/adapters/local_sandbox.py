@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ..errors import ServiceUnavailable
 from ..sandbox.port import ExecutionRequest, ExecutionResult, result_from_response
+from .local_exchange import HostExchange, InputMissing, InputsTooLarge
 from .worker_cgroup import PREFIX, WorkerCgroup, reclaim_cgroups
 
 NOBODY = 65534
@@ -36,6 +37,8 @@ RETRY_AFTER_S = 2
 # Tasks (processes and threads) a worker may hold in all: the runner's own, the execution's
 # allowance (SANDBOX_PROCESSES, 64 by default), and room for the zygote and its spare.
 WORKER_PIDS = 256
+# Inside the worker: its /tmp, and the exchange directory on it (sandbox_runner/exchange.py).
+EXCHANGE_DIR = "xchg"
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,12 @@ class LocalSandboxConfig:
     timeout_s: float = 30.0
     memory_mb: int = 1024
     max_output_bytes: int = 100_000
-    work_area_mb: int = 256
+    # The worker's /tmp (a tmpfs of its own, in memory only as far as it is filled): room for an
+    # execution's inputs (max_input_bytes), what the code writes and the session state it leaves.
+    work_area_mb: int = 2048
     work_area_inodes: int = 4096
+    max_input_bytes: int = 1024 * 1024 * 1024
+    max_session_bytes: int = 256 * 1024 * 1024
     extra_env: dict[str, str] = field(default_factory=dict)
     wait_s: float = 10.0  # how long a request waits for a free worker before a 503
 
@@ -139,7 +146,15 @@ class _Worker:
             if mounted.returncode == 0:
                 self.mounted = True
                 return ["--bind", self.work_area, "/tmp"]
-        return ["--size", str(mb * 1024 * 1024), "--tmpfs", "/tmp"]
+            shutil.rmtree(self.work_area, ignore_errors=True)
+        # Not root (or no tmpfs): a host directory, so that inputs and outputs can still be
+        # exchanged by reference; its size is bounded per file only (RLIMIT_FSIZE).
+        self.work_area = tempfile.mkdtemp(prefix=f"{WORK_AREA_PREFIX}{os.getpid()}-")
+        return ["--bind", self.work_area, "/tmp"]
+
+    def exchange_root(self) -> str | None:
+        """The host path of the worker's exchange directory (its runner creates it at start)."""
+        return os.path.join(self.work_area, EXCHANGE_DIR) if self.work_area else None
 
     def _command(self, code_dir: str) -> list[str]:
         bwrap = shutil.which("bwrap")
@@ -154,6 +169,9 @@ class _Worker:
             "SANDBOX_MEMORY_MB": str(self.config.memory_mb),
             "SANDBOX_MAX_OUTPUT_BYTES": str(self.config.max_output_bytes),
             "SANDBOX_WORK_ROOT": "/tmp/sbx",
+            "SANDBOX_EXCHANGE_DIR": f"/tmp/{EXCHANGE_DIR}",
+            "SANDBOX_MAX_INPUT_BYTES": str(self.config.max_input_bytes),
+            "SANDBOX_MAX_SESSION_BYTES": str(self.config.max_session_bytes),
             **self.config.extra_env,
         }
         prefix: list[str] = []
@@ -378,19 +396,41 @@ class LocalSandbox:
             self._done(request.tenant)
 
     def _run_on(self, worker: _Worker, request: ExecutionRequest) -> ExecutionResult:
-        timeout = (request.timeout_s or self.config.timeout_s) + 15.0
-        started = time.monotonic()
-        response = worker.execute(request.to_event(), timeout=timeout)
+        """Send the request (its data by reference through the worker's exchange directory when
+        it has any), wait for the response, take the outputs, and only then free the worker."""
+        root = worker.exchange_root()
+        exchange = None
+        if request.by_reference() and root is not None:
+            exchange = HostExchange(root, request.blobs, NOBODY if os.geteuid() == 0 else None,
+                                    self.config.max_input_bytes)
+        healthy = False
+        try:
+            try:
+                event = exchange.send(request, request.to_event()) if exchange else request.inlined().to_event()
+            except (InputsTooLarge, InputMissing) as exc:
+                healthy = True
+                return ExecutionResult(status="error", notes=[str(exc)])
+            response, healthy = self._exchange_lines(worker, event, request.timeout_s)
+            result = result_from_response(response) if response is not None else ExecutionResult(
+                status="crashed", notes=["the sandbox worker stopped or timed out; it has been replaced"])
+            if exchange is not None and response is not None:
+                exchange.receive(result)
+            return result
+        finally:
+            if exchange is not None and not exchange.close():
+                healthy = False
+            self._release(worker, healthy)
+
+    def _exchange_lines(self, worker: _Worker, event: dict[str, object],
+                        timeout_s: float | None) -> tuple[dict[str, object] | None, bool]:
+        """One request line, one response line. A worker that died or hung on the request is
+        replaced, and the request fails once, cleanly (it is not retried, so a request that
+        crashes workers cannot loop); one that answered but is resetting itself (its execution
+        left something it could not clean) is not handed to the next caller either."""
+        response = worker.execute(event, timeout=(timeout_s or self.config.timeout_s) + 15.0)
         if response is None:
-            # The worker died or hung on this request: it is replaced, and this request fails
-            # once, cleanly (it is not retried, so a request that crashes workers cannot loop).
-            self._release(worker, False)
-            why = "timed out" if time.monotonic() - started >= timeout else "stopped"
-            return ExecutionResult(status="crashed", notes=[f"the sandbox worker {why}; it has been replaced"])
-        # A worker that answered and is now resetting itself (its execution left something it could
-        # not clean) must not be handed to the next caller: it is replaced instead.
-        self._release(worker, worker.alive() and not response.get("worker_reset"))
-        return result_from_response(response)
+            return None, False
+        return response, worker.alive() and not response.get("worker_reset")
 
     def close(self) -> None:
         """Stop every worker, busy ones included, unmount their work areas, remove the code copy."""

@@ -7,13 +7,12 @@ transaction) before ``conversation.response.done`` is emitted, or not at all.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..blobs import BlobStore, is_own_session, session_key, session_prefix
+from ..blobs import BlobStore, file_key, is_own_session, session_key, session_prefix
 from ..errors import ApiError, FunctionResultsMissing, InvalidRequest, NotFound, PayloadTooLarge, ValidationFailed
 from ..limits import file_name_problem
 from ..models.common import iso, new_id, now
@@ -38,7 +37,7 @@ from ..models.entries import (
     ToolFileChunk,
     entry_to_api,
 )
-from ..sandbox.port import SandboxFile
+from ..sandbox.port import SandboxFile, SessionState
 from ..store import Store
 from .agents import AgentService
 from .files import FileService
@@ -168,39 +167,49 @@ class ConversationService:
             self.files.get(ws, file_id)
 
     def _tool_context(self, ws: str, conversation_id: str, history: list[Entry]) -> ToolContext:
+        """What this turn's executions work with. Files and session state travel by reference:
+        the sandbox adapter moves them between the blob store and the sandbox, never through here."""
         if self.files is None or self.blobs is None:
             return ToolContext(workspace=ws)
         files, blobs = self.files, self.blobs
         by_name: dict[str, SandboxFile] = {}
         unusable: list[str] = []
         for file_id in _file_refs(history):
-            record, data = files.content(ws, file_id)
+            record = files.record(ws, file_id)
             if file_name_problem(record.filename):  # stored before names were bounded: never sent on
                 unusable.append(file_id)
                 continue
             by_name[record.filename] = SandboxFile(name=record.filename, mime_type=record.mimetype or "",
-                                                   size=len(data), content_b64=base64.b64encode(data).decode())
-        context = ToolContext(input_files=list(by_name.values()), workspace=ws)
+                                                   size=record.bytes, key=file_key(ws, record.id))
+        context = ToolContext(input_files=list(by_name.values()), workspace=ws, blobs=blobs)
         if unusable:
             context.notes.append(f"files {unusable} have names the sandbox cannot use and were not handed to the "
                                  "code; upload them again under a name of at most 255 bytes")
-        context.state, note = self._resume_session(ws, conversation_id, history)
+        context.state_key, note = self._resume_session(ws, conversation_id, history)
         if note:
             context.notes.append(note)
 
-        def save_state(entry_id: str, data: bytes) -> str:
+        def save_state(entry_id: str, state: SessionState) -> str:
             key = session_key(ws, conversation_id, entry_id)
-            blobs.put(key, data)
+            if state.key is not None:
+                blobs.move(state.key, key)
+            else:
+                blobs.put(key, state.content())
             return key
 
-        def save_file(name: str, mimetype: str, data: bytes) -> str:
-            return files.upload(ws, name.rsplit("/", 1)[-1], data, "code_interpreter", mimetype, source="mistral").id
+        def save_file(name: str, produced: SandboxFile) -> str:
+            name = name.rsplit("/", 1)[-1]
+            if produced.key is not None:
+                return files.adopt_blob(ws, name, produced.key, produced.size, "code_interpreter",
+                                        produced.mime_type).id
+            return files.upload(ws, name, produced.content(), "code_interpreter", produced.mime_type,
+                                source="mistral").id
 
-        context.save_state, context.save_file = save_state, save_file
+        context.save_state, context.save_file, context.discard = save_state, save_file, blobs.delete_prefix
         return context
 
-    def _resume_session(self, ws: str, conversation_id: str, history: list[Entry]) -> tuple[bytes | None, str | None]:
-        """The interpreter state left by the latest execution, loaded from this conversation's own
+    def _resume_session(self, ws: str, conversation_id: str, history: list[Entry]) -> tuple[str | None, str | None]:
+        """The key of the interpreter state left by the latest execution: this conversation's own
         key and nowhere else: clients cannot name a key (session_ref is refused in input), and a
         stored reference outside ``sessions/<ws>/<conversation>/`` is refused here, at load."""
         latest = next((e for e in reversed(history) if isinstance(e, ToolExecutionEntry) and e.session_ref), None)
@@ -209,10 +218,9 @@ class ConversationService:
         if not is_own_session(latest.session_ref or "", ws, conversation_id, latest.id):
             return None, ("the interpreter session recorded earlier is not this conversation's own and was not "
                           "loaded; variables and files start fresh")
-        state = self.blobs.get(latest.session_ref or "", max_age_s=self.session_ttl_s)
-        if state is None:
+        if self.blobs.size(latest.session_ref or "", max_age_s=self.session_ttl_s) is None:
             return None, "the interpreter session from earlier in this conversation has expired; variables and files start fresh"
-        return state, None
+        return latest.session_ref, None
 
     def _adopt_sessions(self, ws: str, source_id: str, target_id: str, kept: list[Entry]) -> list[Entry]:
         """A restart's copy of the history gets its own copy of the session state (the new

@@ -79,6 +79,20 @@ class FileService:
         self.store.put_file(ws, record)
         return record
 
+    def adopt_blob(self, ws: str, filename: str, key: str, size: int, purpose: str | None = None,
+                   mimetype: str | None = None, source: str = "mistral") -> FileRecord:
+        """A file the code interpreter wrote, already in the blob store under ``key`` (the sandbox
+        handed it over by reference): recorded, and its blob moved under the file's own key."""
+        record = self._new_record(filename, size, purpose, mimetype, None, source, enforce_limit=False)
+        if not self.blobs.move(key, file_key(ws, record.id)):
+            raise NotFound(f"the output {filename} is no longer stored", param="file")
+        self.store.put_file(ws, record)
+        return record
+
+    def record(self, ws: str, file_id: str) -> FileRecord:
+        """The file's record (404 if it is not this workspace's)."""
+        return self._record(ws, file_id)
+
     def _new_record(self, filename: str, size: int, purpose: str | None, mimetype: str | None,
                     num_lines: int | None, source: str = "upload", sample_type: str = "instruct",
                     enforce_limit: bool = True) -> FileRecord:

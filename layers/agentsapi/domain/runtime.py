@@ -43,7 +43,7 @@ from ..providers.port import (
     UsageReport,
     estimate_tokens,
 )
-from ..sandbox.port import ExecutionRequest, Sandbox, SandboxFile
+from ..sandbox.port import ExecutionRequest, ExecutionResult, Sandbox, SandboxFile, SessionState
 from ..telemetry import NullTelemetry, Telemetry
 
 CODE_INTERPRETER = "code_interpreter"
@@ -93,16 +93,21 @@ PersonaLoader = Callable[[str], Persona]
 class ToolContext:
     """What code executions in this turn work with, supplied by the conversation service.
 
-    ``state`` is the interpreter session left by the latest execution (or None); ``save_state``
-    keeps a new one under the execution's entry id and returns its reference; ``save_file``
-    stores a file the code wrote and returns its file id. ``workspace`` is the caller's: the
-    sandbox runs its code only where that workspace's code runs (None: the Lambda sandbox refuses).
+    ``state_key`` is the blob holding the interpreter session left by the latest execution (or
+    None); ``save_state`` keeps a new one under the execution's entry id and returns its key;
+    ``save_file`` stores a file the code wrote (inline or already in the blob store) under a
+    name and returns its file id; ``discard`` drops what an execution handed over and the turn did
+    not keep. ``blobs`` is where the keys live: inputs and outputs move by reference. ``workspace``
+    is the caller's: the sandbox runs its code only where that workspace's code runs (None: the
+    Lambda sandbox refuses).
     """
 
     input_files: list[SandboxFile] = field(default_factory=list)
-    state: bytes | None = None
-    save_state: Callable[[str, bytes], str] | None = None
-    save_file: Callable[[str, str, bytes], str] | None = None
+    state_key: str | None = None
+    save_state: Callable[[str, SessionState], str] | None = None
+    save_file: Callable[[str, SandboxFile], str] | None = None
+    discard: Callable[[str], None] | None = None
+    blobs: Any = None
     notes: list[str] = field(default_factory=list)
     workspace: str | None = None
 
@@ -117,6 +122,26 @@ class Turn:
     # Files the code wrote, shown as tool_file chunks in the next message.output.
     unshown_files: list[ToolFileChunk] = field(default_factory=list)
     context: ToolContext = field(default_factory=ToolContext)
+
+
+def _keep_outputs(result: ExecutionResult, context: ToolContext, entry_id: str) -> tuple[str | None, list[ToolFileChunk]]:
+    """Adopt what an execution handed back: its session state (the next execution, in this turn
+    or the next, resumes from it) and the files the code wrote, as tool_file chunks."""
+    session_ref = None
+    if context.save_state is not None and result.session is not None:
+        session_ref = context.save_state(entry_id, result.session)
+        context.state_key = session_ref
+    files = []
+    for number, produced in enumerate(result.files if context.save_file is not None else [], 1):
+        # The code names its files: one that cannot name a stored file (bytes, control characters,
+        # not UTF-8) is renamed, with a note, rather than failing the turn or leaving a blob behind.
+        name, problem = usable_file_name(produced.name.rsplit("/", 1)[-1], f"output_{number}")
+        if problem:
+            result.notes.append(f"a file the code wrote has a name that {problem}; it was saved as {name!r}")
+        file_id = context.save_file(name, produced)  # type: ignore[misc]
+        files.append(ToolFileChunk(tool=CODE_INTERPRETER, file_id=file_id, file_name=name,
+                                   file_type=name.rsplit(".", 1)[-1] if "." in name else None))
+    return session_ref, files
 
 
 def history_to_messages(instructions: str | None, entries: list[Entry]) -> list[ModelMessage]:
@@ -309,23 +334,14 @@ class Runtime:
         carry = context.save_state is not None
         invoked = time.monotonic()
         result = self.sandbox.execute(ExecutionRequest(code=code, files=context.input_files, carry_session=carry,
-                                                       session_state=context.state, tenant=context.workspace))
+                                                       session_key=context.state_key, tenant=context.workspace,
+                                                       blobs=context.blobs))
         self.telemetry.code_execution(result.status, (time.monotonic() - invoked) * 1000, result.duration_ms)
-        session_ref = None
-        if carry and result.session is not None:
-            context.state = result.session.content()
-            session_ref = context.save_state(entry_id, context.state)  # type: ignore[misc]
-        files = []
-        for number, produced in enumerate(result.files if context.save_file is not None else [], 1):
-            # The code names its files: one that cannot name a stored file (bytes, control characters,
-            # not UTF-8) is renamed, with a note, rather than failing the turn or leaving a blob behind.
-            name, problem = usable_file_name(produced.name.rsplit("/", 1)[-1], f"output_{number}")
-            if problem:
-                result.notes.append(f"a file the code wrote has a name that {problem}; it was saved as {name!r}")
-            file_id = context.save_file(name, produced.mime_type, produced.content())  # type: ignore[misc]
-            chunk = ToolFileChunk(tool=CODE_INTERPRETER, file_id=file_id, file_name=name,
-                                  file_type=name.rsplit(".", 1)[-1] if "." in name else None)
-            files.append(chunk)
+        try:
+            session_ref, files = _keep_outputs(result, context, entry_id)
+        finally:
+            if result.exchange_prefix and context.discard is not None:
+                context.discard(result.exchange_prefix)  # what the turn did not adopt
         turn.unshown_files.extend(files)
         result.notes[:0], context.notes = context.notes, []  # e.g. "session expired", once
         output = result.code_output()

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import base64
-from typing import Literal, Protocol
+import re
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Status = Literal["ok", "error", "timeout", "memory", "output_truncated", "crashed", "unavailable"]
 
 
+# What the sandbox may name as an output it handed over by reference (exchange.py, runner side).
+OUTPUT_REF = re.compile(r"out/(?:[0-9]{1,3}|session)")
+
+
 class SandboxFile(BaseModel):
-    """A file handed to, or returned by, the code."""
+    """A file handed to, or returned by, the code: its bytes inline (``content_b64``), or by
+    reference: ``key``, a blob in the blob store (inputs; outputs once the adapter has them),
+    ``ref``, the sandbox's name for an output (the adapter turns it into a ``key``)."""
 
     name: str
     mime_type: str = "application/octet-stream"
     size: int = 0
     content_b64: str = ""
+    key: str | None = None
+    ref: str | None = None
 
     def content(self) -> bytes:
         return base64.b64decode(self.content_b64)
@@ -34,10 +43,13 @@ class ExecutionError(BaseModel):
 
 
 class SessionState(BaseModel):
-    """An interpreter session's state: opaque bytes the API side stores and hands back, never opens."""
+    """An interpreter session's state: opaque bytes the API side stores and hands back, never opens;
+    inline (``state_b64``) or by reference (``ref`` from the sandbox, ``key`` once in the blob store)."""
 
-    state_b64: str
+    state_b64: str = ""
     bytes: int = 0
+    key: str | None = None
+    ref: str | None = None
 
     def content(self) -> bytes:
         return base64.b64decode(self.state_b64)
@@ -59,6 +71,8 @@ class ExecutionResult(BaseModel):
     notes: list[str] = Field(default_factory=list)
     isolation: dict[str, object] = Field(default_factory=dict)
     session: SessionState | None = None
+    # By reference: the blob prefix holding this execution's outputs until the turn adopts them.
+    exchange_prefix: str | None = None
 
     @classmethod
     def unavailable(cls, why: str) -> ExecutionResult:
@@ -84,15 +98,34 @@ class ExecutionResult(BaseModel):
 
 
 class ExecutionRequest(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
     code: str
     timeout_s: float | None = None
     files: list[SandboxFile] = Field(default_factory=list)
-    carry_session: bool = False  # ask for the state after the run (and restore ``session_state``)
-    session_state: bytes | None = None
+    carry_session: bool = False  # ask for the state after the run (and restore the one given)
+    session_state: bytes | None = None  # inline
+    session_key: str | None = None  # by reference: the blob holding it
     # Whom the code runs for: the caller's workspace, set by the runtime. Adapters use it to choose
     # where the code runs (in AWS, Lambda's TenantId); it is never part of the event, so the
     # sandbox is not told it and nothing inside could act on a forged one.
     tenant: str | None = None
+    # The blob store that ``key``s (input files, session) name; adapters move data from and to
+    # it by reference. Never part of the event.
+    blobs: Any = Field(default=None, exclude=True)
+
+    def by_reference(self) -> bool:
+        return self.blobs is not None and (self.carry_session or any(f.key for f in self.files))
+
+    def inlined(self) -> ExecutionRequest:
+        """The same request with every input by reference loaded inline (for a sandbox without an
+        exchange: small data only, bounded by its payload)."""
+        if self.blobs is None:
+            return self
+        files = [f.model_copy(update={"key": None, "content_b64": base64.b64encode(self.blobs.get(f.key) or b"").decode()})
+                 if f.key else f for f in self.files]
+        state = self.blobs.get(self.session_key) if self.session_key else self.session_state
+        return self.model_copy(update={"files": files, "session_key": None, "session_state": state, "blobs": None})
 
     def to_event(self) -> dict[str, object]:
         event: dict[str, object] = {"code": self.code}

@@ -1,0 +1,176 @@
+"""The API side of a local worker's exchange directory: data by reference, not through the pipe.
+
+Each worker's ``/tmp`` is a host directory (a tmpfs of its own when we are root). Its runner
+keeps ``/tmp/xchg`` as the exchange root (sandbox_runner/exchange.py). For one execution we
+write the input files and the session state into ``xchg/<id>/`` (streamed from the blob store,
+never whole in memory), the runner takes them with a rename before the child starts, and after
+the run it renames what the code wrote into ``xchg/<id>/out/``, from where we stream it into the
+blob store under ``sandbox/<id>/``. The worker is ours alone meanwhile: no user code runs while
+we read or write, and the runner empties the exchange root after every execution.
+
+The directory is writable by the sandbox uid, so everything here goes through directory
+descriptors opened without following links: a link a cell planted can never make this process
+(root, possibly) read or write anywhere else on the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+import uuid
+from collections.abc import Iterable, Iterator
+
+from ..blobs import BlobStore, exchange_key
+from ..sandbox.port import OUTPUT_REF, ExecutionRequest, ExecutionResult
+
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+CHUNK = 1 << 20
+SESSION_IN = "session"
+
+
+class InputsTooLarge(ValueError):
+    """The inputs of one execution are over its limit; nothing was run."""
+
+
+class InputMissing(LookupError):
+    """A file or session the execution names is no longer in the blob store."""
+
+
+class HostExchange:
+    """One execution's exchange, on the host side. Use ``send``, run, ``receive``, then ``close``."""
+
+    def __init__(self, root: str, blobs: BlobStore, owner: int | None, max_input_bytes: int) -> None:
+        self.root, self.blobs, self.owner, self.max_input_bytes = root, blobs, owner, max_input_bytes
+        self.id = uuid.uuid4().hex
+        self._root_fd: int | None = None
+
+    def send(self, request: ExecutionRequest, event: dict[str, object]) -> dict[str, object]:
+        """Write the request's inputs held by reference into the exchange; returns the event with
+        refs in their place (inline inputs stay inline)."""
+        total = sum(f.size for f in request.files if f.key) + (self._size(request.session_key) or 0)
+        if total > self.max_input_bytes:
+            raise InputsTooLarge(f"the files and session state of this execution come to {total} bytes, over the "
+                                 f"{self.max_input_bytes}-byte limit of one execution")
+        self._root_fd = os.open(self.root, _DIR)
+        os.mkdir(self.id, 0o700, dir_fd=self._root_fd)
+        folder = os.open(self.id, _DIR, dir_fd=self._root_fd)
+        try:
+            self._own(folder)
+            files: list[dict[str, str]] = []
+            for index, item in enumerate(request.files):
+                if item.key is None:
+                    files.append({"name": item.name, "content_b64": item.content_b64})
+                    continue
+                self._write(folder, f"in-{index}", item.key)
+                files.append({"name": item.name, "ref": f"in-{index}"})
+            if files:
+                event["files"] = files
+            if request.carry_session and request.session_key:
+                self._write(folder, SESSION_IN, request.session_key)
+                event["session"] = {"state_ref": SESSION_IN}
+        finally:
+            os.close(folder)
+        event["exchange"] = {"dir": self.id}
+        return event
+
+    def receive(self, result: ExecutionResult) -> None:
+        """Move what the sandbox handed over into the blob store; each output gets its ``key``.
+        A ref that is not one the runner makes is dropped with a note."""
+        result.exchange_prefix = exchange_key(self.id, "")
+        kept = []
+        for produced in result.files:
+            if produced.ref is None:
+                kept.append(produced)
+            elif self._take(produced.ref) is not None:
+                produced.key = exchange_key(self.id, produced.ref)
+                kept.append(produced)
+            else:
+                result.notes.append(f"file {produced.name!r} could not be taken from the sandbox")
+        result.files = kept
+        if result.session is not None and result.session.ref is not None:
+            if self._take(result.session.ref) is not None:
+                result.session.key = exchange_key(self.id, result.session.ref)
+            else:
+                result.session = None
+                result.notes.append("the session state could not be taken from the sandbox; it was not kept")
+
+    def close(self) -> bool:
+        """Remove this execution's directory; False if something stayed (the worker is then replaced)."""
+        if self._root_fd is None:
+            return True
+        try:
+            shutil.rmtree(self.id, dir_fd=self._root_fd)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return False
+        finally:
+            os.close(self._root_fd)
+            self._root_fd = None
+        return True
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _size(self, key: str | None) -> int | None:
+        return self.blobs.size(key) if key else None
+
+    def _own(self, fd: int) -> None:
+        """Root writes for the sandbox uid: the files must be its own (code may append to an input)."""
+        if self.owner is not None:
+            os.fchown(fd, self.owner, self.owner)
+
+    def _write(self, folder: int, name: str, key: str) -> None:
+        chunks = self.blobs.stream(key)
+        if chunks is None:
+            raise InputMissing(f"{key} is no longer stored")
+        fd = os.open(name, _NEW, 0o600, dir_fd=folder)
+        try:
+            self._own(fd)
+            with os.fdopen(os.dup(fd), "wb") as handle:
+                for chunk in chunks:
+                    handle.write(chunk)
+        finally:
+            os.close(fd)
+            with contextlib.suppress(AttributeError, OSError):
+                chunks.close()  # type: ignore[union-attr]
+
+    def _take(self, ref: str) -> int | None:
+        """Stream ``<id>/<ref>`` into the blob store; its size, or None if it is not a regular
+        file the runner left there."""
+        if self._root_fd is None or not OUTPUT_REF.fullmatch(ref):
+            return None
+        folder_name, _, name = ref.partition("/")
+        try:
+            top = os.open(self.id, _DIR, dir_fd=self._root_fd)
+            try:
+                folder = os.open(folder_name, _DIR, dir_fd=top)
+            finally:
+                os.close(top)
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder)
+            finally:
+                os.close(folder)
+        except OSError:
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return None
+            _store(self.blobs, exchange_key(self.id, ref), _chunks(handle))
+            return info.st_size
+
+
+def _chunks(handle: object) -> Iterator[bytes]:
+    while chunk := handle.read(CHUNK):  # type: ignore[attr-defined]
+        yield chunk
+
+
+def _store(blobs: BlobStore, key: str, chunks: Iterable[bytes]) -> None:
+    """Chunks into the blob store: streamed where the store takes a stream (the file system)."""
+    put_stream = getattr(blobs, "put_stream", None)
+    if put_stream is not None:
+        put_stream(key, chunks)
+    else:
+        blobs.put(key, b"".join(chunks))
