@@ -14,7 +14,7 @@ import hashlib
 import pytest
 from mistralai.client import Mistral
 
-ROWS = 2_000_000  # about 30 MB of CSV, a ~32 MB DataFrame in the session
+ROWS = 3_000_000  # about 29 MB of CSV, a 48 MB DataFrame in the session
 
 
 def code(text: str) -> str:
