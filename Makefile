@@ -14,7 +14,7 @@ endif
 export SANDBOX_PYTHON := $(SANDBOX_VENV)/bin/python
 PORT ?= 8080
 
-.PHONY: serve test lint bench setup system-deps clean api-key list-api-keys revoke-api-key
+.PHONY: serve test lint bench setup system-deps test-deps clean api-key list-api-keys revoke-api-key
 
 $(VENV)/.installed: requirements-dev.txt layers/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,20 +22,31 @@ $(VENV)/.installed: requirements-dev.txt layers/requirements.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
-# bubblewrap (and Debian's own python3.11 for the sandbox venv) from apt when missing; chromium
-# (large, ~300 MB) for the browser tests, which Playwright drives as it is (never a download of its own).
-system-deps:
+# System packages from apt when missing (root; otherwise we say what to install):
+# bubblewrap and Debian's own python3.11 (the sandbox venv) for everything, and for the tests only
+# chromium (large, ~300 MB), which Playwright drives as it is (never a download of its own).
+SYSTEM_PACKAGES := bubblewrap:bwrap util-linux:setpriv python3.11:$(SANDBOX_SYS_PYTHON)
+TEST_PACKAGES := chromium:chromium
+
+define apt_install
 	@missing=""; \
-	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
-	command -v setpriv >/dev/null || missing="$$missing util-linux"; \
-	[ -x $(SANDBOX_SYS_PYTHON) ] || missing="$$missing python3.11"; \
-	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	for item in $(1); do \
+	  package=$${item%%:*}; program=$${item#*:}; \
+	  command -v $$program >/dev/null || [ -x $$program ] || missing="$$missing $$package"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing:$$missing"; \
 	    (apt-get install -y -q $$missing || (apt-get update -q && apt-get install -y -q $$missing)) >/dev/null; \
 	  else echo "please install:$$missing (e.g. sudo apt-get install$$missing)"; exit 1; fi; \
 	fi
+endef
+
+system-deps:
+	$(call apt_install,$(SYSTEM_PACKAGES))
+
+test-deps: system-deps
+	$(call apt_install,$(TEST_PACKAGES))
 
 $(SANDBOX_VENV)/.installed: sandbox_image/requirements.txt $(VENV)/.installed | system-deps
 	$(SANDBOX_SYS_PYTHON) -m venv --without-pip $(SANDBOX_VENV)
@@ -43,12 +54,19 @@ $(SANDBOX_VENV)/.installed: sandbox_image/requirements.txt $(VENV)/.installed | 
 	chmod -R a+rX $(SANDBOX_VENV)
 	touch $@
 
+# The runtime interface client of the sandbox image (its base image ships one), beside the sandbox
+# venv, not in it: the Lambda-mode test harness (tests/lambda_mode/) runs the image's handler with it.
+$(SANDBOX_VENV)/lambda-ric/.installed: tests/lambda_mode/requirements.txt $(SANDBOX_VENV)/.installed
+	$(PY) -m pip --python $(SANDBOX_VENV)/bin/python install -q --upgrade --target $(SANDBOX_VENV)/lambda-ric -r $<
+	chmod -R a+rX $(SANDBOX_VENV)/lambda-ric
+	touch $@
+
 setup: system-deps $(VENV)/.installed $(SANDBOX_VENV)/.installed
 
 serve: setup
 	PORT=$(PORT) $(PY) -m local.serve
 
-test: setup
+test: setup test-deps $(SANDBOX_VENV)/lambda-ric/.installed
 	$(PY) -m pytest -q
 
 .venv-lint/.installed: requirements-lint.txt

@@ -204,7 +204,7 @@ class UrlExchange:
                     raise TransferFailed(f"output {slot} could not be stored (HTTP {response.status})")
             finally:
                 connection.close()
-        return SESSION_SLOT if slot == SESSION_SLOT else f"out/{slot}"
+        return f"out/{slot}"
 
     def slots(self) -> int:
         return len(self.outputs)
