@@ -30,7 +30,8 @@ from agentsapi.sandbox.port import ExecutionRequest  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--sizes", default="1,16,64,128,250", help="state sizes in MiB (the limit, SESSION_MAX_BYTES, is 256 MiB with the pickling overhead)")
+    # In MiB; the limit (SESSION_MAX_BYTES, 256 MiB) counts the pickling overhead too.
+    parser.add_argument("--sizes", default="1,16,64,128,250", help="state sizes in MiB")
     args = parser.parse_args()
     python = os.environ.get("SANDBOX_PYTHON", "/opt/agents-sandbox/venv/bin/python")
     pool = LocalSandbox(LocalSandboxConfig(python=python, runner_dir=str(ROOT / "sandbox_image"), workers=1,

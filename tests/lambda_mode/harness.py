@@ -162,7 +162,7 @@ class SandboxFunction:
                  "--ro-bind-try", "/etc/fonts", "/etc/fonts", "--proc", "/proc", "--dev", "/dev", "--bind", self.tmp, "/tmp", "--ro-bind", venv, venv,
                  "--ro-bind", self.code_dir, TASK_ROOT, "--remount-ro", "/", "--chdir", TASK_ROOT, "--",
                  python, "-m", "awslambdaric", "sandbox_runner.handler.handler"]
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - the function's output, for failing tests
         self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
 
