@@ -23,12 +23,12 @@ EXPECTED_POLICIES = {
     "FilesFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "FileUploadObjectsPolicy"},
     "FileUploadsFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "FileUploadObjectsPolicy"},
     "ConversationsFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "SessionObjectsPolicy", "InvokeSandboxPolicy",
-                              "ModelSecretPolicy"},
+                              "SandboxExchangeObjectsPolicy", "ModelSecretPolicy"},
     "ConversationsStreamFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "SessionObjectsPolicy",
-                                    "InvokeSandboxPolicy", "ModelSecretPolicy"},
+                                    "InvokeSandboxPolicy", "SandboxExchangeObjectsPolicy", "ModelSecretPolicy"},
     "BatchApiFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "SendBatchRequestsPolicy"},
     "BatchWorkerFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "SessionObjectsPolicy", "InvokeSandboxPolicy",
-                            "ModelSecretPolicy", "ConsumeBatchQueuePolicy"},
+                            "SandboxExchangeObjectsPolicy", "ModelSecretPolicy", "ConsumeBatchQueuePolicy"},
     "BatchDeadLetterFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "ConsumeBatchDeadLettersPolicy"},
     "BatchInboxFunction": {"TableReadWritePolicy", "BatchInboxObjectsPolicy", "FileObjectsPolicy", "SendBatchRequestsPolicy"},
     "PlaygroundFunction": set(),  # static files from its own package
@@ -104,7 +104,8 @@ def test_sandbox_is_a_container_image_in_the_isolated_vpc_with_bounded_concurren
     assert refs(sandbox["VpcConfig"]["SubnetIds"]) == {"SandboxSubnetA", "SandboxSubnetB"}
     assert refs(sandbox["VpcConfig"]["SecurityGroupIds"]) == {"SandboxSecurityGroup"}
     assert refs(sandbox["ReservedConcurrentExecutions"]) == {"SandboxReservedConcurrency"}
-    assert set(sandbox["Environment"]["Variables"]) <= {"SANDBOX_TIMEOUT_S", "SANDBOX_MEMORY_MB", "SANDBOX_WORK_ROOT"}
+    assert set(sandbox["Environment"]["Variables"]) <= {"SANDBOX_TIMEOUT_S", "SANDBOX_MEMORY_MB", "SANDBOX_WORK_ROOT",
+                                                        "SANDBOX_MAX_SESSION_BYTES"}
 
 
 def test_sandbox_environments_are_never_shared_between_tenants() -> None:
@@ -123,18 +124,32 @@ def test_sandbox_environments_are_never_shared_between_tenants() -> None:
             assert "ProvisionedConcurrencyConfig" not in resource["Properties"], name
 
 
-def test_sandbox_network_has_no_way_out() -> None:
+def test_sandbox_network_reaches_nothing_but_the_buckets_sandbox_prefix() -> None:
+    """No internet gateway, NAT, route or DNS: the one way out is an S3 gateway endpoint whose
+    policy admits this account's GET and PUT of the bucket's sandbox/ objects and nothing else,
+    and the security group's only egress is HTTPS to S3's prefix list."""
     kinds = {r["Type"] for r in RESOURCES.values()}
     assert not kinds & {"AWS::EC2::InternetGateway", "AWS::EC2::VPCGatewayAttachment", "AWS::EC2::NatGateway",
-                        "AWS::EC2::EgressOnlyInternetGateway", "AWS::EC2::VPCEndpoint", "AWS::EC2::Route",
+                        "AWS::EC2::EgressOnlyInternetGateway", "AWS::EC2::Route",
                         "AWS::EC2::VPCPeeringConnection", "AWS::EC2::TransitGatewayAttachment",
                         "AWS::EC2::SecurityGroupEgress", "AWS::EC2::SecurityGroupIngress", "AWS::EC2::EIP"}
     assert props("SandboxVpc")["EnableDnsSupport"] is False  # no Route 53 Resolver: no DNS exfiltration
+    [endpoint] = [name for name, r in RESOURCES.items() if r["Type"] == "AWS::EC2::VPCEndpoint"]
+    gateway = props(endpoint)
+    assert gateway["VpcEndpointType"] == "Gateway" and gateway["ServiceName"] == {"Fn::Sub": "com.amazonaws.${AWS::Region}.s3"}
+    assert refs(gateway["RouteTableIds"]) == {"SandboxRouteTable"} and refs(gateway["VpcId"]) == {"SandboxVpc"}
+    [allow] = gateway["PolicyDocument"]["Statement"]
+    assert allow["Effect"] == "Allow" and sorted(actions(allow)) == ["s3:GetObject", "s3:PutObject"]
+    assert allow["Resource"]["Fn::Sub"].endswith("-files/sandbox/*")
+    assert allow["Condition"] == {"StringEquals": {"aws:PrincipalAccount": {"Ref": "AWS::AccountId"}}}
     group = props("SandboxSecurityGroup")
     assert "SecurityGroupIngress" not in group
-    # CloudFormation would add allow-all egress if none were given: the only rule must match nothing.
     [rule] = group["SecurityGroupEgress"]
-    assert rule["CidrIp"] == "255.255.255.255/32" and rule["IpProtocol"] == "icmp"
+    assert (rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) == ("tcp", 443, 443)
+    assert rule["DestinationPrefixListId"] == {"Ref": "S3PrefixListId"} and "CidrIp" not in rule
+    # Without the prefix list the deploy stops (an empty one would leave the runner no way to S3).
+    [assertion] = TEMPLATE["Rules"]["S3PrefixListGiven"]["Assertions"]
+    assert assertion["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "S3PrefixListId"}, ""]}]}
     for subnet in ("SandboxSubnetA", "SandboxSubnetB"):
         assert props(subnet).get("MapPublicIpOnLaunch") is False
 
@@ -203,7 +218,7 @@ def test_authorizer_reads_only_key_items_and_handlers_cannot_write_keys() -> Non
 
 def test_object_policies_are_confined_to_their_prefix() -> None:
     for policy, prefix in (("FileObjectsPolicy", "files/"), ("SessionObjectsPolicy", "sessions/"),
-                           ("BatchInboxObjectsPolicy", "batch-inbox/")):
+                           ("BatchInboxObjectsPolicy", "batch-inbox/"), ("SandboxExchangeObjectsPolicy", "sandbox/")):
         for statement in statements(policy):
             if "s3:ListBucket" in actions(statement):
                 assert statement["Condition"]["StringLike"]["s3:prefix"] == [f"{prefix}*"]
@@ -293,7 +308,7 @@ def test_bucket_is_private_encrypted_tls_only_with_expiry_rules() -> None:
     [deny] = props("BucketPolicy")["PolicyDocument"]["Statement"]
     assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     expiring = {rule.get("Prefix") for rule in bucket["LifecycleConfiguration"]["Rules"] if "ExpirationInDays" in rule}
-    assert expiring == {"sessions/", "batch-inbox/", "uploads/", "upload-intents/"}
+    assert expiring == {"sessions/", "batch-inbox/", "uploads/", "upload-intents/", "sandbox/"}
 
 
 def test_signed_uploads_are_confined_to_their_prefixes_and_notified_from_uploads_only() -> None:
