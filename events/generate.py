@@ -131,6 +131,18 @@ def main() -> None:
                "timeout_s": 10, "files": [{"name": "data.csv", "content_b64": "eCx5CjEsMgo="}]}
     (HERE / "sandbox").mkdir(exist_ok=True)
     (HERE / "sandbox" / "execute.json").write_text(json.dumps(sandbox, indent=2) + "\n")
+    # By reference, as the conversation runners send it in AWS (adapters/s3_exchange.py): presigned
+    # URLs for exactly one execution's objects under sandbox/<execution>/ (shortened here).
+    bucket = "https://agents-api-123456789012-us-east-1-files.s3.us-east-1.amazonaws.com/sandbox/0f1e2d3c"
+    signed = "?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=90&X-Amz-Signature=..."
+    by_reference = {"code": "import pandas as pd\ndf = pd.read_csv('data.csv')\ndf.describe()", "timeout_s": 30,
+                    "files": [{"name": "data.csv", "ref": f"{bucket}/in/0{signed}"}],
+                    "session": {"state_ref": f"{bucket}/in/session{signed}"},
+                    "exchange": {"outputs": [f"{bucket}/out/{n}{signed}" for n in range(10)],
+                                 "session": f"{bucket}/out/session{signed}",
+                                 "resolve": {"agents-api-123456789012-us-east-1-files.s3.us-east-1.amazonaws.com":
+                                             "52.216.0.1"}}}
+    (HERE / "sandbox" / "execute_by_reference.json").write_text(json.dumps(by_reference, indent=2) + "\n")
 
 
 def write_authorizer_events() -> None:

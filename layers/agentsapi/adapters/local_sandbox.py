@@ -410,6 +410,9 @@ class LocalSandbox:
             except (InputsTooLarge, InputMissing) as exc:
                 healthy = True
                 return ExecutionResult(status="error", notes=[str(exc)])
+            except OSError as exc:  # e.g. the exchange directory is not a plain directory of the worker's
+                return ExecutionResult(status="crashed", notes=[f"the sandbox's exchange directory was unusable "
+                                                                f"({exc.strerror}); the worker has been replaced"])
             response, healthy = self._exchange_lines(worker, event, request.timeout_s)
             result = result_from_response(response) if response is not None else ExecutionResult(
                 status="crashed", notes=["the sandbox worker stopped or timed out; it has been replaced"])
