@@ -109,7 +109,7 @@ def start(host: str, port: int, warm: bool = True) -> tuple[Any, Any]:
     raw_routes = [playground(keys_required=not services.keys.open),
                   signed_blobs(blobs, notify=services.files.uploads.object_created)]
     server = web.FrontendServer((host, port), route, raw_route=first_answer(*raw_routes),
-                                stager=upload_stager(blobs, lambda: services.files.max_bytes))
+                                stager=upload_stager(blobs, lambda: services.files.max_bytes, services.keys.authenticate))
     storage = services.storage
     if storage.consumers is not None:
         from local.batch_poller import QueuePoller
@@ -166,15 +166,16 @@ def signed_blobs(blobs: Any, notify: Any = None) -> Any:
     return answer
 
 
-def upload_stager(blobs: Any, max_file_bytes: Any) -> Any:
-    """Large uploads streamed to a staging file (only when blobs live on the file system)."""
+def upload_stager(blobs: Any, max_file_bytes: Any, authenticate: Any = None) -> Any:
+    """Large uploads streamed to a staging file (only when blobs live on the file system), from
+    callers with a valid key."""
     from agentsapi.adapters.file_blobs import FileBlobs
 
     if not isinstance(blobs, FileBlobs):
         return None
     from local.upload_stage import upload_stager as stager
 
-    return stager(blobs, max_file_bytes)
+    return stager(blobs, max_file_bytes, authenticate)
 
 
 def main() -> None:

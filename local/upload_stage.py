@@ -52,12 +52,21 @@ class StagedUpload:
             self.staged.discard()  # quiet when the handler adopted it (renamed away)
 
 
-def upload_stager(blobs: FileBlobs, max_file_bytes: Callable[[], int]) -> Callable[[str, str, Any, int], Any]:
-    """The front end's stager: POST /v1/files multipart bodies above STAGE_ABOVE_BYTES."""
+def upload_stager(blobs: FileBlobs, max_file_bytes: Callable[[], int],
+                  authenticate: Callable[[str | None], Any] | None = None) -> Callable[[str, str, Any, int], Any]:
+    """The front end's stager: POST /v1/files multipart bodies above STAGE_ABOVE_BYTES. With
+    ``authenticate`` (the key store's), a caller without a valid key is refused before a byte of
+    the body is read: no stranger makes the server write 512 MiB to disk. (The handler checks the
+    caller again, with its rate limit, as for any request.)"""
 
     def stager(method: str, path: str, headers: Any, length: int) -> StagedUpload | ApiError | None:
         if method != "POST" or path != "/v1/files" or length <= STAGE_ABOVE_BYTES:
             return None
+        if authenticate is not None:
+            try:
+                authenticate(headers.get("authorization"))
+            except ApiError as refused:
+                return refused
         boundary = boundary_of(headers.get("content-type") or "")
         if boundary is None:
             return InvalidRequest("upload with Content-Type multipart/form-data (fields: file, purpose)", param="file")

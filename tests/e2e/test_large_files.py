@@ -136,3 +136,24 @@ def test_signed_upload_through_the_local_blob_route(client: Mistral, server_url:
     assert client.files.download(file_id=announced["id"]).read() == content
     again = httpx.post(announced["url"], data=announced["fields"], files={"file": ("x", b"other")}, timeout=30)
     assert again.status_code == 400 and "EntityTooSmall" in again.json()["message"]  # exactly the announced size
+
+
+def test_a_large_upload_without_a_valid_key_is_refused_before_its_body_is_read(tmp_path: Path) -> None:
+    """Staging writes the body to disk as it arrives: a caller without a valid key is refused on
+    its headers, before a byte is read (the client has not even sent the body here)."""
+    import socket
+
+    from local.launcher import Server
+
+    server = Server({"DATA_DIR": str(tmp_path / "data"), "AUTH_MODE": "keys", "API_KEYS": "the-good-key",
+                     "SANDBOX_MODE": "disabled"})
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+            conn.sendall(b"POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer not-a-key\r\n"
+                         b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 209715200\r\n\r\n")
+            started = time.monotonic()
+            answer = conn.recv(4096).decode("latin-1")
+        assert answer.startswith("HTTP/1.1 401") and time.monotonic() - started < 5, answer
+        assert not list((tmp_path / "data").rglob(".staging/*"))
+    finally:
+        server.stop()
