@@ -90,6 +90,9 @@ bench: setup
 	$(PY) benchmarks/sandbox_latency.py
 	$(PY) benchmarks/session_latency.py
 	$(PY) benchmarks/batch_throughput.py --requests 1000
+	$(PY) benchmarks/large_files.py
+	$(PY) benchmarks/real_data.py
+	$(PY) benchmarks/preload_costs.py
 
 # Keys of a deployed stack (AWS credentials from your usual configuration):
 #   make api-key STACK=agents-api WORKSPACE=team-a [NAME=ci] [RATE_LIMIT=120]
