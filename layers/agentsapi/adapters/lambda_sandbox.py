@@ -15,8 +15,8 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..sandbox.exchange import InputMissing, InputsTooLarge
 from ..sandbox.port import ExecutionRequest, ExecutionResult, result_from_response
-from .local_exchange import InputMissing, InputsTooLarge
 from .s3_exchange import S3Exchange
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous request/response limit

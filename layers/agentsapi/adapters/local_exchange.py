@@ -23,20 +23,13 @@ import uuid
 from collections.abc import Iterable, Iterator
 
 from ..blobs import BlobStore, exchange_key
+from ..sandbox.exchange import InputMissing, check_inputs_size
 from ..sandbox.port import OUTPUT_REF, ExecutionRequest, ExecutionResult
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 CHUNK = 1 << 20
 SESSION_IN = "session"
-
-
-class InputsTooLarge(ValueError):
-    """The inputs of one execution are over its limit; nothing was run."""
-
-
-class InputMissing(LookupError):
-    """A file or session the execution names is no longer in the blob store."""
 
 
 class HostExchange:
@@ -50,10 +43,7 @@ class HostExchange:
     def send(self, request: ExecutionRequest, event: dict[str, object]) -> dict[str, object]:
         """Write the request's inputs held by reference into the exchange; returns the event with
         refs in their place (inline inputs stay inline)."""
-        total = sum(f.size for f in request.files if f.key) + (self._size(request.session_key) or 0)
-        if total > self.max_input_bytes:
-            raise InputsTooLarge(f"the files and session state of this execution come to {total} bytes, over the "
-                                 f"{self.max_input_bytes}-byte limit of one execution")
+        check_inputs_size(request, self.max_input_bytes)
         self._root_fd = os.open(self.root, _DIR)
         os.mkdir(self.id, 0o700, dir_fd=self._root_fd)
         folder = os.open(self.id, _DIR, dir_fd=self._root_fd)
@@ -113,9 +103,6 @@ class HostExchange:
         return True
 
     # -- helpers ----------------------------------------------------------------------------
-    def _size(self, key: str | None) -> int | None:
-        return self.blobs.size(key) if key else None
-
     def _own(self, fd: int) -> None:
         """Root writes for the sandbox uid: the files must be its own (code may append to an input)."""
         if self.owner is not None:

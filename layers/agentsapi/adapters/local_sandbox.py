@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ServiceUnavailable
+from ..sandbox.exchange import InputMissing, InputsTooLarge
 from ..sandbox.port import ExecutionRequest, ExecutionResult, result_from_response
-from .local_exchange import HostExchange, InputMissing, InputsTooLarge
+from .local_exchange import HostExchange
 from .worker_cgroup import PREFIX, WorkerCgroup, reclaim_cgroups
 
 NOBODY = 65534

@@ -24,8 +24,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..blobs import exchange_key
+from ..sandbox.exchange import InputMissing, check_inputs_size
 from ..sandbox.port import OUTPUT_REF, ExecutionRequest, ExecutionResult
-from .local_exchange import InputMissing, InputsTooLarge
 
 OUTPUT_SLOTS = 10  # the runner returns at most this many files (SANDBOX_MAX_RETURNED_FILES)
 
@@ -37,11 +37,7 @@ class S3Exchange:
         self.id = uuid.uuid4().hex
 
     def send(self, request: ExecutionRequest, event: dict[str, object]) -> dict[str, object]:
-        session_size = self.blobs.size(request.session_key) if request.session_key else 0
-        total = sum(f.size for f in request.files if f.key) + (session_size or 0)
-        if total > self.max_input_bytes:
-            raise InputsTooLarge(f"the files and session state of this execution come to {total} bytes, over the "
-                                 f"{self.max_input_bytes}-byte limit of one execution")
+        check_inputs_size(request, self.max_input_bytes)
         files: list[dict[str, str]] = []
         for index, item in enumerate(request.files):
             if item.key is None:
