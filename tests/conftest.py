@@ -43,6 +43,19 @@ def sandbox() -> Iterator[Any]:
     pool.close()
 
 
+@pytest.fixture(scope="session")
+def lambda_harness() -> Iterator[Any]:
+    """The sandbox image's handler as Lambda runs it (tests/lambda_mode/harness.py), with the real
+    LambdaSandbox adapter and S3 on loopback; one for the session, started when first asked for."""
+    from tests.lambda_mode.harness import Harness, available
+
+    if not available():
+        pytest.skip("awslambdaric is not installed beside the sandbox venv (make test installs it)")
+    harness = Harness()
+    yield harness
+    harness.close()
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     from moto import mock_aws

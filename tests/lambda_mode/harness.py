@@ -193,3 +193,55 @@ class HarnessLambdaClient:
         if error:
             response["FunctionError"] = error
         return response
+
+
+SANDBOX_PYTHON = os.environ.get("SANDBOX_PYTHON", "/opt/agents-sandbox/venv/bin/python")
+BUCKET = "harness-bucket"
+# Credentials the function's role would give it: they must never reach user code.
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "ASIAHARNESSCANARY01", "AWS_SECRET_ACCESS_KEY": "harness-secret-canary-8d2f61",
+               "AWS_SESSION_TOKEN": "harness-token-canary-44e0b9"}
+
+
+def available() -> bool:
+    """awslambdaric is installed beside the sandbox venv (`make test` does it)."""
+    return (Path(SANDBOX_PYTHON).parent.parent / RIC_DIR_NAME).is_dir()
+
+
+class Harness:
+    """The whole rig: S3 (moto, server mode), the Runtime API, the function, and the real
+    LambdaSandbox adapter wired to them, as the conversation runners use it in AWS."""
+
+    def __init__(self) -> None:
+        import boto3
+        from moto.server import ThreadedMotoServer
+
+        from agentsapi.adapters.lambda_sandbox import LambdaSandbox
+        from agentsapi.adapters.s3_blobs import S3Blobs
+
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.moto.start()
+        host, port = self.moto.get_host_and_port()
+        self.s3 = boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
+                               aws_access_key_id="test", aws_secret_access_key="test")  # noqa: S106 - moto's
+        self.s3.create_bucket(Bucket=BUCKET)
+        self.blobs = S3Blobs(self.s3, BUCKET)
+        self.api = RuntimeApi()
+        self.function = SandboxFunction(self.api, SANDBOX_PYTHON, CREDENTIALS)
+        self.client = HarnessLambdaClient(self.api)
+        self.sandbox = LambdaSandbox(self.client, "harness-tenant-sandbox", presigner=self.s3, execution_timeout_s=20)
+
+    def run(self, code: str, **fields: Any) -> Any:
+        from agentsapi.sandbox.port import ExecutionRequest
+
+        fields.setdefault("tenant", "ws-a")
+        result = self.sandbox.execute(ExecutionRequest(code=code, blobs=self.blobs, timeout_s=20, **fields))
+        assert result.status != "unavailable", (result.notes, self.function.output())
+        return result
+
+    def keys(self, prefix: str = "") -> list[str]:
+        return self.blobs.keys(prefix)
+
+    def close(self) -> None:
+        self.function.close()
+        self.api.close()
+        self.moto.stop()

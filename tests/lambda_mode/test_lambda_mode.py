@@ -11,90 +11,37 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
-import boto3
-import pytest
-
-from agentsapi.adapters.lambda_sandbox import LambdaSandbox
-from agentsapi.adapters.s3_blobs import S3Blobs
-from agentsapi.sandbox.port import ExecutionRequest, ExecutionResult, SandboxFile
-from tests.lambda_mode.harness import RIC_DIR_NAME, HarnessLambdaClient, RuntimeApi, SandboxFunction
-
-SANDBOX_PYTHON = os.environ.get("SANDBOX_PYTHON", "/opt/agents-sandbox/venv/bin/python")
-BUCKET = "harness-bucket"
-# Credentials the function's role would give it: they must never reach user code.
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "ASIAHARNESSCANARY01", "AWS_SECRET_ACCESS_KEY": "harness-secret-canary-8d2f61",
-               "AWS_SESSION_TOKEN": "harness-token-canary-44e0b9"}
-
-pytestmark = pytest.mark.skipif(not (Path(SANDBOX_PYTHON).parent.parent / RIC_DIR_NAME).is_dir(),
-                                reason="awslambdaric is not installed beside the sandbox venv (make setup)")
+from agentsapi.sandbox.port import SandboxFile
+from tests.lambda_mode.harness import BUCKET, CREDENTIALS, Harness
 
 
-class Harness:
-    def __init__(self, sandbox: LambdaSandbox, blobs: S3Blobs, s3: Any, api: RuntimeApi, client: HarnessLambdaClient,
-                 function: SandboxFunction) -> None:
-        self.sandbox, self.blobs, self.s3, self.api, self.client, self.function = sandbox, blobs, s3, api, client, function
-
-    def run(self, code: str, **fields: Any) -> ExecutionResult:
-        result = self.sandbox.execute(ExecutionRequest(code=code, tenant="ws-a", blobs=self.blobs, timeout_s=20,
-                                                       **fields))
-        assert result.status != "unavailable", (result.notes, self.function.output())
-        return result
-
-    def keys(self, prefix: str = "") -> list[str]:
-        return self.blobs.keys(prefix)
-
-
-@pytest.fixture(scope="module")
-def harness() -> Iterator[Harness]:
-    from moto.server import ThreadedMotoServer
-
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    s3 = boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
-                      aws_access_key_id="test", aws_secret_access_key="test")  # noqa: S106 - moto's
-    s3.create_bucket(Bucket=BUCKET)
-    api = RuntimeApi()
-    function = SandboxFunction(api, SANDBOX_PYTHON, CREDENTIALS)
-    client = HarnessLambdaClient(api)
-    sandbox = LambdaSandbox(client, "harness-tenant-sandbox", presigner=s3, execution_timeout_s=20)
-    yield Harness(sandbox, S3Blobs(s3, BUCKET), s3, api, client, function)
-    function.close()
-    api.close()
-    moto.stop()
-
-
-def test_inputs_outputs_and_the_session_move_through_signed_urls(harness: Harness) -> None:
+def test_inputs_outputs_and_the_session_move_through_signed_urls(lambda_harness: Harness) -> None:
     # 8 MB: more than a Lambda payload can carry, so it can only have travelled by reference.
     data = b"n\n" + b"".join(b"%d\n" % i for i in range(1_100_000))
-    harness.blobs.put("files/ws-a/f-1", data)
+    lambda_harness.blobs.put("files/ws-a/f-1", data)
     code = ("import hashlib, pandas as pd\nframe = pd.read_csv('data.csv')\n"
             "print(len(frame), hashlib.sha256(open('data.csv', 'rb').read()).hexdigest())\n"
             "frame.assign(n=frame.n * 2).to_csv('doubled.csv', index=False)")
-    first = harness.run(code, files=[SandboxFile(name="data.csv", key="files/ws-a/f-1", size=len(data))],
+    first = lambda_harness.run(code, files=[SandboxFile(name="data.csv", key="files/ws-a/f-1", size=len(data))],
                         carry_session=True)
-    assert first.status == "ok", first.code_output() + harness.function.output()
+    assert first.status == "ok", first.code_output() + lambda_harness.function.output()
     assert first.code_output() == f"1100000 {hashlib.sha256(data).hexdigest()}\n"
     [produced] = first.files
     assert produced.name == "doubled.csv" and produced.key and produced.key.startswith("sandbox/")
-    doubled = harness.blobs.get(produced.key) or b""
+    doubled = lambda_harness.blobs.get(produced.key) or b""
     assert doubled.startswith(b"n\n0\n2\n4\n") and produced.size == len(doubled)
-    assert first.session is not None and first.session.key and harness.blobs.size(first.session.key)
-    assert not [k for k in harness.keys("sandbox/") if "/in/" in k]  # the inputs' copies are gone
+    assert first.session is not None and first.session.key and lambda_harness.blobs.size(first.session.key)
+    assert not [k for k in lambda_harness.keys("sandbox/") if "/in/" in k]  # the inputs' copies are gone
     # The next execution resumes the state from its key: the frame is there, the file is not re-read.
-    second = harness.run("print(int(frame.n.sum()))", carry_session=True, session_key=first.session.key)
+    second = lambda_harness.run("print(int(frame.n.sum()))", carry_session=True, session_key=first.session.key)
     assert second.code_output() == f"{sum(range(1_100_000))}\n", second.code_output()
-    assert harness.client.tenants[-1] == harness.client.tenants[0] != "None"
+    assert lambda_harness.client.tenants[-1] == lambda_harness.client.tenants[0] != "None"
 
 
-def test_user_code_cannot_reach_the_runtime_api(harness: Harness) -> None:
-    before = len(harness.api.requests)
-    host, port = harness.api.address.split(":")
+def test_user_code_cannot_reach_the_runtime_api(lambda_harness: Harness) -> None:
+    before = len(lambda_harness.api.requests)
+    host, port = lambda_harness.api.address.split(":")
     code = f"""
 import os, socket, urllib.request
 attempts = {{}}
@@ -131,22 +78,22 @@ for pid in os.listdir("/proc"):
 attempts["other_processes_fds"] = runner_fds
 print(attempts)
 """
-    result = harness.run(code)
+    result = lambda_harness.run(code)
     assert result.status == "ok", result.code_output()
     attempts = eval(result.code_output())  # noqa: S307 - our own dict literal, printed by the cell
     assert attempts["tcp"] == "PermissionError:13" and attempts["http"] == "URLError", attempts
     assert attempts["inherited_sockets"] == [] and attempts["other_processes_fds"] == [], attempts
     # Only the runtime itself talked to the API: this invocation's next and response, and the next poll.
-    calls = harness.api.requests[before:]
+    calls = lambda_harness.api.requests[before:]
     assert all(line.startswith(("GET /2018-06-01/runtime/invocation/next", "POST /2018-06-01/runtime/invocation/"))
                for line in calls), calls
     assert sum(line.startswith("POST") for line in calls) == 1, calls
 
 
-def test_user_code_cannot_reach_s3_even_with_a_signed_url(harness: Harness) -> None:
-    harness.blobs.put("files/ws-b/secret", b"another tenant's data")
-    get_url = harness.s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "files/ws-b/secret"})
-    put_url = harness.s3.generate_presigned_url("put_object", Params={"Bucket": BUCKET, "Key": "sandbox/planted"})
+def test_user_code_cannot_reach_s3_even_with_a_signed_url(lambda_harness: Harness) -> None:
+    lambda_harness.blobs.put("files/ws-b/secret", b"another tenant's data")
+    get_url = lambda_harness.s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "files/ws-b/secret"})
+    put_url = lambda_harness.s3.generate_presigned_url("put_object", Params={"Bucket": BUCKET, "Key": "sandbox/planted"})
     code = f"""
 import urllib.request
 for method, url in (("GET", {get_url!r}), ("PUT", {put_url!r})):
@@ -156,12 +103,12 @@ for method, url in (("GET", {get_url!r}), ("PUT", {put_url!r})):
     except Exception as exc:
         print(method, type(exc).__name__, getattr(getattr(exc, "reason", None), "errno", None))
 """
-    result = harness.run(code)
+    result = lambda_harness.run(code)
     assert result.code_output() == "GET URLError 13\nPUT URLError 13\n", result.code_output()
-    assert harness.blobs.size("sandbox/planted") is None
+    assert lambda_harness.blobs.size("sandbox/planted") is None
 
 
-def test_user_code_cannot_read_the_runners_credentials(harness: Harness) -> None:
+def test_user_code_cannot_read_the_runners_credentials(lambda_harness: Harness) -> None:
     code = """
 import os
 found = {"env": sorted(k for k in os.environ if k.startswith("AWS"))}
@@ -180,7 +127,7 @@ for pid in os.listdir("/proc"):
 found["leaks"] = leaks
 print(found)
 """
-    result = harness.run(code)
+    result = lambda_harness.run(code)
     text = result.code_output()
     assert result.status == "ok", text
     assert json.loads(text.replace("'", '"')) == {"env": [], "leaks": []}, text
