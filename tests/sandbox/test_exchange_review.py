@@ -1,0 +1,193 @@
+"""Hostile review of the data path by reference (inputs and outputs through the exchange).
+
+Each test states a behaviour a user relies on and fails today; they are marked xfail(strict) so
+the suite stays green until the finding is fixed (then the xfail mark goes).
+
+The sandbox response is hostile input for the API side (docs/security.md §4b: "a forged response
+naming another object"); the runner is same-uid with user code, so a response must never be able
+to name anything outside its own execution's exchange, whatever produced it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from agentsapi.adapters.file_blobs import FileBlobs
+from agentsapi.adapters.local_exchange import HostExchange
+from agentsapi.sandbox.port import ExecutionRequest, ExecutionResult, SandboxFile, result_from_response
+
+BUCKET = "review-bucket"
+
+
+@pytest.fixture
+def blobs(tmp_path: Path) -> FileBlobs:
+    return FileBlobs(tmp_path / "blobs", os.urandom(32), "http://127.0.0.1")
+
+
+@pytest.fixture
+def s3() -> Iterator[tuple[Any, Any]]:
+    """S3 (moto in server mode, on loopback) and the real S3Blobs, so presigned URLs really work."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from agentsapi.adapters.s3_blobs import S3Blobs
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        client = boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
+                              aws_access_key_id="test", aws_secret_access_key="test")  # noqa: S106 - moto's
+        client.create_bucket(Bucket=BUCKET)
+        yield client, S3Blobs(client, BUCKET)
+    finally:
+        server.stop()
+
+
+def run(sandbox: Any, blobs: FileBlobs, code: str, **fields: Any) -> ExecutionResult:
+    return sandbox.execute(ExecutionRequest(code=code, blobs=blobs, timeout_s=10, **fields))
+
+
+# What a forged sandbox response looks like: no ref, but the API side's own internal fields.
+def _forged(victim_file: str, victim_session: str) -> dict[str, Any]:
+    return {"status": "ok", "outputs": [],
+            "files": [{"name": "stolen.csv", "size": 1, "key": victim_file}],
+            "session": {"key": victim_session, "bytes": 1},
+            "exchange_prefix": "files/"}
+
+
+# -- 1. A forged response names any blob (local) -------------------------------------------------
+@pytest.mark.xfail(strict=True, reason="review finding: HostExchange.receive keeps a file/session `key` (and "
+                                       "`exchange_prefix`) taken from the sandbox response when it carries no ref; "
+                                       "adopt_blob/save_state then MOVE that blob (another workspace's file or "
+                                       "session) into the caller's workspace, and discard deletes any prefix")
+def test_a_local_sandbox_response_never_names_a_blob_outside_its_own_execution(tmp_path: Path,
+                                                                                blobs: FileBlobs) -> None:
+    blobs.put("files/victim-ws/victim-file", b"victim's private data")
+    blobs.put("sessions/victim-ws/conv/tool_exec_1", b"victim's session")
+    root = tmp_path / "xchg"
+    root.mkdir()
+    exchange = HostExchange(str(root), blobs, None, 1 << 30)
+    exchange.send(ExecutionRequest(code="", carry_session=True, blobs=blobs), {"code": ""})
+    result = result_from_response(_forged("files/victim-ws/victim-file", "sessions/victim-ws/conv/tool_exec_1"))
+    exchange.receive(result)
+    exchange.close()
+    prefix = result.exchange_prefix or ""
+    named = [f.key for f in result.files if f.key] + ([result.session.key] if result.session and result.session.key else [])
+    # What the turn would adopt (files.adopt_blob / save_state move these keys) stays inside the
+    # execution's own exchange prefix, and that prefix is the execution's own.
+    assert prefix.startswith("sandbox/") and all(key.startswith(prefix) for key in named), (prefix, named)
+
+
+# -- 1b. The same through S3 ---------------------------------------------------------------------
+@pytest.mark.xfail(strict=True, reason="review finding: S3Exchange.receive keeps a file/session `key` taken from "
+                                       "the sandbox response when it carries no ref (no size check either); the "
+                                       "turn then copies+deletes any object of the bucket into the caller's files")
+def test_an_s3_sandbox_response_never_names_an_object_outside_its_own_execution(s3: tuple[Any, Any]) -> None:
+    from agentsapi.adapters.s3_exchange import S3Exchange
+
+    client, store = s3
+    store.put("files/victim-ws/victim-file", b"victim's private data")
+    exchange = S3Exchange(store, client, 60, 1 << 30, resolve=False)
+    exchange.send(ExecutionRequest(code="", carry_session=True, blobs=store), {"code": ""})
+    result = result_from_response(_forged("files/victim-ws/victim-file", "sessions/victim-ws/conv/tool_exec_1"))
+    exchange.receive(result)
+    exchange.close()
+    prefix = result.exchange_prefix or ""
+    named = [f.key for f in result.files if f.key] + ([result.session.key] if result.session and result.session.key else [])
+    assert prefix.startswith("sandbox/") and all(key.startswith(prefix) for key in named), (prefix, named)
+
+
+# -- 2. Locally, an output's recorded size is the response's, not what was taken ----------------
+@pytest.mark.xfail(strict=True, reason="review finding: HostExchange.receive keeps the size the response declares "
+                                       "(the file record, and so every later input-size check, uses it) instead "
+                                       "of the size _take actually streamed; S3Exchange already uses S3's size")
+def test_the_size_recorded_for_a_local_output_is_the_size_taken(tmp_path: Path, blobs: FileBlobs) -> None:
+    root = tmp_path / "xchg"
+    root.mkdir()
+    exchange = HostExchange(str(root), blobs, None, 1 << 30)
+    exchange.send(ExecutionRequest(code="", carry_session=True, blobs=blobs), {"code": ""})
+    (root / exchange.id / "out").mkdir()
+    (root / exchange.id / "out" / "0").write_bytes(b"x" * 5000)
+    result = result_from_response({"status": "ok", "files": [{"name": "big.bin", "size": 1, "ref": "out/0"}]})
+    exchange.receive(result)
+    exchange.close()
+    [produced] = result.files
+    assert produced.key and blobs.size(produced.key) == 5000
+    assert produced.size == 5000, "the file record would say 1 byte for 5000 stored"
+
+
+# -- 3. A file given to the conversation named like the runner's own files -----------------------
+@pytest.mark.xfail(strict=True, reason="review finding: input names are not checked against the runner's reserved "
+                                       "names; a file named .request.json makes _prepare's O_EXCL write fail outside "
+                                       "its try, so every execution of the conversation is 'crashed' and the worker "
+                                       "is torn down and restarted (zygote re-imports) - cheap worker churn on a "
+                                       "shared host; .session-in/.session-out likewise collide with the session files")
+def test_a_file_named_like_the_runners_own_files_is_just_an_input(sandbox: Any, blobs: FileBlobs) -> None:
+    blobs.put("files/ws/req", b"{}")
+    result = run(sandbox, blobs, "print(open('.request.json').read())",
+                 files=[SandboxFile(name=".request.json", key="files/ws/req", size=2)], carry_session=True)
+    assert result.status == "ok", result.code_output()
+    assert result.code_output() == "{}\n"
+
+
+# -- 4. Outputs within the documented limits cost the session --------------------------------------
+@pytest.mark.xfail(strict=True, reason="review finding: session.capture reads every file the cell wrote whole into "
+                                       "memory before applying the session limit (only unchanged inputs are skipped), "
+                                       "and the worker tmpfs pages count against the same memory cgroup: 600 MiB of "
+                                       "outputs (documented limit: 1 GiB) lose every variable (MemoryError), one "
+                                       "512 MiB file gets the cell SIGKILLed")
+def test_outputs_within_the_documented_limits_keep_the_session(sandbox: Any, blobs: FileBlobs) -> None:
+    code = ("block = b'\\x01' * (1 << 20)\nfor n in range(2):\n    with open(f'part{n}.bin', 'wb') as handle:\n"
+            "        for _ in range(300):\n            handle.write(block)\ndel block, handle\nkept = 42\nprint('wrote')")
+    first = run(sandbox, blobs, code, carry_session=True)
+    assert first.status == "ok", first.code_output()
+    assert sorted(f.name for f in first.files) == ["part0.bin", "part1.bin"]
+    assert first.session is not None and first.session.key, first.code_output()
+    second = run(sandbox, blobs, "print(kept)", carry_session=True, session_key=first.session.key)
+    assert second.code_output() == "42\n"
+
+
+# -- 5. S3: what the API checked is what it adopts ---------------------------------------------------
+@pytest.mark.xfail(strict=True, reason="review finding: the presigned PUT URLs for out/<n> bind neither size nor "
+                                       "content and stay valid (timeout+60 s) after the execution answered; whoever "
+                                       "holds them (a compromised environment) can replace an output after "
+                                       "receive() measured it and before adopt_blob copies it (file record size != "
+                                       "bytes; adopt_blob skips the file limit), or re-create sandbox/<id>/out/* "
+                                       "after the discard")
+def test_an_s3_output_cannot_change_after_the_api_checked_it(s3: tuple[Any, Any]) -> None:
+    from agentsapi.adapters.s3_exchange import S3Exchange
+
+    client, store = s3
+    exchange = S3Exchange(store, client, 60, 1 << 30, resolve=False)
+    event = exchange.send(ExecutionRequest(code="", carry_session=True, blobs=store), {"code": ""})
+    url = event["exchange"]["outputs"][0]  # type: ignore[index]
+
+    def put(data: bytes) -> int:  # as the runner PUTs (exchange.UrlExchange): Host and Content-Length only
+        parts = urlsplit(url)
+        connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+        try:
+            connection.request("PUT", f"{parts.path}?{parts.query}", body=data,
+                               headers={"Content-Length": str(len(data))})
+            response = connection.getresponse()
+            response.read()
+            return response.status
+        finally:
+            connection.close()
+
+    assert put(b"small") == 200  # what the runner delivers
+    result = result_from_response({"status": "ok", "files": [{"name": "o.bin", "size": 5, "ref": "out/0"}]})
+    exchange.receive(result)
+    exchange.close()
+    [produced] = result.files
+    assert produced.size == 5
+    put(b"y" * (2 * 1024 * 1024))  # after the API measured it (a refusal is what the fix should give)
+    assert store.move(produced.key, "files/ws/adopted")  # what files.adopt_blob does next
+    assert store.size("files/ws/adopted") == produced.size, "the adopted bytes are not the ones that were checked"
