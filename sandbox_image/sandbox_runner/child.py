@@ -20,7 +20,7 @@ from typing import Any
 
 from . import cell, frames, seccomp, session, warmup
 
-REQUEST_FILE = ".request.json"  # written by the runner, O_EXCL, in the execution's own dir
+REQUEST_FILE = ".request.json"  # written by the runner, O_EXCL, in the execution's control dir
 RAW_FD = 1  # stdout and stderr of subprocesses and C code
 CHANNEL_FD = 3  # framed Python-level output and the result
 
@@ -148,9 +148,15 @@ def _unchanged_inputs(inputs: dict[str, list[int]]) -> set[str]:
     return unchanged
 
 
+def control_dir(workdir: str) -> str:
+    """Where the runner's own files of an execution live (the request, the session state in and
+    out): beside the user's directory, never in it, so no file the user names can collide with them."""
+    return workdir.rstrip("/") + ".ctl"
+
+
 def _take_request(workdir: str) -> dict[str, Any]:
     """The runner's request file (code, env, limits), read and removed before user code runs."""
-    path = os.path.join(workdir, REQUEST_FILE)
+    path = os.path.join(control_dir(workdir), REQUEST_FILE)
     with open(path, "rb") as handle:
         request = json.loads(handle.read())
     os.unlink(path)
@@ -160,8 +166,9 @@ def _take_request(workdir: str) -> dict[str, Any]:
 def _restore_session(namespace: dict[str, Any], workdir: str) -> tuple[list[str], list[list[Any]]]:
     """Load the state the runner left, streamed from its file, which is gone before user code runs
     (session.restore drops each raw value once loaded)."""
-    with open(session.IN_FILE, "rb") as handle:
-        os.unlink(session.IN_FILE)
+    path = os.path.join(control_dir(workdir), session.IN_FILE)
+    with open(path, "rb") as handle:
+        os.unlink(path)
         return session.restore(handle, namespace, workdir)
 
 
@@ -183,7 +190,7 @@ def run(request: dict[str, Any], raw_w: int, chan_w: int) -> None:
         session_notes: list[str] = []
         restored: list[list[Any]] = []
         carry = request.get("session")
-        if carry is not None and os.path.exists(session.IN_FILE):
+        if carry is not None and os.path.exists(os.path.join(control_dir(request["workdir"]), session.IN_FILE)):
             session_notes, restored = _restore_session(namespace, request["workdir"])
         began = time.perf_counter()
         outcome = cell.run_cell(request["code"], namespace)
@@ -194,7 +201,8 @@ def run(request: dict[str, Any], raw_w: int, chan_w: int) -> None:
             sys.stderr.write(f"[could not save figures: {type(exc).__name__}: {exc}]\n")
         if carry is not None:
             try:
-                session_notes += session.capture(namespace, request["workdir"], carry["limit"], session.OUT_FILE,
+                session_notes += session.capture(namespace, request["workdir"], carry["limit"],
+                                                 os.path.join(control_dir(request["workdir"]), session.OUT_FILE),
                                                  skip_files=_unchanged_inputs(request.get("inputs") or {}))
             except Exception as exc:  # noqa: BLE001 - the cell's own result still counts
                 session_notes.append(f"session state could not be saved: {type(exc).__name__}: {exc}")

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import exchange, frames, proc, scrub, session
-from .child import REQUEST_FILE
+from .child import REQUEST_FILE, control_dir
 from .protocol import BadRequest, ExecutionRequest, SandboxConfig
 
 PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
@@ -84,6 +84,11 @@ class _Execution:
     notes: list[str] = field(default_factory=list)
     # Where inputs came from and outputs go when they travel by reference (None: inline, base64).
     exchange: exchange.DirectoryExchange | exchange.UrlExchange | None = None
+
+    @property
+    def control(self) -> Path:
+        """The runner's own files of this execution, beside the user's directory (child.control_dir)."""
+        return Path(control_dir(str(self.workdir)))
 
 
 @dataclass
@@ -302,6 +307,7 @@ class Runner:
         child reads (the zygote only ever sees the execution id and this directory)."""
         workdir = Path(self.config.work_root) / f"run-{uuid.uuid4().hex}"
         workdir.mkdir(mode=0o700)
+        Path(control_dir(str(workdir))).mkdir(mode=0o700)
         execution = _Execution(workdir=workdir, id=workdir.name)
         try:
             execution.exchange = exchange.from_request(request.exchange, self.config.exchange_dir, self.uid,
@@ -328,7 +334,7 @@ class Runner:
             # unchanged they are not session state (and never "not carried").
             "inputs": {name: list(stamp) for name, stamp in execution.inputs.items()},
         }
-        _write_new(workdir / REQUEST_FILE, json.dumps(child_request).encode())
+        _write_new(execution.control / REQUEST_FILE, json.dumps(child_request).encode())
         return execution
 
     def _run(self, execution: _Execution, deadline: float) -> _Outcome:
@@ -407,7 +413,7 @@ class Runner:
         if execution.exchange is not None:
             return self._export(execution, result, carry_session)
         files = self._collect_files(execution.workdir, execution.inputs, execution.notes)
-        state = _read_regular_file_at(execution.workdir / session.OUT_FILE,
+        state = _read_regular_file_at(execution.control / session.OUT_FILE,
                                       self.config.max_inline_session_bytes + 1024 * 1024) if carry_session else None
         execution.notes.extend((result or {}).get("session_notes", []))
         return files, ({"state_b64": base64.b64encode(state).decode("ascii"), "bytes": len(state)} if state else None)
@@ -423,7 +429,7 @@ class Runner:
             channel.begin_outputs()
             files = self._collect_files(execution.workdir, execution.inputs, execution.notes, channel)
             state = None
-            path = execution.workdir / session.OUT_FILE
+            path = execution.control / session.OUT_FILE
             if carry_session and _is_regular(path):
                 size = os.stat(path, follow_symlinks=False).st_size
                 if size <= self.config.max_session_bytes + 1024 * 1024:
@@ -518,9 +524,10 @@ class Runner:
             written[item.name] = (info.st_size, info.st_mtime_ns)
         if request.state_ref is not None:
             assert channel is not None
-            channel.fetch(request.state_ref, workdir / session.IN_FILE, min(room, self.config.max_session_bytes + (1 << 20)))
+            channel.fetch(request.state_ref, Path(control_dir(str(workdir))) / session.IN_FILE,
+                          min(room, self.config.max_session_bytes + (1 << 20)))
         elif request.state:
-            _write_new(workdir / session.IN_FILE, request.state)
+            _write_new(Path(control_dir(str(workdir))) / session.IN_FILE, request.state)
         if isinstance(channel, exchange.DirectoryExchange):
             channel.done_fetching()
         return written

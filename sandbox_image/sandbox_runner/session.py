@@ -68,21 +68,33 @@ def restore(handle: BinaryIO, namespace: dict[str, Any], workdir: str) -> tuple[
     return notes, restored
 
 
-def _files(workdir: str, skip: set[str]) -> dict[str, bytes]:
-    found: dict[str, bytes] = {}
+def _file_sizes(workdir: str, skip: set[str]) -> dict[str, int]:
+    """The regular files of the working directory and their sizes, nothing read yet."""
+    found: dict[str, int] = {}
     for directory, dirs, names in os.walk(workdir, followlinks=False):
         dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
         for name in names:
             path = os.path.join(directory, name)
             if name.startswith(".") or os.path.islink(path) or not os.path.isfile(path):
                 continue
-            if os.path.relpath(path, workdir) in skip:
-                continue  # never read: a 200 MB input is not held in memory to be thrown away
+            relative = os.path.relpath(path, workdir)
+            if relative in skip:
+                continue  # an unchanged input: handed in again every turn
             try:
-                with open(path, "rb") as handle:
-                    found[os.path.relpath(path, workdir)] = handle.read()
+                found[relative] = os.stat(path, follow_symlinks=False).st_size
             except OSError:
                 continue
+    return found
+
+
+def _read_files(workdir: str, names: list[str]) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    for relative in names:
+        try:
+            with open(os.path.join(workdir, relative), "rb") as handle:
+                found[relative] = handle.read()
+        except OSError:
+            continue
     return found
 
 
@@ -107,17 +119,20 @@ def capture(namespace: dict[str, Any], workdir: str, limit: int, out_path: str,
             values[name] = cloudpickle.dumps(value)
         except Exception as exc:  # noqa: BLE001 - sockets, generators, locks...
             dropped.append(f"{name} ({type(value).__name__}: {_reason(exc)})")
-    files = _files(workdir, set(skip_files))
+    # Files are sized before any is read: only those that fit are ever held in memory (the code
+    # may have written a GiB of outputs, which travel as files, not as state).
+    sizes = _file_sizes(workdir, set(skip_files))
     items = [("value", name, len(data)) for name, data in values.items()]
-    items += [("file", name, len(data)) for name, data in files.items()]
+    items += [("file", name, size) for name, size in sizes.items()]
     total = sum(size for *_, size in items)
     # Over the limit: drop the largest items first, and say so.
     for kind, name, size in sorted(items, key=lambda item: -item[2]):
         if total <= limit:
             break
-        (values if kind == "value" else files).pop(name)
+        (values if kind == "value" else sizes).pop(name)
         total -= size
         dropped.append(f"{name} ({kind}, {size} bytes: over the {limit}-byte session limit)")
+    files = _read_files(workdir, list(sizes))
     notes = ["session: not carried to the next execution: " + ", ".join(dropped)] if dropped else []
     with open(out_path, "xb") as handle:
         pickle.dump({"version": VERSION, "modules": modules, "values": values, "files": files}, handle,

@@ -59,7 +59,9 @@ def assert_clean_slate(sandbox: Any) -> None:
     # The work root, and the (empty) directory where inputs and outputs are exchanged by reference.
     assert state["listing"]["/tmp"] == ["sbx", "xchg"], state["listing"]
     assert state["listing"]["/tmp/xchg"] == [], state["listing"]
-    assert len(state["listing"]["/tmp/sbx"]) == 1, state["listing"]  # only this execution's own directory
+    # Only this execution's own directory, and the runner's control directory beside it.
+    [workdir, control] = state["listing"]["/tmp/sbx"]
+    assert control == workdir + ".ctl", state["listing"]
     assert state["listing"]["."] == []
     assert set(state["env"]) <= {"PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "PYTHONDONTWRITEBYTECODE",
                                  "PYTHONIOENCODING", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",

@@ -1,7 +1,7 @@
 """Hostile review of the data path by reference (inputs and outputs through the exchange).
 
-Each test states a behaviour a user relies on and fails today; they are marked xfail(strict) so
-the suite stays green until the finding is fixed (then the xfail mark goes).
+Each test states a behaviour a user relies on; each failed when the review found it, and the
+fix is named in docs/security.md §4b.
 
 The sandbox response is hostile input for the API side (docs/security.md §4b: "a forged response
 naming another object"); the runner is same-uid with user code, so a response must never be able
@@ -64,10 +64,6 @@ def _forged(victim_file: str, victim_session: str) -> dict[str, Any]:
 
 
 # -- 1. A forged response names any blob (local) -------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="review finding: HostExchange.receive keeps a file/session `key` (and "
-                                       "`exchange_prefix`) taken from the sandbox response when it carries no ref; "
-                                       "adopt_blob/save_state then MOVE that blob (another workspace's file or "
-                                       "session) into the caller's workspace, and discard deletes any prefix")
 def test_a_local_sandbox_response_never_names_a_blob_outside_its_own_execution(tmp_path: Path,
                                                                                 blobs: FileBlobs) -> None:
     blobs.put("files/victim-ws/victim-file", b"victim's private data")
@@ -87,9 +83,6 @@ def test_a_local_sandbox_response_never_names_a_blob_outside_its_own_execution(t
 
 
 # -- 1b. The same through S3 ---------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="review finding: S3Exchange.receive keeps a file/session `key` taken from "
-                                       "the sandbox response when it carries no ref (no size check either); the "
-                                       "turn then copies+deletes any object of the bucket into the caller's files")
 def test_an_s3_sandbox_response_never_names_an_object_outside_its_own_execution(s3: tuple[Any, Any]) -> None:
     from agentsapi.adapters.s3_exchange import S3Exchange
 
@@ -106,9 +99,6 @@ def test_an_s3_sandbox_response_never_names_an_object_outside_its_own_execution(
 
 
 # -- 2. Locally, an output's recorded size is the response's, not what was taken ----------------
-@pytest.mark.xfail(strict=True, reason="review finding: HostExchange.receive keeps the size the response declares "
-                                       "(the file record, and so every later input-size check, uses it) instead "
-                                       "of the size _take actually streamed; S3Exchange already uses S3's size")
 def test_the_size_recorded_for_a_local_output_is_the_size_taken(tmp_path: Path, blobs: FileBlobs) -> None:
     root = tmp_path / "xchg"
     root.mkdir()
@@ -125,11 +115,6 @@ def test_the_size_recorded_for_a_local_output_is_the_size_taken(tmp_path: Path, 
 
 
 # -- 3. A file given to the conversation named like the runner's own files -----------------------
-@pytest.mark.xfail(strict=True, reason="review finding: input names are not checked against the runner's reserved "
-                                       "names; a file named .request.json makes _prepare's O_EXCL write fail outside "
-                                       "its try, so every execution of the conversation is 'crashed' and the worker "
-                                       "is torn down and restarted (zygote re-imports) - cheap worker churn on a "
-                                       "shared host; .session-in/.session-out likewise collide with the session files")
 def test_a_file_named_like_the_runners_own_files_is_just_an_input(sandbox: Any, blobs: FileBlobs) -> None:
     blobs.put("files/ws/req", b"{}")
     result = run(sandbox, blobs, "print(open('.request.json').read())",
@@ -139,11 +124,6 @@ def test_a_file_named_like_the_runners_own_files_is_just_an_input(sandbox: Any, 
 
 
 # -- 4. Outputs within the documented limits cost the session --------------------------------------
-@pytest.mark.xfail(strict=True, reason="review finding: session.capture reads every file the cell wrote whole into "
-                                       "memory before applying the session limit (only unchanged inputs are skipped), "
-                                       "and the worker tmpfs pages count against the same memory cgroup: 600 MiB of "
-                                       "outputs (documented limit: 1 GiB) lose every variable (MemoryError), one "
-                                       "512 MiB file gets the cell SIGKILLed")
 def test_outputs_within_the_documented_limits_keep_the_session(sandbox: Any, blobs: FileBlobs) -> None:
     code = ("block = b'\\x01' * (1 << 20)\nfor n in range(2):\n    with open(f'part{n}.bin', 'wb') as handle:\n"
             "        for _ in range(300):\n            handle.write(block)\ndel block, handle\nkept = 42\nprint('wrote')")
@@ -156,12 +136,6 @@ def test_outputs_within_the_documented_limits_keep_the_session(sandbox: Any, blo
 
 
 # -- 5. S3: what the API checked is what it adopts ---------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="review finding: the presigned PUT URLs for out/<n> bind neither size nor "
-                                       "content and stay valid (timeout+60 s) after the execution answered; whoever "
-                                       "holds them (a compromised environment) can replace an output after "
-                                       "receive() measured it and before adopt_blob copies it (file record size != "
-                                       "bytes; adopt_blob skips the file limit), or re-create sandbox/<id>/out/* "
-                                       "after the discard")
 def test_an_s3_output_cannot_change_after_the_api_checked_it(s3: tuple[Any, Any]) -> None:
     from agentsapi.adapters.s3_exchange import S3Exchange
 

@@ -67,25 +67,27 @@ class HostExchange:
         return event
 
     def receive(self, result: ExecutionResult) -> None:
-        """Move what the sandbox handed over into the blob store; each output gets its ``key``.
-        A ref that is not one the runner makes is dropped with a note."""
+        """Move what the sandbox handed over into the blob store; each output gets its ``key`` and
+        the size really taken. An output without a ref the runner makes is dropped with a note:
+        with an exchange, nothing comes back inline."""
         result.exchange_prefix = exchange_key(self.id, "")
         kept = []
         for produced in result.files:
-            if produced.ref is None:
-                kept.append(produced)
-            elif self._take(produced.ref) is not None:
-                produced.key = exchange_key(self.id, produced.ref)
-                kept.append(produced)
-            else:
+            size = self._take(produced.ref) if produced.ref is not None else None
+            if size is None:
                 result.notes.append(f"file {produced.name!r} could not be taken from the sandbox")
+                continue
+            produced.key, produced.size, produced.content_b64 = exchange_key(self.id, produced.ref or ""), size, ""
+            kept.append(produced)
         result.files = kept
-        if result.session is not None and result.session.ref is not None:
-            if self._take(result.session.ref) is not None:
-                result.session.key = exchange_key(self.id, result.session.ref)
-            else:
+        session = result.session
+        if session is not None:
+            size = self._take(session.ref) if session.ref is not None else None
+            if size is None:
                 result.session = None
                 result.notes.append("the session state could not be taken from the sandbox; it was not kept")
+            else:
+                session.key, session.bytes, session.state_b64 = exchange_key(self.id, session.ref or ""), size, ""
 
     def close(self) -> bool:
         """Remove this execution's directory; False if something stayed (the worker is then replaced)."""

@@ -10,8 +10,9 @@ policy admits only ``sandbox/`` of the project bucket (template.yaml). So, per e
 - ``resolve`` carries the bucket host's addresses, looked up here: the sandbox's VPC has no DNS,
   and user code, which cannot open an AF_INET socket at all, gets no resolver either.
 
-After the invoke the inputs go; the outputs stay under ``sandbox/<id>/out/`` until the turn
-adopts them (a server-side copy under the file's own key) and discards the rest. A lifecycle
+After the invoke the inputs go; each output is copied to ``sandbox/<id>/kept/``, which no URL
+names, and measured there, until the turn adopts it (a server-side copy under the file's own
+key) and discards the rest. A lifecycle
 rule on ``sandbox/`` removes whatever a crash left behind.
 """
 
@@ -56,28 +57,41 @@ class S3Exchange:
         return event
 
     def receive(self, result: ExecutionResult) -> None:
-        """Each output's ``key``, checked against what is really in the bucket."""
+        """Each output's ``key`` and size, from what is really in the bucket. An output is first
+        copied to ``kept/``, which no URL names, and measured there: the PUT URLs stay valid a
+        while after the execution, so what the turn adopts must not be what they can still
+        replace. An output without a ref the runner makes is dropped with a note."""
         result.exchange_prefix = exchange_key(self.id, "")
         kept = []
         for produced in result.files:
-            if produced.ref is None:
-                kept.append(produced)
-                continue
-            size = self.blobs.size(exchange_key(self.id, produced.ref)) if OUTPUT_REF.fullmatch(produced.ref) else None
+            size = self._keep(produced.ref)
             if size is None:
                 result.notes.append(f"file {produced.name!r} did not reach the bucket")
                 continue
-            produced.key, produced.size = exchange_key(self.id, produced.ref), size
+            produced.key, produced.size, produced.content_b64 = self._kept(produced.ref), size, ""
             kept.append(produced)
         result.files = kept
         session = result.session
-        if session is not None and session.ref is not None:
-            size = self.blobs.size(exchange_key(self.id, session.ref)) if session.ref == "out/session" else None
+        if session is not None:
+            size = self._keep(session.ref) if session.ref == "out/session" else None
             if size is None:
                 result.session = None
                 result.notes.append("the session state did not reach the bucket; it was not kept")
             else:
-                session.key, session.bytes = exchange_key(self.id, session.ref), size
+                session.key, session.bytes, session.state_b64 = self._kept(session.ref), size, ""
+
+    def _keep(self, ref: str | None) -> int | None:
+        """Copy ``out/…`` to ``kept/…`` (server-side) and drop the original; the copy's size."""
+        if ref is None or not OUTPUT_REF.fullmatch(ref):
+            return None
+        source = exchange_key(self.id, ref)
+        if not self.blobs.copy(source, self._kept(ref)):
+            return None
+        self.blobs.delete(source)
+        return self.blobs.size(self._kept(ref))
+
+    def _kept(self, ref: str | None) -> str:
+        return exchange_key(self.id, "kept/" + (ref or "").removeprefix("out/"))
 
     def close(self) -> None:
         self.blobs.delete_prefix(exchange_key(self.id, "in/"))

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..blobs import BlobStore, file_key, is_own_session, session_key, session_prefix
+from ..blobs import SANDBOX_PREFIX, BlobStore, file_key, is_own_session, session_key, session_prefix
 from ..errors import ApiError, FunctionResultsMissing, InvalidRequest, NotFound, PayloadTooLarge, ValidationFailed
 from ..limits import file_name_problem
 from ..models.common import iso, new_id, now
@@ -192,6 +192,8 @@ class ConversationService:
         def save_state(entry_id: str, state: SessionState) -> str:
             key = session_key(ws, conversation_id, entry_id)
             if state.key is not None:
+                if not state.key.startswith(SANDBOX_PREFIX):
+                    raise ValueError(f"a session state must come from a sandbox exchange, not {state.key!r}")
                 blobs.move(state.key, key)
             else:
                 blobs.put(key, state.content())

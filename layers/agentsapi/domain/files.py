@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..blobs import BlobStore, file_key
+from ..blobs import SANDBOX_PREFIX, BlobStore, file_key
 from ..errors import InvalidRequest, NotFound, PayloadTooLarge
 from ..limits import MAX_NAME_BYTES, file_name_problem
 from ..models.files import PURPOSES, FileRecord
@@ -83,7 +83,9 @@ class FileService:
                    mimetype: str | None = None, source: str = "mistral") -> FileRecord:
         """A file the code interpreter wrote, already in the blob store under ``key`` (the sandbox
         handed it over by reference): recorded, and its blob moved under the file's own key."""
-        record = self._new_record(filename, size, purpose, mimetype, None, source, enforce_limit=False)
+        if not key.startswith(SANDBOX_PREFIX):  # only what a sandbox adapter put in transit, never a stored file
+            raise InvalidRequest(f"the output {filename} does not come from a sandbox exchange", param="file")
+        record = self._new_record(filename, size, purpose, mimetype, None, source)
         if not self.blobs.move(key, file_key(ws, record.id)):
             raise NotFound(f"the output {filename} is no longer stored", param="file")
         self.store.put_file(ws, record)

@@ -138,7 +138,11 @@ def _keep_outputs(result: ExecutionResult, context: ToolContext, entry_id: str) 
         name, problem = usable_file_name(produced.name.rsplit("/", 1)[-1], f"output_{number}")
         if problem:
             result.notes.append(f"a file the code wrote has a name that {problem}; it was saved as {name!r}")
-        file_id = context.save_file(name, produced)  # type: ignore[misc]
+        try:
+            file_id = context.save_file(name, produced)  # type: ignore[misc]
+        except ApiError as refused:
+            result.notes.append(f"the file {name!r} the code wrote was not kept: {refused.message}")
+            continue
         files.append(ToolFileChunk(tool=CODE_INTERPRETER, file_id=file_id, file_name=name,
                                    file_type=name.rsplit(".", 1)[-1] if "." in name else None))
     return session_ref, files

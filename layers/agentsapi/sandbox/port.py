@@ -150,6 +150,14 @@ def result_from_response(payload: object) -> ExecutionResult:
     if isinstance(payload, dict) and payload.get("status") == "bad_request":
         return ExecutionResult(status="error", notes=[f"the sandbox refused the request: {payload.get('message')}"])
     try:
-        return ExecutionResult.model_validate(payload)
+        result = ExecutionResult.model_validate(payload)
     except ValueError:
         return ExecutionResult(status="crashed", notes=["the sandbox returned a malformed response"])
+    # Blob keys and the exchange prefix are the adapter's to set, from refs it checked: a response
+    # naming them could make the turn adopt (move) or discard any blob of any workspace.
+    result.exchange_prefix = None
+    for produced in result.files:
+        produced.key = None
+    if result.session is not None:
+        result.session.key = None
+    return result
