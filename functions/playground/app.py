@@ -19,9 +19,12 @@ def _prefix(event: dict[str, Any]) -> str:
     a base path on a custom domain, nothing on a custom domain mapped at its root."""
     path = event.get("path") or "/"
     public = (event.get("requestContext") or {}).get("path") or path
-    if path == "/":
-        return public.rstrip("/")
-    return public[: -len(path)] if public.endswith(path) else ""
+    prefix = public.rstrip("/") if path == "/" else (public[: -len(path)] if public.endswith(path) else "")
+    # It becomes a Location header: only a plain path of this host ("/prod", "/base"), never a
+    # scheme-relative "//elsewhere" (an open redirect) or anything with a backslash or a scheme.
+    if prefix and (not prefix.startswith("/") or prefix.startswith("//") or "\\" in prefix or ":" in prefix):
+        return ""
+    return prefix
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -22,7 +22,9 @@ CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; c
 # fetched with the API key and shown through URL.createObjectURL. Model text and code output are
 # never HTML; this policy is the second line if a bug ever made them so.
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; "
-       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'; "
+       # No script-building sink may take a string (the page has none; this keeps it so).
+       "require-trusted-types-for 'script'; trusted-types 'none'")
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",

@@ -1,15 +1,13 @@
 """Security review findings on the playground, as tests of what a user relies on.
 
-Each test asserts the safe behaviour and is marked xfail(strict=True) until the playground is
-fixed: when a fix lands the test passes, strict xfail turns that into a failure, and the mark is
-removed. The attacker controls model output, code output and the files the code writes.
+Each test asserts the safe behaviour; each failed when the review found it. The attacker
+controls model output, code output and the files the code writes.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from playwright.sync_api import expect
 
 from tests.browser.harness import Served
@@ -20,10 +18,6 @@ SVG_PROBE = ('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40"><re
              '<script>document.title = "ran at " + location.origin</script></svg>')
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "review finding: an SVG written by the code is shown through a blob: URL of type image/svg+xml; "
-    "opened in its own tab (copy image address, drag to the tab strip) it is a same-origin document "
-    "with no CSP, so its script runs at the playground's origin (sessionStorage, the API)"))
 def test_an_svg_the_code_wrote_runs_no_script_at_the_playground_origin_when_opened_in_its_own_tab(
         page: Any, served: Served) -> None:
     send(page, code_message(f"open('chart.svg', 'w').write({SVG_PROBE!r})\nprint('drawn')"))
@@ -44,10 +38,6 @@ def test_an_svg_the_code_wrote_runs_no_script_at_the_playground_origin_when_open
             tab.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "review finding: the Markdown renderer and the Python highlighter take time quadratic in hostile "
-    "input ('[a ' repeated, a long run of digits), and a live turn re-renders the whole answer or code "
-    "on every delta, so ~27 kB of code output freezes the tab for a minute (100 kB, the output cap, far longer)"))
 def test_a_hostile_answer_or_code_cannot_freeze_the_page(page: Any) -> None:
     timings = page.evaluate("""async () => {
         const { renderMarkdown } = await import('./markdown.js');

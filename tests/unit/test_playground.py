@@ -45,6 +45,7 @@ def test_every_answer_carries_the_security_headers(path: Path) -> None:
     assert csp["script-src"] == "'self'" and csp["style-src"] == "'self'" and csp["connect-src"] == "'self'"
     assert csp["img-src"] == "'self' blob:"
     assert csp["frame-ancestors"] == "'none'"
+    assert csp["require-trusted-types-for"] == "'script'" and csp["trusted-types"] == "'none'"
     assert headers["X-Content-Type-Options"] == "nosniff"
 
 
@@ -52,6 +53,16 @@ def test_every_answer_carries_the_security_headers(path: Path) -> None:
 def test_the_root_and_the_bare_path_redirect_to_the_page_under_the_stage(name: str) -> None:
     response = invoke(event_named(name))
     assert response["statusCode"] == 302 and response["headers"]["Location"] == "/prod/playground/"
+
+
+@pytest.mark.parametrize("public", ["//evil.example/", "/\\evil.example/", "https://evil.example/", "evil/"])
+def test_the_redirect_never_leaves_the_host_whatever_the_request_context_says(public: str) -> None:
+    """The stage prefix comes from requestContext.path; a custom domain or a crafted event must
+    never turn the redirect into one to another host (found by the playground review)."""
+    event = event_named("root_redirect")
+    event["requestContext"]["path"] = public
+    location = invoke(event)["headers"]["Location"]
+    assert location == "/playground/", location
 
 
 def test_the_page_and_its_modules_are_served_with_their_types() -> None:

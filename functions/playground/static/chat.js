@@ -5,8 +5,21 @@ import { byId, clear, h, when } from './dom.js';
 import { codeBlock } from './highlight.js';
 import { renderMarkdown } from './markdown.js';
 
-const IMAGE_TYPES = { png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg', gif: 'image/gif', webp: 'image/webp',
-  svg: 'image/svg+xml' };
+// Shown inline. Not SVG: an SVG is a document that can carry script, and its object URL opened
+// in a tab of its own (copy the image address) would run it at this page's origin, without the
+// page's CSP. SVGs are offered as downloads, like any other file.
+const IMAGE_TYPES = { png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg', gif: 'image/gif', webp: 'image/webp' };
+
+// Streamed text re-renders at most once per frame: a delta at a time, a long answer would be
+// parsed again for every token.
+function perFrame(fn) {
+  let pending = false;
+  return () => {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => { pending = false; fn(); });
+  };
+}
 
 // The code inside a partial `{"code": "..."}` argument string, as far as it has arrived.
 export function partialCode(args) {
@@ -52,7 +65,7 @@ export function mountChat(ctx) {
   const title = byId('conversation-title');
   const restartBanner = byId('restart-banner');
 
-  const objectUrls = new Map(); // file id -> Promise of an object URL (fetched once, with the key)
+  const imageBlobs = new Map(); // file id -> Promise of its bytes as a typed Blob (fetched once, with the key)
   let conversationId = null;
   let restartFrom = null; // {entryId, label} while the next message restarts from an entry
   let attachments = [];
@@ -60,14 +73,16 @@ export function mountChat(ctx) {
   let shownFiles = new Set(); // files already shown in the transcript (an execution's, then the answer's)
 
   // -- files -------------------------------------------------------------------------------------
-  function objectUrl(fileId, type) {
-    if (!objectUrls.has(fileId)) {
+  // The bytes are fetched once per file; each picture gets an object URL of its own, revoked as
+  // soon as it has loaded (the picture stays), so no URL to a file outlives its <img>.
+  function imageBlob(fileId, type) {
+    if (!imageBlobs.has(fileId)) {
       const pending = api.blob(`v1/files/${encodeURIComponent(fileId)}/content`)
-        .then((blob) => URL.createObjectURL(new Blob([blob], { type })));
-      pending.catch(() => objectUrls.delete(fileId));
-      objectUrls.set(fileId, pending);
+        .then((blob) => new Blob([blob], { type }));
+      pending.catch(() => imageBlobs.delete(fileId));
+      imageBlobs.set(fileId, pending);
     }
-    return objectUrls.get(fileId);
+    return imageBlobs.get(fileId);
   }
 
   const download = (fileId, name) => ctx.download(fileId, name);
@@ -81,8 +96,12 @@ export function mountChat(ctx) {
       const figure = h('figure', { class: 'file' }, img,
         h('figcaption', {}, h('button', { type: 'button', class: 'link', onclick: () => download(file.file_id, name) },
           `Download ${name}`)));
-      objectUrl(file.file_id, IMAGE_TYPES[type])
-        .then((url) => { img.src = url; })
+      imageBlob(file.file_id, IMAGE_TYPES[type])
+        .then((blob) => {
+          const url = URL.createObjectURL(blob);
+          img.addEventListener('load', () => URL.revokeObjectURL(url), { once: true });
+          img.src = url;
+        })
         .catch((error) => img.replaceWith(h('p', { class: 'error' }, `${name} could not be shown: ${error.message}`)));
       return figure;
     }
@@ -125,10 +144,14 @@ export function mountChat(ctx) {
     const output = h('pre', { class: 'output pending' }, 'Running…');
     const files = h('div', { class: 'files' });
     shell.body.append(code, h('div', { class: 'label' }, 'Output'), output, files);
+    let partial = '';
+    let finished = false; // a frame scheduled before the end must not put the partial code back
+    const showPartial = perFrame(() => { if (!finished) code.replaceChildren(codeBlock(partial, 'python')); });
     return {
       item: shell.item,
-      setCode(text) { code.replaceChildren(codeBlock(text, 'python')); },
+      setCode(text) { partial = text; if (!finished) showPartial(); },
       finish(info) {
+        finished = true;
         if (typeof info.code === 'string') code.replaceChildren(codeBlock(info.code, 'python'));
         output.classList.remove('pending');
         const text = info.code_output ?? textOf(info.result);
@@ -152,6 +175,7 @@ export function mountChat(ctx) {
   function answerView(id, who) {
     const shell = entryShell('assistant', who || 'Assistant', id);
     const parts = [];
+    const renderSoon = perFrame(() => render());
     function render() {
       const nodes = [];
       for (const part of parts) {
@@ -172,8 +196,9 @@ export function mountChat(ctx) {
         } else if (content && content.type === 'text') {
           parts.push({ type: 'text', text: content.text });
         } else if (content) parts.push({ ...content });
-        render();
+        renderSoon();
       },
+      render,
     };
   }
 
@@ -181,6 +206,7 @@ export function mountChat(ctx) {
     const view = answerView(entry.id, entry.agent_id ? 'Agent' : 'Assistant');
     if (typeof entry.content === 'string') view.add(entry.content);
     else for (const chunk of entry.content || []) view.add(chunk);
+    view.render(); // a stored entry is shown whole at once
     return view.item;
   }
 

@@ -82,14 +82,6 @@ export function renderMarkdown(text) {
   return fragment;
 }
 
-const INLINE = [
-  ['code', /`([^`\n]+)`/],
-  ['image', /!\[([^\]\n]*)\]\(([^)\s]*)\)/],
-  ['link', /\[([^\]\n]+)\]\(([^)\s]+)\)/],
-  ['strong', /\*\*(?=\S)([^\n]*?\S)\*\*|__(?=\S)([^\n]*?\S)__/],
-  ['em', /\*(?=[^\s*])([^*\n]*?[^\s*])\*|(?<![\w])_(?=[^\s_])([^_\n]*?[^\s_])_(?![\w])/],
-];
-
 export function safeHref(href) {
   try {
     const url = new URL(href, document.baseURI);
@@ -99,42 +91,103 @@ export function safeHref(href) {
   }
 }
 
+// Inline constructs, found in one left-to-right pass. Model text is hostile: a regular expression
+// that scans to the end of the line from every "[" or "*" takes time growing with the square of
+// the line ('[a ' * 9000 froze the tab for a minute), so each closing delimiter is looked up in
+// a table of next occurrences built once per text, and every attempt costs O(1).
+function nextTable(text, test) {
+  // next[i] = the first index >= i where test(text, index) holds, or text.length.
+  const next = new Int32Array(text.length + 2);
+  next[text.length] = text.length;
+  next[text.length + 1] = text.length;
+  for (let i = text.length - 1; i >= 0; i -= 1) next[i] = test(text, i) ? i : next[i + 1];
+  return next;
+}
+
+const isSpace = (c) => c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v';
+const isWord = (c) => c !== undefined && /\w/.test(c);
+
+function scanner(text) {
+  const at = (ch) => nextTable(text, (t, i) => t[i] === ch);
+  const table = {
+    newline: at('\n'), tick: at('`'), bracket: at(']'), paren: at(')'), star: at('*'), under: at('_'),
+    space: nextTable(text, (t, i) => isSpace(t[i])),
+    // a closing ** or __: the delimiter, preceded by a character that is not a space
+    strongStar: nextTable(text, (t, i) => t[i] === '*' && t[i + 1] === '*' && i > 0 && !isSpace(t[i - 1])),
+    strongUnder: nextTable(text, (t, i) => t[i] === '_' && t[i + 1] === '_' && i > 0 && !isSpace(t[i - 1])),
+  };
+  const lineEnd = (i) => table.newline[i];
+  return {
+    code(i) {
+      if (text[i] !== '`') return null;
+      const close = table.tick[i + 1];
+      return close < lineEnd(i) && close > i + 1 ? { end: close + 1, inner: text.slice(i + 1, close) } : null;
+    },
+    bracketed(i) { // [text](url): the parts, for links and images
+      const close = table.bracket[i + 1];
+      if (close >= lineEnd(i) || text[close + 1] !== '(') return null;
+      const paren = table.paren[close + 2];
+      if (paren >= text.length || table.space[close + 2] < paren) return null;
+      return { end: paren + 1, inner: text.slice(i + 1, close), url: text.slice(close + 2, paren) };
+    },
+    strong(i) {
+      const ch = text[i];
+      if ((ch !== '*' && ch !== '_') || text[i + 1] !== ch || isSpace(text[i + 2]) || i + 2 >= text.length) return null;
+      const close = (ch === '*' ? table.strongStar : table.strongUnder)[i + 3];
+      return close < lineEnd(i) ? { end: close + 2, inner: text.slice(i + 2, close) } : null;
+    },
+    em(i) {
+      const ch = text[i];
+      if (ch !== '*' && ch !== '_') return null;
+      if (ch === '_' && isWord(text[i - 1])) return null;
+      const first = text[i + 1];
+      if (first === undefined || isSpace(first) || first === ch) return null;
+      const close = (ch === '*' ? table.star : table.under)[i + 1];
+      if (close >= lineEnd(i) || isSpace(text[close - 1])) return null;
+      if (ch === '_' && isWord(text[close + 1])) return null;
+      return { end: close + 1, inner: text.slice(i + 1, close) };
+    },
+  };
+}
+
 function inline(text, parent) {
-  let rest = text;
-  while (rest) {
-    let best = null;
-    for (const [kind, pattern] of INLINE) {
-      const match = pattern.exec(rest);
-      if (match && (!best || match.index < best.match.index)) best = { kind, match };
-    }
-    if (!best) { parent.append(rest); return; }
-    const { kind, match } = best;
-    if (match.index) parent.append(rest.slice(0, match.index));
-    const inner = match[1] ?? match[2] ?? '';
-    if (kind === 'code') {
-      const code = document.createElement('code');
-      code.textContent = inner;
-      parent.append(code);
-    } else if (kind === 'image') {
+  const scan = scanner(text);
+  let plain = 0; // start of the text not yet appended
+  let i = 0;
+  while (i < text.length) {
+    const ch = text[i];
+    if (ch !== '`' && ch !== '!' && ch !== '[' && ch !== '*' && ch !== '_') { i += 1; continue; }
+    let node = null;
+    let found = null;
+    if ((found = scan.code(i))) {
+      node = document.createElement('code');
+      node.textContent = found.inner;
+    } else if (ch === '!' && text[i + 1] === '[' && (found = scan.bracketed(i + 1))) {
       // Never load an image a model names (it could track the reader): its alt text stands in.
-      parent.append(`[image: ${inner || match[2]}]`);
-    } else if (kind === 'link') {
-      const href = safeHref(match[2]);
-      if (href && /^https?:/i.test(match[2])) {
-        const link = document.createElement('a');
-        link.href = href;
-        link.rel = 'noopener noreferrer';
-        link.target = '_blank';
-        inline(inner, link);
-        parent.append(link);
+      node = document.createTextNode(`[image: ${found.inner || found.url}]`);
+    } else if (ch === '[' && (found = scan.bracketed(i)) && found.inner) {
+      const href = safeHref(found.url);
+      if (href && /^https?:/i.test(found.url)) {
+        node = document.createElement('a');
+        node.href = href;
+        node.rel = 'noopener noreferrer';
+        node.target = '_blank';
+        inline(found.inner, node);
       } else {
-        parent.append(match[0]);
+        node = document.createTextNode(text.slice(i, found.end));
       }
-    } else {
-      const element = document.createElement(kind);
-      inline(inner, element);
-      parent.append(element);
+    } else if ((found = scan.strong(i))) {
+      node = document.createElement('strong');
+      inline(found.inner, node);
+    } else if ((found = scan.em(i))) {
+      node = document.createElement('em');
+      inline(found.inner, node);
     }
-    rest = rest.slice(match.index + match[0].length);
+    if (!node) { i += 1; continue; }
+    if (i > plain) parent.append(text.slice(plain, i));
+    parent.append(node);
+    i = found.end;
+    plain = i;
   }
+  if (plain < text.length) parent.append(text.slice(plain));
 }
