@@ -44,7 +44,7 @@ def sandbox() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def lambda_harness() -> Iterator[Any]:
+def lambda_rig() -> Iterator[Any]:
     """The sandbox image's handler as Lambda runs it (tests/lambda_mode/harness.py), with the real
     LambdaSandbox adapter and S3 on loopback; one for the session, started when first asked for."""
     from tests.lambda_mode.harness import Harness, available
@@ -54,6 +54,14 @@ def lambda_harness() -> Iterator[Any]:
     harness = Harness()
     yield harness
     harness.close()
+
+
+@pytest.fixture
+def lambda_harness(lambda_rig: Any) -> Any:
+    """The rig, with its bucket: moto's server shares the process's moto state, which the tests
+    that mock AWS in process reset between them."""
+    lambda_rig.ensure_bucket()
+    return lambda_rig
 
 
 @pytest.fixture

@@ -223,8 +223,8 @@ class Harness:
         host, port = self.moto.get_host_and_port()
         self.s3 = boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
                                aws_access_key_id="test", aws_secret_access_key="test")  # noqa: S106 - moto's
-        self.s3.create_bucket(Bucket=BUCKET)
         self.blobs = S3Blobs(self.s3, BUCKET)
+        self.ensure_bucket()
         self.api = RuntimeApi()
         self.function = SandboxFunction(self.api, SANDBOX_PYTHON, CREDENTIALS)
         self.client = HarnessLambdaClient(self.api)
@@ -240,6 +240,16 @@ class Harness:
 
     def keys(self, prefix: str = "") -> list[str]:
         return self.blobs.keys(prefix)
+
+    def ensure_bucket(self) -> None:
+        """(Re)create the bucket: moto's server shares this process's moto state, which tests that
+        mock AWS in process reset."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.s3.head_bucket(Bucket=BUCKET)
+        except ClientError:
+            self.s3.create_bucket(Bucket=BUCKET)
 
     def close(self) -> None:
         self.function.close()
