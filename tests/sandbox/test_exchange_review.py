@@ -63,6 +63,14 @@ def _forged(victim_file: str, victim_session: str) -> dict[str, Any]:
             "exchange_prefix": "files/"}
 
 
+def assert_names_only_its_own_exchange(result: ExecutionResult) -> None:
+    """What the turn would adopt (files.adopt_blob / save_state move these keys) stays inside the
+    execution's own exchange prefix, and that prefix is the execution's own."""
+    prefix = result.exchange_prefix or ""
+    named = [f.key for f in result.files if f.key] + ([result.session.key] if result.session and result.session.key else [])
+    assert prefix.startswith("sandbox/") and all(key.startswith(prefix) for key in named), (prefix, named)
+
+
 # -- 1. A forged response names any blob (local) -------------------------------------------------
 def test_a_local_sandbox_response_never_names_a_blob_outside_its_own_execution(tmp_path: Path,
                                                                                 blobs: FileBlobs) -> None:
@@ -75,11 +83,7 @@ def test_a_local_sandbox_response_never_names_a_blob_outside_its_own_execution(t
     result = result_from_response(_forged("files/victim-ws/victim-file", "sessions/victim-ws/conv/tool_exec_1"))
     exchange.receive(result)
     exchange.close()
-    prefix = result.exchange_prefix or ""
-    named = [f.key for f in result.files if f.key] + ([result.session.key] if result.session and result.session.key else [])
-    # What the turn would adopt (files.adopt_blob / save_state move these keys) stays inside the
-    # execution's own exchange prefix, and that prefix is the execution's own.
-    assert prefix.startswith("sandbox/") and all(key.startswith(prefix) for key in named), (prefix, named)
+    assert_names_only_its_own_exchange(result)
 
 
 # -- 1b. The same through S3 ---------------------------------------------------------------------
@@ -93,9 +97,7 @@ def test_an_s3_sandbox_response_never_names_an_object_outside_its_own_execution(
     result = result_from_response(_forged("files/victim-ws/victim-file", "sessions/victim-ws/conv/tool_exec_1"))
     exchange.receive(result)
     exchange.close()
-    prefix = result.exchange_prefix or ""
-    named = [f.key for f in result.files if f.key] + ([result.session.key] if result.session and result.session.key else [])
-    assert prefix.startswith("sandbox/") and all(key.startswith(prefix) for key in named), (prefix, named)
+    assert_names_only_its_own_exchange(result)
 
 
 # -- 2. Locally, an output's recorded size is the response's, not what was taken ----------------
