@@ -43,10 +43,11 @@ def sandbox() -> Iterator[Any]:
     pool.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lambda_rig() -> Iterator[Any]:
     """The sandbox image's handler as Lambda runs it (tests/lambda_mode/harness.py), with the real
-    LambdaSandbox adapter and S3 on loopback; one for the session, started when first asked for."""
+    LambdaSandbox adapter and S3 on loopback; one per module that asks for it, stopped after it
+    (its moto server shares the process's moto state with the tests that mock AWS in process)."""
     from tests.lambda_mode.harness import Harness, available
 
     if not available():
