@@ -18,7 +18,7 @@ from .adapters.powertools_telemetry import PowertoolsTelemetry
 from .adapters.s3_blobs import S3Blobs
 from .auth import Authenticator, KeyStore
 from .batchstore import BatchStore
-from .blobs import BlobStore
+from .blobs import SANDBOX_PREFIX, BlobStore
 from .domain.agents import AgentService
 from .domain.batch import BatchService
 from .domain.conversations import ConversationService
@@ -194,7 +194,9 @@ def embedded_storage(settings: Settings) -> Storage:
                    key_store=SqliteKeyStore(database), rate_counter=SqliteWindowCounter(database),
                    queue=queue, consumers=(queue, dead_letters),
                    recovery=[batch_store.release_abandoned_claims, queue.release_in_flight,
-                             dead_letters.release_in_flight, blobs.clear_staging])
+                             dead_letters.release_in_flight, blobs.clear_staging,
+                             # executions' data in transit: none is in flight when a server starts
+                             lambda: blobs.delete_prefix(SANDBOX_PREFIX)])
 
 
 def build_storage(settings: Settings) -> Storage:
