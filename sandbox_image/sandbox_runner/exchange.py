@@ -22,6 +22,7 @@ Without ``exchange`` everything is inline (base64), the protocol's first form.
 from __future__ import annotations
 
 import contextlib
+import errno
 import http.client
 import os
 import re
@@ -48,8 +49,16 @@ class TransferFailed(RuntimeError):
 
 
 class Exchange(Protocol):
+    def begin_inputs(self) -> None:
+        """Called before the first ``fetch``."""
+        ...
+
     def fetch(self, ref: str, target: Path, limit: int) -> int:
         """Put the input ``ref`` at ``target`` (a new file); returns its size."""
+        ...
+
+    def end_inputs(self) -> None:
+        """Called once every input is in place, before user code runs."""
         ...
 
     def begin_outputs(self) -> None:
@@ -62,6 +71,10 @@ class Exchange(Protocol):
 
     def slots(self) -> int:
         """How many output files can be delivered."""
+        ...
+
+    def keep(self) -> str | None:
+        """What of the exchange directory must outlive the execution's wipe (the outputs handed over)."""
         ...
 
 
@@ -81,7 +94,7 @@ def ensure_directory(path: Path, uid: int) -> None:
     path.mkdir(mode=0o700)
 
 
-def _new_file(target: Path) -> int:
+def new_file(target: Path) -> int:
     """O_EXCL|O_NOFOLLOW: the trusted side never writes through a planted link."""
     return os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
 
@@ -94,7 +107,7 @@ class DirectoryExchange:
             raise BadRequest("exchange.dir must be 32 lower-case hex digits")
         self.root, self.id, self.uid, self.max_outputs = root, execution, uid, max_outputs
 
-    def forget_others(self) -> None:
+    def begin_inputs(self) -> None:
         """Before user code runs, the exchange root holds nothing but this execution's inputs."""
         ensure_directory(self.root, self.uid)
         scrub.empty_except(str(self.root), {self.id})
@@ -115,7 +128,7 @@ class DirectoryExchange:
             try:
                 os.rename(ref, target, src_dir_fd=folder)  # same tmpfs: no copy, whatever the size
             except OSError as exc:
-                if exc.errno != 18:  # EXDEV: another file system; copy instead
+                if exc.errno != errno.EXDEV:  # another file system: copy instead
                     raise
                 _copy_at(folder, ref, target, limit)
             return info.st_size
@@ -124,7 +137,7 @@ class DirectoryExchange:
         finally:
             os.close(folder)
 
-    def done_fetching(self) -> None:
+    def end_inputs(self) -> None:
         """What the API side put there has been taken; the directory goes before user code runs."""
         scrub.empty_except(str(self.root), set())
 
@@ -139,9 +152,9 @@ class DirectoryExchange:
         try:
             os.rename(source, target)
         except OSError as exc:
-            if exc.errno != 18:
+            if exc.errno != errno.EXDEV:
                 raise TransferFailed(f"output {source.name} could not be handed over ({exc.strerror})") from exc
-            with open(source, "rb") as src, os.fdopen(_new_file(target), "wb") as dst:
+            with open(source, "rb") as src, os.fdopen(new_file(target), "wb") as dst:
                 shutil.copyfileobj(src, dst, CHUNK)
         return f"out/{slot}"
 
@@ -177,7 +190,7 @@ class UrlExchange:
             if declared > limit:
                 raise TransferFailed(f"an input has {declared} bytes, over the {limit}-byte limit")
             size = 0
-            with os.fdopen(_new_file(target), "wb") as handle:
+            with os.fdopen(new_file(target), "wb") as handle:
                 while chunk := response.read(CHUNK):
                     size += len(chunk)
                     if size > limit:
@@ -186,6 +199,12 @@ class UrlExchange:
             return size
         finally:
             connection.close()
+
+    def begin_inputs(self) -> None:
+        return None
+
+    def end_inputs(self) -> None:
+        return None
 
     def begin_outputs(self) -> None:
         return None
@@ -257,7 +276,7 @@ def _split(url: str) -> tuple[str, str, int, str]:
 
 def _copy_at(folder: int, name: str, target: Path, limit: int) -> None:
     source = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
-    with os.fdopen(source, "rb") as src, os.fdopen(_new_file(target), "wb") as dst:
+    with os.fdopen(source, "rb") as src, os.fdopen(new_file(target), "wb") as dst:
         copied = 0
         while chunk := src.read(CHUNK):
             copied += len(chunk)
@@ -268,7 +287,7 @@ def _copy_at(folder: int, name: str, target: Path, limit: int) -> None:
         os.unlink(name, dir_fd=folder)
 
 
-def from_request(spec: object, root: str | None, uid: int, max_outputs: int) -> DirectoryExchange | UrlExchange | None:
+def from_request(spec: object, root: str | None, uid: int, max_outputs: int) -> Exchange | None:
     """The request's exchange (None: inline)."""
     if spec is None:
         return None

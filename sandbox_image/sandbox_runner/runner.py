@@ -83,7 +83,7 @@ class _Execution:
     inputs: dict[str, tuple[int, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     # Where inputs came from and outputs go when they travel by reference (None: inline, base64).
-    exchange: exchange.DirectoryExchange | exchange.UrlExchange | None = None
+    exchange: exchange.Exchange | None = None
 
     @property
     def control(self) -> Path:
@@ -504,11 +504,11 @@ class Runner:
 
     # -- files ------------------------------------------------------------------------------
     def _write_inputs(self, workdir: Path, request: ExecutionRequest,
-                      channel: exchange.DirectoryExchange | exchange.UrlExchange | None) -> dict[str, tuple[int, int]]:
+                      channel: exchange.Exchange | None) -> dict[str, tuple[int, int]]:
         """The input files and the session state, inline or fetched through the exchange, within
         the per-execution input limit. Returns each file's (size, mtime) as written."""
-        if isinstance(channel, exchange.DirectoryExchange):
-            channel.forget_others()
+        if channel is not None:
+            channel.begin_inputs()
         room = self.config.max_input_bytes
         written: dict[str, tuple[int, int]] = {}
         for item in request.files:
@@ -528,12 +528,12 @@ class Runner:
                           min(room, self.config.max_session_bytes + (1 << 20)))
         elif request.state:
             _write_new(Path(control_dir(str(workdir))) / session.IN_FILE, request.state)
-        if isinstance(channel, exchange.DirectoryExchange):
-            channel.done_fetching()
+        if channel is not None:
+            channel.end_inputs()
         return written
 
     def _collect_files(self, workdir: Path, inputs: dict[str, tuple[int, int]], notes: list[str],
-                       channel: exchange.DirectoryExchange | exchange.UrlExchange | None = None) -> list[dict[str, Any]]:
+                       channel: exchange.Exchange | None = None) -> list[dict[str, Any]]:
         """The files the code wrote or changed: read into the response (inline), or handed over
         through the exchange, one output slot each."""
         collected: list[dict[str, Any]] = []
@@ -639,9 +639,7 @@ class SandboxTainted(RuntimeError):
 
 
 def _write_new(path: Path, content: bytes) -> None:
-    """O_EXCL|O_NOFOLLOW: the trusted side never writes through a planted link."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "wb") as handle:
+    with os.fdopen(exchange.new_file(path), "wb") as handle:
         handle.write(content)
 
 

@@ -23,13 +23,12 @@ import uuid
 from collections.abc import Iterable, Iterator
 
 from ..blobs import BlobStore, exchange_key
-from ..sandbox.exchange import InputMissing, check_inputs_size
-from ..sandbox.port import OUTPUT_REF, ExecutionRequest, ExecutionResult
+from ..sandbox.exchange import InputMissing, adopt_outputs, check_inputs_size, refer_inputs
+from ..sandbox.port import ExecutionRequest, ExecutionResult
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 CHUNK = 1 << 20
-SESSION_IN = "session"
 
 
 class HostExchange:
@@ -49,45 +48,16 @@ class HostExchange:
         folder = os.open(self.id, _DIR, dir_fd=self._root_fd)
         try:
             self._own(folder)
-            files: list[dict[str, str]] = []
-            for index, item in enumerate(request.files):
-                if item.key is None:
-                    files.append({"name": item.name, "content_b64": item.content_b64})
-                    continue
-                self._write(folder, f"in-{index}", item.key)
-                files.append({"name": item.name, "ref": f"in-{index}"})
-            if files:
-                event["files"] = files
-            if request.carry_session and request.session_key:
-                self._write(folder, SESSION_IN, request.session_key)
-                event["session"] = {"state_ref": SESSION_IN}
+            refer_inputs(request, event, lambda key, slot: self._write(folder, f"in-{slot}", key))
         finally:
             os.close(folder)
         event["exchange"] = {"dir": self.id}
         return event
 
     def receive(self, result: ExecutionResult) -> None:
-        """Move what the sandbox handed over into the blob store; each output gets its ``key`` and
-        the size really taken. An output without a ref the runner makes is dropped with a note:
-        with an exchange, nothing comes back inline."""
-        result.exchange_prefix = exchange_key(self.id, "")
-        kept = []
-        for produced in result.files:
-            size = self._take(produced.ref) if produced.ref is not None else None
-            if size is None:
-                result.notes.append(f"file {produced.name!r} could not be taken from the sandbox")
-                continue
-            produced.key, produced.size, produced.content_b64 = exchange_key(self.id, produced.ref or ""), size, ""
-            kept.append(produced)
-        result.files = kept
-        session = result.session
-        if session is not None:
-            size = self._take(session.ref) if session.ref is not None else None
-            if size is None:
-                result.session = None
-                result.notes.append("the session state could not be taken from the sandbox; it was not kept")
-            else:
-                session.key, session.bytes, session.state_b64 = exchange_key(self.id, session.ref or ""), size, ""
+        """Stream what the sandbox handed over into the blob store, under ``sandbox/<id>/``; each
+        output gets its key and the size really taken."""
+        adopt_outputs(result, exchange_key(self.id, ""), self._take)
 
     def close(self) -> bool:
         """Remove this execution's directory; False if something stayed (the worker is then replaced)."""
@@ -110,7 +80,8 @@ class HostExchange:
         if self.owner is not None:
             os.fchown(fd, self.owner, self.owner)
 
-    def _write(self, folder: int, name: str, key: str) -> None:
+    def _write(self, folder: int, name: str, key: str) -> str:
+        """Stream the blob ``key`` into a new file ``name`` of the execution's directory; its ref."""
         chunks = self.blobs.stream(key)
         if chunks is None:
             raise InputMissing(f"{key} is no longer stored")
@@ -124,11 +95,12 @@ class HostExchange:
             os.close(fd)
             with contextlib.suppress(AttributeError, OSError):
                 chunks.close()  # type: ignore[union-attr]
+        return name
 
-    def _take(self, ref: str) -> int | None:
-        """Stream ``<id>/<ref>`` into the blob store; its size, or None if it is not a regular
-        file the runner left there."""
-        if self._root_fd is None or not OUTPUT_REF.fullmatch(ref):
+    def _take(self, ref: str) -> tuple[str, int] | None:
+        """Stream ``<id>/<ref>`` (a ref adopt_outputs checked) into the blob store; its key and
+        size, or None if it is not a regular file the runner left there."""
+        if self._root_fd is None:
             return None
         folder_name, _, name = ref.partition("/")
         try:
@@ -147,8 +119,9 @@ class HostExchange:
             info = os.fstat(handle.fileno())
             if not stat.S_ISREG(info.st_mode):
                 return None
-            _store(self.blobs, exchange_key(self.id, ref), _chunks(handle))
-            return info.st_size
+            key = exchange_key(self.id, ref)
+            _store(self.blobs, key, _chunks(handle))
+            return key, info.st_size
 
 
 def _chunks(handle: object) -> Iterator[bytes]:

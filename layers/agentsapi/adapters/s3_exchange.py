@@ -25,8 +25,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..blobs import exchange_key
-from ..sandbox.exchange import InputMissing, check_inputs_size
-from ..sandbox.port import OUTPUT_REF, ExecutionRequest, ExecutionResult
+from ..sandbox.exchange import InputMissing, adopt_outputs, check_inputs_size, refer_inputs
+from ..sandbox.port import ExecutionRequest, ExecutionResult
 
 OUTPUT_SLOTS = 10  # the runner returns at most this many files (SANDBOX_MAX_RETURNED_FILES)
 
@@ -39,16 +39,7 @@ class S3Exchange:
 
     def send(self, request: ExecutionRequest, event: dict[str, object]) -> dict[str, object]:
         check_inputs_size(request, self.max_input_bytes)
-        files: list[dict[str, str]] = []
-        for index, item in enumerate(request.files):
-            if item.key is None:
-                files.append({"name": item.name, "content_b64": item.content_b64})
-                continue
-            files.append({"name": item.name, "ref": self._input(item.key, f"in/{index}")})
-        if files:
-            event["files"] = files
-        if request.carry_session and request.session_key:
-            event["session"] = {"state_ref": self._input(request.session_key, "in/session")}
+        refer_inputs(request, event, lambda key, slot: self._input(key, f"in/{slot}"))
         outputs = [self._url("put_object", exchange_key(self.id, f"out/{n}")) for n in range(OUTPUT_SLOTS)]
         spec: dict[str, object] = {"outputs": outputs, "session": self._url("put_object", exchange_key(self.id, "out/session"))}
         if self.resolve:
@@ -60,38 +51,18 @@ class S3Exchange:
         """Each output's ``key`` and size, from what is really in the bucket. An output is first
         copied to ``kept/``, which no URL names, and measured there: the PUT URLs stay valid a
         while after the execution, so what the turn adopts must not be what they can still
-        replace. An output without a ref the runner makes is dropped with a note."""
-        result.exchange_prefix = exchange_key(self.id, "")
-        kept = []
-        for produced in result.files:
-            size = self._keep(produced.ref)
-            if size is None:
-                result.notes.append(f"file {produced.name!r} did not reach the bucket")
-                continue
-            produced.key, produced.size, produced.content_b64 = self._kept(produced.ref), size, ""
-            kept.append(produced)
-        result.files = kept
-        session = result.session
-        if session is not None:
-            size = self._keep(session.ref) if session.ref == "out/session" else None
-            if size is None:
-                result.session = None
-                result.notes.append("the session state did not reach the bucket; it was not kept")
-            else:
-                session.key, session.bytes, session.state_b64 = self._kept(session.ref), size, ""
+        replace."""
+        adopt_outputs(result, exchange_key(self.id, ""), self._keep)
 
-    def _keep(self, ref: str | None) -> int | None:
-        """Copy ``out/…`` to ``kept/…`` (server-side) and drop the original; the copy's size."""
-        if ref is None or not OUTPUT_REF.fullmatch(ref):
-            return None
-        source = exchange_key(self.id, ref)
-        if not self.blobs.copy(source, self._kept(ref)):
+    def _keep(self, ref: str) -> tuple[str, int] | None:
+        """Copy ``out/…`` (a ref adopt_outputs checked) to ``kept/…`` server-side and drop the
+        original; the copy's key and size, or None if nothing reached the bucket."""
+        source, kept = exchange_key(self.id, ref), exchange_key(self.id, "kept/" + ref.removeprefix("out/"))
+        if not self.blobs.copy(source, kept):
             return None
         self.blobs.delete(source)
-        return self.blobs.size(self._kept(ref))
-
-    def _kept(self, ref: str | None) -> str:
-        return exchange_key(self.id, "kept/" + (ref or "").removeprefix("out/"))
+        size = self.blobs.size(kept)
+        return None if size is None else (kept, size)
 
     def close(self) -> None:
         self.blobs.delete_prefix(exchange_key(self.id, "in/"))

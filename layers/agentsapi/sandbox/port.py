@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import base64
-import re
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Status = Literal["ok", "error", "timeout", "memory", "output_truncated", "crashed", "unavailable"]
-
-
-# What the sandbox may name as an output it handed over by reference (exchange.py, runner side).
-OUTPUT_REF = re.compile(r"out/(?:[0-9]{1,3}|session)")
 
 
 class SandboxFile(BaseModel):
