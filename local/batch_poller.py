@@ -85,12 +85,23 @@ class QueuePoller:
         return self.queue.pending() + self.dlq.pending()
 
     def drain(self, limit: int = 10_000) -> None:
-        """Handle messages until both queues are empty, retries included (tests and benchmarks)."""
+        """Handle messages until both queues are empty, retries included (tests and benchmarks).
+
+        Emptiness is believed only when an empty poll and a zero count agree twice in a row. The
+        counts are approximate: SQS (and moto) read the visible and the in-flight messages one
+        after the other, so a message whose retry delay ends between the two reads is in neither,
+        and one zero would end the drain with that message still to run."""
+        quiet = 0
         for _ in range(limit):
-            if not self.poll_once(wait_s=0):
-                if not self.pending():
-                    return
+            if self.poll_once(wait_s=0):
+                quiet = 0
+            elif self.pending():
+                quiet = 0
                 time.sleep(0.1)  # messages waiting out their retry delay
+            else:
+                quiet += 1
+                if quiet == 2:
+                    return
 
     def _loop(self) -> None:
         while not self.stopped.is_set():
