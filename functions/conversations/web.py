@@ -215,61 +215,79 @@ class Frontend(BaseHTTPRequestHandler):
         return int(raw)
 
     def _dispatch(self, started: float) -> None:
+        """Health; else a raw route (signed paths, answered without an API event); else a body the
+        stager streams to disk; else a body read whole into an API Gateway event."""
         path, _, query = self.path.partition("?")
         if path == HEALTH_PATH:
             self._send(200, {"Content-Type": "text/plain"}, b"ok")
             return
-        raw_route = getattr(self.server, "raw_route", None)
-        answer = raw_route(self.command, path, query) if raw_route is not None else None
-        if callable(answer):  # e.g. a signed upload locally: the route reads the body as a stream
-            answer = self._raw_body_answer(answer, started)
-            if answer is None:
-                return
-        if answer is not None:  # e.g. a signed blob download locally: streamed, no API event
-            self._send_stream(*answer)
-            self._log(answer[0], started)
+        if self._answered_by_raw_route(path, query, started):
             return
-        stager = getattr(self.server, "stager", None)
         declared = self._declared_length()
+        stager = getattr(self.server, "stager", None)
         staged = stager(self.command, path, self.headers, declared) if stager and isinstance(declared, int) else None
         length = declared if staged is not None else self._body_length(path)
-        if isinstance(staged, ApiError):
-            self._refuse(staged, started)
+        refusal = next((r for r in (staged, length) if isinstance(r, ApiError)), None)
+        if refusal is not None:
+            self._refuse(refusal, started)
             return
-        if isinstance(length, ApiError):
-            self._refuse(length, started)
-            return
+        assert isinstance(length, int)
         if staged is not None:
             try:
                 self._call_staged(path, query, staged, length, started)
             finally:
                 staged.cleanup()  # whatever the handler did not adopt is removed
             return
-        raw = b""
-        if length:
-            self.connection.settimeout(BODY_READ_TIMEOUT_S)
-            try:
-                raw = self.rfile.read(length)
-            except TimeoutError:
-                self._refuse(RequestTimeout(f"the request body did not arrive within {BODY_READ_TIMEOUT_S:.0f} s",
-                                            param="body"), started)
-                return
-            finally:
-                self.connection.settimeout(self.timeout)
-            if len(raw) < length:  # the client hung up mid-body: nobody to answer
-                self.close_connection = True
-                return
+        raw = self._read_body(length, started)
+        if raw is not None:
+            self._call_routed(path, query, raw, started)
+
+    def _answered_by_raw_route(self, path: str, query: str, started: float) -> bool:
+        """A raw route answers without an API event: a signed blob download is streamed from
+        disk, a signed upload reads the body as a stream. True when it answered (or refused)."""
+        raw_route = getattr(self.server, "raw_route", None)
+        answer = raw_route(self.command, path, query) if raw_route is not None else None
+        if callable(answer):
+            answer = self._raw_body_answer(answer, started)
+            if answer is None:
+                return True  # refused, or the client left
+        if answer is None:
+            return False
+        self._send_stream(*answer)
+        self._log(answer[0], started)
+        return True
+
+    def _read_body(self, length: int, started: float) -> bytes | None:
+        """The whole body, or None when it did not come (refused for being slow, or the client left)."""
+        if not length:
+            return b""
+        self.connection.settimeout(BODY_READ_TIMEOUT_S)
+        try:
+            raw = self.rfile.read(length)
+        except TimeoutError:
+            self._refuse(RequestTimeout(f"the request body did not arrive within {BODY_READ_TIMEOUT_S:.0f} s",
+                                        param="body"), started)
+            return None
+        finally:
+            self.connection.settimeout(self.timeout)
+        if len(raw) < length:  # the client hung up mid-body: nobody to answer
+            self.close_connection = True
+            return None
+        return raw
+
+    def _call_routed(self, path: str, query: str, raw: bytes, started: float) -> None:
+        """The body as API Gateway would put it in the event, to the function that owns the path."""
         handler = self.server.route(path)  # type: ignore[attr-defined]
-        content_type = self.headers.get("content-type") or ""
-        # Binary bodies (uploads) travel base64-encoded, as API Gateway sends binary media types.
-        binary = bool(raw) and not content_type.startswith(("application/json", "text/"))
-        body = base64.b64encode(raw).decode("ascii") if binary else (raw.decode("utf-8", "replace") if raw else None)
         if handler is None:
             payload = json.dumps({"object": "error", "message": f"No route for {self.command} {path}",
                                   "type": "invalid_request_error", "param": None, "code": None}).encode()
             self._send(404, {"Content-Type": "application/json"}, payload)
             self._log(404, started)
             return
+        content_type = self.headers.get("content-type") or ""
+        # Binary bodies (uploads) travel base64-encoded, as API Gateway sends binary media types.
+        binary = bool(raw) and not content_type.startswith(("application/json", "text/"))
+        body = base64.b64encode(raw).decode("ascii") if binary else (raw.decode("utf-8", "replace") if raw else None)
         headers = {k.lower(): v for k, v in self.headers.items()}
         event = make_event(self.command, path, headers, query, body)
         event["isBase64Encoded"] = binary
