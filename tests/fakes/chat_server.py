@@ -9,6 +9,7 @@ with headers; or a hang.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -64,6 +65,13 @@ def tool_call_reply(name: str, arguments: str, call_id: str = "D681PevKs", split
     return Reply(chunks=chunks)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Tests hang up on purpose (timeouts, stalls): a client that left is not an error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
+
+
 class FakeChatServer:
     def __init__(self, brain: Callable[[dict[str, Any]], Reply] | None = None) -> None:
         self.script: list[Reply] = []
@@ -111,7 +119,7 @@ class FakeChatServer:
                 self.wfile.flush()
                 self.close_connection = True
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
