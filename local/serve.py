@@ -109,7 +109,8 @@ def start(host: str, port: int, warm: bool = True) -> tuple[Any, Any]:
     raw_routes = [playground(keys_required=not services.keys.open),
                   signed_blobs(blobs, notify=services.files.uploads.object_created)]
     server = web.FrontendServer((host, port), route, raw_route=first_answer(*raw_routes),
-                                stager=upload_stager(blobs, lambda: services.files.max_bytes, services.keys.authenticate))
+                                stager=upload_stager(blobs, lambda: services.files.max_bytes, services.keys.authenticate),
+                                cors=web.Cors.from_env())
     storage = services.storage
     if storage.consumers is not None:
         from local.batch_poller import QueuePoller
@@ -126,8 +127,10 @@ def playground(keys_required: bool) -> Any:
     as its Lambda function in AWS (functions/playground/static_site.py)."""
     from local.apigw import playground_site
 
+    stream_url = playground_site.stream_url_from_env()  # a bad value stops the start, with the reason
+
     def answer(method: str, path: str, query: str) -> Any:
-        found = playground_site.answer(method, path, keys_required)
+        found = playground_site.answer(method, path, keys_required, stream_url=stream_url)
         return None if found is None else (found.status, found.headers, [found.body])
 
     return answer

@@ -168,10 +168,10 @@ def captured_logs(*loggers: Any, level: str = "INFO") -> Iterator[io.StringIO]:
 
 
 @contextmanager
-def front_end(*functions: str) -> Iterator[str]:
+def front_end(*functions: str, cors: Any = None) -> Iterator[str]:
     """The local HTTP front end (functions/conversations/web.py) over the real handlers, on a free
     port: every function as `make serve` routes them, or only ``functions`` (("conversations",) is
-    the streaming function). Yields its base URL."""
+    the streaming function), with ``cors`` (a web.Cors) if given. Yields its base URL."""
     import threading
 
     def route(path: str) -> Any:
@@ -180,7 +180,7 @@ def front_end(*functions: str) -> Iterator[str]:
             return None
         return lambda event: invoke(function, event)
 
-    server = web.FrontendServer(("127.0.0.1", 0), route)
+    server = web.FrontendServer(("127.0.0.1", 0), route, cors=cors)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

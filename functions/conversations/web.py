@@ -221,7 +221,7 @@ class Frontend(BaseHTTPRequestHandler):
         if path == HEALTH_PATH:
             self._send(200, {"Content-Type": "text/plain"}, b"ok")
             return
-        if self._answered_by_raw_route(path, query, started):
+        if self._answered_preflight(started) or self._answered_by_raw_route(path, query, started):
             return
         declared = self._declared_length()
         stager = getattr(self.server, "stager", None)
@@ -422,7 +422,59 @@ class Frontend(BaseHTTPRequestHandler):
         if after is not None:
             after()
 
-    do_GET = do_HEAD = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
+    do_GET = do_HEAD = do_POST = do_PATCH = do_PUT = do_DELETE = do_OPTIONS = _handle
+
+    def end_headers(self) -> None:
+        """Every response carries Access-Control-Allow-Origin for an allowed origin (see Cors)."""
+        cors: Cors | None = getattr(self.server, "cors", None)
+        headers = getattr(self, "headers", None)  # unset when the request line itself was bad
+        allowed = cors.allowed(headers.get("origin")) if cors is not None and headers is not None else None
+        if allowed:
+            self.send_header("Access-Control-Allow-Origin", allowed)
+            self.send_header("Vary", "Origin")
+        super().end_headers()
+
+    def _answered_preflight(self, started: float) -> bool:
+        """A browser's CORS preflight, answered before anything else, as a function URL does."""
+        cors: Cors | None = getattr(self.server, "cors", None)
+        if cors is None or self.command != "OPTIONS" or not self.headers.get("access-control-request-method"):
+            return False
+        headers = {"Content-Length": "0"}
+        if cors.allowed(self.headers.get("origin")):
+            headers.update({"Access-Control-Allow-Methods": cors.methods, "Access-Control-Allow-Headers": cors.headers,
+                            "Access-Control-Max-Age": str(cors.max_age_s)})
+        self._send(204, headers, b"")
+        self._log(204, started)
+        return True
+
+
+@dataclass(frozen=True)
+class Cors:
+    """What the stack's function URL does once its Cors is set (template.yaml), so a page served
+    from another origin (the playground, in AWS) can read the streams: preflights are answered
+    before the handler, and every response carries Access-Control-Allow-Origin. In AWS the
+    function URL does this itself; locally `make serve` does it only when CORS_ALLOW_ORIGINS is set.
+    No credentials mode: the API key travels in the Authorization header, never in a cookie."""
+
+    origins: frozenset[str]
+    methods: str = "GET, POST, PATCH, PUT, DELETE"
+    headers: str = "authorization, content-type, accept"
+    max_age_s: int = 600
+
+    @classmethod
+    def from_env(cls) -> Cors | None:
+        """CORS_ALLOW_ORIGINS: comma-separated origins (scheme://host[:port]), or *."""
+        raw = os.environ.get("CORS_ALLOW_ORIGINS", "")
+        origins = frozenset(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+        return cls(origins) if origins else None
+
+    def allowed(self, origin: str | None) -> str | None:
+        """The Access-Control-Allow-Origin value for a request from ``origin``, or None."""
+        if not origin:
+            return None
+        if "*" in self.origins:
+            return "*"
+        return origin if origin in self.origins else None
 
 
 class FrontendServer(ThreadingHTTPServer):
@@ -433,9 +485,10 @@ class FrontendServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], route: Callable[[str], Handler | None],
                  after_stream: Callable[[], None] | None = None, body_limit: BodyLimit = route_body_limit,
-                 raw_route: RawRoute | None = None, stager: Stager | None = None) -> None:
+                 raw_route: RawRoute | None = None, stager: Stager | None = None, cors: Cors | None = None) -> None:
         super().__init__(address, Frontend)
         self.route = route
+        self.cors = cors  # None: no CORS headers at all (same-origin pages, the SDK)
         # Takes some large bodies as streams rather than into the event (local uploads).
         self.stager = stager
         # Answers some requests (method, path, query) itself, before any body or API event.

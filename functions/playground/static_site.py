@@ -12,19 +12,30 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 STATIC = Path(__file__).resolve().parent / "static"
 BASE = "/playground"
 CONFIG = "config.json"
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
-# The page runs only its own scripts and styles. Images may also be blob: URLs, because files are
-# fetched with the API key and shown through URL.createObjectURL. Model text and code output are
-# never HTML; this policy is the second line if a bug ever made them so.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; "
-       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'; "
-       # No script-building sink may take a string (the page has none; this keeps it so).
-       "require-trusted-types-for 'script'; trusted-types 'none'")
+STREAM_URL_SETTING = "PLAYGROUND_STREAM_URL"
+
+
+def csp(stream_origin: str | None = None) -> str:
+    """The page runs only its own scripts and styles. Images may also be blob: URLs, because files
+    are fetched with the API key and shown through URL.createObjectURL. Connections go to the page's
+    own origin, and to the streaming endpoint's when turns stream from another one (in AWS, the
+    function URL: API Gateway would buffer the stream). Model text and code output are never HTML;
+    this policy is the second line if a bug ever made them so."""
+    connect = "'self'" + (f" {stream_origin}" if stream_origin else "")
+    return ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
+            f"connect-src {connect}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; "
+            # No script-building sink may take a string (the page has none; this keeps it so).
+            "require-trusted-types-for 'script'; trusted-types 'none'")
+
+
+CSP = csp()
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -42,13 +53,36 @@ class Answer:
     body: bytes = b""
 
 
-def _answer(status: int, content_type: str, body: bytes, **extra: str) -> Answer:
+def _answer(status: int, content_type: str, body: bytes, stream_url: str | None = None, **extra: str) -> Answer:
     headers = {**SECURITY_HEADERS, "Content-Type": content_type, "Content-Length": str(len(body)), **extra}
+    if stream_url:
+        headers["Content-Security-Policy"] = csp(origin_of(stream_url))
     return Answer(status, headers, body)
 
 
 def _text(status: int, message: str, **extra: str) -> Answer:
     return _answer(status, "text/plain; charset=utf-8", message.encode(), **extra)
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def stream_url_from_env() -> str | None:
+    """Where the page sends the turns it streams, if not to its own origin: in AWS, the
+    conversations function URL (template.yaml), which streams where API Gateway buffers. A plain
+    http(s) base URL; anything else stops the start with the reason, rather than a page whose
+    streams the browser refuses."""
+    raw = os.environ.get(STREAM_URL_SETTING, "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password
+            or parts.query or parts.fragment or any(c in raw for c in " '\";,")):
+        raise ValueError(f"{STREAM_URL_SETTING} must be a plain http(s) base URL such as "
+                         f"https://abc.lambda-url.eu-west-1.on.aws/ (got {raw!r})")
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}/"
 
 
 def not_found(path: str) -> Answer:
@@ -61,11 +95,12 @@ def keys_required_from_env() -> bool:
     return mode == "keys" or (mode == "auto" and bool(os.environ.get("API_KEYS", "").strip()))
 
 
-def answer(method: str, path: str, keys_required: bool, prefix: str = "") -> Answer | None:
+def answer(method: str, path: str, keys_required: bool, prefix: str = "",
+           stream_url: str | None = None) -> Answer | None:
     """The answer to ``method path`` (path without the query), or None if it is not the playground's.
 
     ``prefix`` is whatever is in front of the site's root in the browser's URL (API Gateway's stage,
-    ``/prod``), so that redirects land on the right page.
+    ``/prod``), so that redirects land on the right page. ``stream_url``: see stream_url_from_env.
     """
     if path not in ("/", BASE) and not path.startswith(BASE + "/"):
         return None
@@ -75,10 +110,11 @@ def answer(method: str, path: str, keys_required: bool, prefix: str = "") -> Ans
         return _text(302, "see /playground/", Location=f"{prefix}{BASE}/", **{"Cache-Control": "no-cache"})
     name = path[len(BASE) + 1:] or "index.html"
     if name == CONFIG:
-        # What the page must know before it calls the API: whether to ask for a key.
-        body = json.dumps({"keys_required": keys_required}).encode()
+        # What the page must know before it calls the API: whether to ask for a key, and where
+        # turns stream from (null: the page's own origin).
+        body = json.dumps({"keys_required": keys_required, "stream_url": stream_url}).encode()
         return _answer(200, "application/json", body, **{"Cache-Control": "no-store"})
     file = FILES.get(name)
     if file is None:
         return not_found(path)
-    return _answer(200, CONTENT_TYPES[file.suffix], file.read_bytes(), **{"Cache-Control": "no-cache"})
+    return _answer(200, CONTENT_TYPES[file.suffix], file.read_bytes(), stream_url, **{"Cache-Control": "no-cache"})

@@ -83,8 +83,41 @@ def test_config_tells_the_page_whether_to_ask_for_a_key(env: dict[str, str], req
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     response = invoke(event_named("config"))
-    assert json.loads(response["body"]) == {"keys_required": required}
+    assert json.loads(response["body"]) == {"keys_required": required, "stream_url": None}
     assert response["headers"]["Cache-Control"] == "no-store"
+
+
+FUNCTION_URL = "https://abcdefgh.lambda-url.eu-west-1.on.aws/"
+
+
+def test_with_a_stream_url_the_page_is_told_it_and_may_connect_there_and_nowhere_else() -> None:
+    """In AWS the turns stream from the function URL (API Gateway buffers): config.json names it and
+    the page's CSP admits that one origin besides its own."""
+    site = app.static_site
+    config = site.answer("GET", "/playground/config.json", True, stream_url=FUNCTION_URL)
+    assert json.loads(config.body) == {"keys_required": True, "stream_url": FUNCTION_URL}
+    page = site.answer("GET", "/playground/", True, stream_url=FUNCTION_URL)
+    csp = dict(part.strip().split(" ", 1) for part in page.headers["Content-Security-Policy"].split(";"))
+    assert csp["connect-src"] == "'self' https://abcdefgh.lambda-url.eu-west-1.on.aws"
+    assert csp["script-src"] == "'self'" and csp["default-src"] == "'none'"
+
+
+@pytest.mark.parametrize("raw,expected", [("", None), (FUNCTION_URL, FUNCTION_URL),
+                                          ("https://abcdefgh.lambda-url.eu-west-1.on.aws", FUNCTION_URL),
+                                          ("http://localhost:8080/base", "http://localhost:8080/base/")])
+def test_the_stream_url_setting_is_a_base_url(raw: str, expected: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLAYGROUND_STREAM_URL", raw)
+    assert app.static_site.stream_url_from_env() == expected
+
+
+@pytest.mark.parametrize("raw", ["javascript:alert(1)", "ftp://example.com/", "https://x.example; script-src *",
+                                 "https://x.example 'unsafe-inline'", "https://user:pw@x.example/",
+                                 "https://x.example/?a=1", "https://x.example/#f", "//x.example/", "https://"])
+def test_a_stream_url_that_could_bend_the_policy_stops_the_start(raw: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It lands in the Content-Security-Policy header: nothing but a plain origin and path may."""
+    monkeypatch.setenv("PLAYGROUND_STREAM_URL", raw)
+    with pytest.raises(ValueError, match="PLAYGROUND_STREAM_URL must be a plain http"):
+        app.static_site.stream_url_from_env()
 
 
 @pytest.mark.parametrize("path", ["/playground/../template.yaml", "/playground/%2e%2e/app.py", "/playground/static_site.py",
@@ -107,7 +140,7 @@ def test_make_serve_answers_the_playground_first_and_leaves_other_paths_to_the_n
     route = first_answer(playground(keys_required=True), None, lambda *request: (200, {}, [b"blob"]) if request == other
                          else None)
     status, headers, body = route("GET", "/playground/config.json", "")
-    assert status == 200 and json.loads(b"".join(body)) == {"keys_required": True}
+    assert status == 200 and json.loads(b"".join(body)) == {"keys_required": True, "stream_url": None}
     assert "script-src 'self'" in headers["Content-Security-Policy"]
     assert route(*other)[2] == [b"blob"]
     assert route("GET", "/v1/agents", "") is None  # the API's own routes

@@ -274,8 +274,21 @@ def test_only_the_playground_page_is_outside_the_authorizer() -> None:
         assert event["Properties"]["Auth"] == {"Authorizer": "NONE"}
     playground = props(PLAYGROUND)
     assert function_policies(PLAYGROUND) == set() and "Policies" not in playground
-    assert playground["Environment"]["Variables"] == {"AUTH_MODE": "keys"}  # no table, bucket or queue to reach
+    # No table, bucket or queue to reach: only where the page's turns stream from.
+    assert playground["Environment"]["Variables"] == {
+        "AUTH_MODE": "keys", "PLAYGROUND_STREAM_URL": {"Fn::GetAtt": ["ConversationsStreamFunctionUrl", "FunctionUrl"]}}
     assert playground["CodeUri"] == "functions/playground/" and "VpcConfig" not in playground
+
+
+def test_the_playground_streams_live_from_the_function_url_across_origins() -> None:
+    """API Gateway buffers a stream; the function URL streams it. The page, on the API's origin,
+    may read the function URL's answers (CORS), carrying its key in a header and no cookie."""
+    url = props("ConversationsStreamFunction")["FunctionUrlConfig"]
+    assert url["InvokeMode"] == "RESPONSE_STREAM" and url["AuthType"] == "NONE"
+    cors = url["Cors"]
+    assert cors["AllowOrigins"] == ["*"] and not cors.get("AllowCredentials")  # a wildcard only without cookies
+    assert "POST" in cors["AllowMethods"]
+    assert {"authorization", "content-type"} <= {h.lower() for h in cors["AllowHeaders"]}
 
 
 @pytest.mark.parametrize("kind,status,error_type", [("UNAUTHORIZED", 401, "authentication_error"),

@@ -32,9 +32,11 @@ async function failure(response) {
   return new ApiError(response.status, describe(response.status, body));
 }
 
-export function createApi(base, getKey) {
-  function url(path, query) {
-    const target = new URL(path.replace(/^\//, ''), base);
+// base: where the API is (beside the page). streamBase: where turns are streamed from, when not
+// from base (in AWS, the function URL: API Gateway would deliver the whole stream at the end).
+export function createApi(base, getKey, streamBase = null) {
+  function url(path, query, root = base) {
+    const target = new URL(path.replace(/^\//, ''), root);
     for (const [name, value] of Object.entries(query || {})) target.searchParams.set(name, String(value));
     return target;
   }
@@ -68,11 +70,16 @@ export function createApi(base, getKey) {
 
   // POSTs a turn with stream: true and calls onEvent({event, data}) for each SSE block as it arrives.
   async function stream(path, body, onEvent) {
-    const response = await fetch(url(path), {
-      method: 'POST',
-      headers: headers({ 'Content-Type': 'application/json', Accept: 'text/event-stream' }),
-      body: JSON.stringify({ ...body, stream: true }),
-    });
+    let response;
+    try {
+      response = await fetch(url(path, undefined, streamBase || base), {
+        method: 'POST',
+        headers: headers({ 'Content-Type': 'application/json', Accept: 'text/event-stream' }),
+        body: JSON.stringify({ ...body, stream: true }),
+      });
+    } catch (error) {
+      throw new ApiError(0, `The server did not answer (${error.message}). Is it running?`);
+    }
     if (!response.ok) throw await failure(response);
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = '';

@@ -54,7 +54,9 @@ async function main() {
   }
   const getKey = () => (config.keys_required ? keyInput.value.trim() : OPEN_MODE_KEY);
   // The API lives beside the page's folder: /v1/... locally, /prod/v1/... behind API Gateway.
-  const api = createApi(new URL('../', window.location.href), getKey);
+  // Turns stream from config.stream_url when the server names one (in AWS, the function URL).
+  const streamBase = config.stream_url ? new URL(config.stream_url) : null;
+  const api = createApi(new URL('../', window.location.href), getKey, streamBase);
 
   const ctx = {
     api,
