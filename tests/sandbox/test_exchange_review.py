@@ -137,9 +137,22 @@ def test_outputs_within_the_documented_limits_keep_the_session(sandbox: Any, blo
     assert second.code_output() == "42\n"
 
 
-# -- 5. S3: what the API checked is what it adopts ---------------------------------------------------
-def test_an_s3_output_cannot_change_after_the_api_checked_it(s3: tuple[Any, Any]) -> None:
+# -- 5. S3: what is recorded and limited is what is kept ---------------------------------------------
+class RecordedFiles:
+    def __init__(self) -> None:
+        self.saved: list[Any] = []
+
+    def put_file(self, ws: str, record: Any) -> None:
+        self.saved.append(record)
+
+
+def test_an_s3_output_replaced_after_it_was_measured_is_recorded_and_limited_as_kept(s3: tuple[Any, Any]) -> None:
+    """An output's PUT URL is still valid a while after the execution. Bytes put there after the
+    API measured the output must never be kept under an older measurement: a file is measured at
+    its own key, which no URL names, and recorded and limited by that."""
     from agentsapi.adapters.s3_exchange import S3Exchange
+    from agentsapi.domain.files import FileService
+    from agentsapi.errors import PayloadTooLarge
 
     client, store = s3
     exchange = S3Exchange(store, client, 60, 1 << 30, resolve=False)
@@ -163,7 +176,13 @@ def test_an_s3_output_cannot_change_after_the_api_checked_it(s3: tuple[Any, Any]
     exchange.receive(result)
     exchange.close()
     [produced] = result.files
-    assert produced.size == 5
-    put(b"y" * (2 * 1024 * 1024))  # after the API measured it (a refusal is what the fix should give)
-    assert store.move(produced.key, "files/ws/adopted")  # what files.adopt_blob does next
-    assert store.size("files/ws/adopted") == produced.size, "the adopted bytes are not the ones that were checked"
+    assert produced.size == 5 and produced.key
+    records = RecordedFiles()
+    files = FileService(records, store, max_bytes=1024 * 1024)  # type: ignore[arg-type]
+    assert put(b"y" * (2 * 1024 * 1024)) == 200  # after the API measured it: over the file limit
+    with pytest.raises(PayloadTooLarge):
+        files.adopt_blob("ws", "o.bin", produced.key)
+    assert store.keys("files/ws/") == [] and records.saved == []  # refused, and nothing left behind
+    assert put(b"z" * 1000) == 200  # within the limit: recorded as the 1000 bytes kept, not 5
+    record = files.adopt_blob("ws", "o.bin", produced.key)
+    assert record.bytes == 1000 == store.size(f"files/ws/{record.id}") and records.saved == [record]

@@ -10,10 +10,11 @@ policy admits only ``sandbox/`` of the project bucket (template.yaml). So, per e
 - ``resolve`` carries the bucket host's addresses, looked up here: the sandbox's VPC has no DNS,
   and user code, which cannot open an AF_INET socket at all, gets no resolver either.
 
-After the invoke the inputs go; each output is copied to ``sandbox/<id>/kept/``, which no URL
-names, and measured there, until the turn adopts it (a server-side copy under the file's own
-key) and discards the rest. A lifecycle
-rule on ``sandbox/`` removes whatever a crash left behind.
+After the invoke the inputs go; the outputs stay where the runner put them until the turn
+adopts them (one server-side copy each, under the file's or the session's own key) and discards
+the rest. Their PUT URLs are still valid a while after the execution, so nothing measured here
+is trusted for what is kept: a file is measured again at its own key, which no URL names
+(FileService.adopt_blob). A lifecycle rule on ``sandbox/`` removes whatever a crash left behind.
 """
 
 from __future__ import annotations
@@ -48,21 +49,15 @@ class S3Exchange:
         return event
 
     def receive(self, result: ExecutionResult) -> None:
-        """Each output's ``key`` and size, from what is really in the bucket. An output is first
-        copied to ``kept/``, which no URL names, and measured there: the PUT URLs stay valid a
-        while after the execution, so what the turn adopts must not be what they can still
-        replace."""
-        adopt_outputs(result, exchange_key(self.id, ""), self._keep)
+        """Each output's ``key`` and size, from what is really in the bucket (a HEAD; no copy)."""
+        adopt_outputs(result, exchange_key(self.id, ""), self._measure)
 
-    def _keep(self, ref: str) -> tuple[str, int] | None:
-        """Copy ``out/…`` (a ref adopt_outputs checked) to ``kept/…`` server-side and drop the
-        original; the copy's key and size, or None if nothing reached the bucket."""
-        source, kept = exchange_key(self.id, ref), exchange_key(self.id, "kept/" + ref.removeprefix("out/"))
-        if not self.blobs.copy(source, kept):
-            return None
-        self.blobs.delete(source)
-        size = self.blobs.size(kept)
-        return None if size is None else (kept, size)
+    def _measure(self, ref: str) -> tuple[str, int] | None:
+        """The key and size of ``out/…`` (a ref adopt_outputs checked), or None if nothing reached
+        the bucket."""
+        key = exchange_key(self.id, ref)
+        size = self.blobs.size(key)
+        return None if size is None else (key, size)
 
     def close(self) -> None:
         self.blobs.delete_prefix(exchange_key(self.id, "in/"))

@@ -202,8 +202,7 @@ class ConversationService:
         def save_file(name: str, produced: SandboxFile) -> str:
             name = name.rsplit("/", 1)[-1]
             if produced.key is not None:
-                return files.adopt_blob(ws, name, produced.key, produced.size, "code_interpreter",
-                                        produced.mime_type).id
+                return files.adopt_blob(ws, name, produced.key, "code_interpreter", produced.mime_type).id
             return files.upload(ws, name, produced.content(), "code_interpreter", produced.mime_type,
                                 source="mistral").id
 

@@ -79,15 +79,24 @@ class FileService:
         self.store.put_file(ws, record)
         return record
 
-    def adopt_blob(self, ws: str, filename: str, key: str, size: int, purpose: str | None = None,
+    def adopt_blob(self, ws: str, filename: str, key: str, purpose: str | None = None,
                    mimetype: str | None = None, source: str = "mistral") -> FileRecord:
         """A file the code interpreter wrote, already in the blob store under ``key`` (the sandbox
-        handed it over by reference): recorded, and its blob moved under the file's own key."""
+        handed it over by reference): moved under the file's own key, then measured there and
+        recorded. Measured after the move, not before: in AWS the output's upload URL is still
+        valid a while after the execution, and the object at the file's own key is one no URL
+        names, so the size recorded and checked against the limit is the size of what is kept."""
         if not key.startswith(SANDBOX_PREFIX):  # only what a sandbox adapter put in transit, never a stored file
             raise InvalidRequest(f"the output {filename} does not come from a sandbox exchange", param="file")
-        record = self._new_record(filename, size, purpose, mimetype, None, source)
-        if not self.blobs.move(key, file_key(ws, record.id)):
+        record = self._new_record(filename, 0, purpose, mimetype, None, source)  # name and purpose checked first
+        target = file_key(ws, record.id)
+        if not self.blobs.move(key, target):
             raise NotFound(f"the output {filename} is no longer stored", param="file")
+        size = self.blobs.size(target) or 0
+        if size > self.max_bytes:
+            self.blobs.delete(target)
+            raise PayloadTooLarge(f"file: {size} bytes is over the {self.max_bytes}-byte limit", param="file")
+        record = record.model_copy(update={"bytes": size})
         self.store.put_file(ws, record)
         return record
 
