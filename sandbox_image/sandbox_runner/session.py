@@ -13,6 +13,7 @@ import importlib
 import os
 import pickle
 import shutil
+import stat
 import struct
 import sys
 import types
@@ -156,15 +157,18 @@ class _OverLimit(Exception):
 
 
 class _Bounded:
-    """A write-only view of the state file that refuses to grow it past the limit: a value over
-    the limit stops being pickled as soon as it crosses it, not after all of it is written."""
+    """A write-only view of the state file that refuses to grow it past ``limit`` less what the
+    index will take: a value over the limit stops being pickled as soon as it crosses it, not
+    after all of it is written."""
 
     def __init__(self, handle: BinaryIO, limit: int) -> None:
-        self.handle, self.limit = handle, limit
+        self.handle, self.limit, self.reserved = handle, limit, 0
+
+    def room(self) -> int:
+        return self.limit - self.reserved - self.handle.tell()
 
     def write(self, data: Any) -> int:
-        size = memoryview(data).nbytes
-        if self.handle.tell() + size > self.limit:
+        if memoryview(data).nbytes > self.room():
             raise _OverLimit
         return self.handle.write(data)
 
@@ -174,17 +178,115 @@ class _Bounded:
         self.handle.truncate()
 
 
-def _estimate(value: Any) -> int:
-    """A cheap guess of a value's size, only to write the small ones first: when the state is over
-    the limit, what is dropped is then the largest. The bounded writing is what decides."""
+def _index_cost(name: str) -> int:
+    """At least what the index takes to name one entry (kind, name, offset, length; a name may be
+    any string, 4 bytes a character at most in UTF-8): kept within the limit, so the whole file
+    is too, plus a constant."""
+    return 64 + 4 * len(name)
+
+
+ESTIMATE_WALK = 10_000  # objects visited per value, at most, to estimate its size
+
+
+def _estimate(value: Any) -> tuple[int, bool]:
+    """A cheap estimate of a value's pickled size, and whether it is a lower bound (bytes-like
+    values, arrays of plain numbers: their pickle holds at least their bytes). It orders the
+    writing, smallest first, so that when the state is over the limit what is dropped is the
+    largest; containers are walked (up to ESTIMATE_WALK objects), so a dict holding a large array
+    counts as large. A guess otherwise: the bounded writing is what decides."""
     try:
-        if type(value).__module__.startswith("pandas") and hasattr(value, "memory_usage"):
-            usage = value.memory_usage(deep=False)  # deep=True would read every string
-            return int(usage.sum() if hasattr(usage, "sum") else usage)
-        nbytes = getattr(value, "nbytes", None)  # numpy arrays, memoryviews
-        return nbytes if isinstance(nbytes, int) else sys.getsizeof(value)
-    except Exception:  # noqa: BLE001 - a guess
-        return 0
+        hint = _size_hint(value)
+        if hint is not None:
+            return hint
+        total, seen, stack = 0, set(), [value]
+        while stack and len(seen) < ESTIMATE_WALK:
+            item = stack.pop()
+            if id(item) in seen:
+                continue
+            seen.add(id(item))
+            hint = _size_hint(item)
+            if hint is not None:
+                total += hint[0]
+                continue
+            total += sys.getsizeof(item)
+            if isinstance(item, dict):
+                stack.extend(item.keys())
+                stack.extend(item.values())
+            elif isinstance(item, list | tuple | set | frozenset):
+                stack.extend(item)
+            elif isinstance(getattr(item, "__dict__", None), dict):
+                stack.append(item.__dict__)
+        return total, False
+    except Exception:  # noqa: BLE001 - an object that refuses to be sized is guessed small
+        return 0, False
+
+
+def _size_hint(value: Any) -> tuple[int, bool] | None:
+    """A value's size when known without walking it, and whether its pickle holds at least that."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return memoryview(value).nbytes, True
+    module = type(value).__module__
+    if module.startswith("pandas") and hasattr(value, "memory_usage"):
+        usage = value.memory_usage(deep=False)  # deep=True would read every string; pointers only
+        return int(usage.sum() if hasattr(usage, "sum") else usage), False
+    if module == "numpy" and isinstance(getattr(value, "nbytes", None), int):
+        # An object array's nbytes counts pointers, which its pickle need not hold.
+        return value.nbytes, not getattr(getattr(value, "dtype", None), "hasobject", True)
+    return None
+
+
+def _open_regular(path: str) -> BinaryIO | None:
+    """A working-directory file opened for reading only if it is still a regular file: a FIFO or a
+    link put in its place after it was listed would block or lead elsewhere."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
+
+
+class _State:
+    """The state file being written: each item appended whole or not at all."""
+
+    def __init__(self, handle: BinaryIO, limit: int) -> None:
+        self.handle, self.limit = handle, limit
+        self.bounded = _Bounded(handle, limit)
+        self.entries: list[tuple[str, str, int, int]] = []
+        self.dropped: list[str] = []
+
+    def add(self, kind: str, name: str, write: Callable[[Any], object], known_size: int | None, label: str) -> None:
+        """Append one item via ``write(bounded)``; over the limit (known before, or found while
+        writing) it is dropped with a note, and any other failure is the item's alone (``label``
+        names what it was: a value's type)."""
+        start = self.handle.tell()
+        self.bounded.reserved += _index_cost(name)
+        if known_size is not None and known_size > self.bounded.room():
+            self._drop(name, f"{kind}: over the {self.limit}-byte session limit")
+            return
+        try:
+            if write(self.bounded) is False:
+                self.bounded.rewind(start)
+                self.bounded.reserved -= _index_cost(name)  # not an entry: nothing to say
+                return
+        except _OverLimit:
+            self.bounded.rewind(start)
+            self._drop(name, f"{kind}: over the {self.limit}-byte session limit")
+            return
+        except Exception as exc:  # noqa: BLE001 - sockets, generators, locks, a failing read...
+            self.bounded.rewind(start)
+            self._drop(name, f"{label}: {_reason(exc)}")
+            return
+        self.entries.append((kind, name, start, self.handle.tell() - start))
+
+    def _drop(self, name: str, why: str) -> None:
+        self.bounded.reserved -= _index_cost(name)
+        self.dropped.append(f"{name} ({why})")
+
+
+MAX_NAMED_DROPS = 20  # the note names this many dropped items, then counts the rest
 
 
 def capture(namespace: dict[str, Any], workdir: str, limit: int, out_path: str,
@@ -193,14 +295,17 @@ def capture(namespace: dict[str, Any], workdir: str, limit: int, out_path: str,
     was dropped and why. ``skip_files``: the conversation's own input files, unchanged: handed in
     again every turn, they are not state.
 
-    Each value is pickled straight into the file, and each file copied in, smallest first: nothing
-    is held in memory twice, and when the state is over the limit the largest items are the ones
-    dropped, each as soon as it crosses the limit. The index of what was kept ends the file."""
+    Each value is pickled straight into the file, and each file copied in, smallest first by an
+    estimate: nothing is held in memory twice, and when the state is over the limit the largest
+    items are the ones dropped, each as soon as it crosses the limit. The index of what was kept
+    ends the file. The file is written under a temporary name and renamed into place only once
+    complete: an execution that ends mid-way (its deadline, a hang in a value's pickling) leaves
+    no state at all, so the conversation keeps the one before, rather than a broken one that
+    would lose everything."""
     import cloudpickle
 
     modules: dict[str, str] = {}
     values: dict[str, Any] = {}  # held here: a thread the cell left running may still change the namespace
-    dropped: list[str] = []
     for name, value in list(namespace.items()):
         if name in SKIP or name.startswith("_"):
             continue
@@ -208,33 +313,43 @@ def capture(namespace: dict[str, Any], workdir: str, limit: int, out_path: str,
             modules[name] = value.__name__
         else:
             values[name] = value
-    items = [(_estimate(value), "value", name) for name, value in values.items()]  # (estimated size, kind, name)
-    items += [(size, "file", name) for name, size in _file_sizes(workdir, set(skip_files)).items()]
-    entries: list[tuple[str, str, int, int]] = []
-    with open(out_path, "xb") as handle:
-        bounded = _Bounded(handle, limit)
-        for _, kind, name in sorted(items, key=lambda item: item[0]):
-            start = handle.tell()
-            try:
+    items: list[tuple[int, str, str, int | None]] = []  # (estimate, kind, name, size known to be at least)
+    for name, value in values.items():
+        estimate, exact = _estimate(value)
+        items.append((estimate, "value", name, estimate if exact else None))
+    items += [(size, "file", name, size) for name, size in _file_sizes(workdir, set(skip_files)).items()]
+
+    def pickled(value: Any) -> Callable[[Any], object]:
+        return lambda out: cloudpickle.dump(value, out, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def copied(relative: str) -> Callable[[Any], object]:
+        def copy(out: Any) -> bool:
+            source = _open_regular(os.path.join(workdir, relative))
+            if source is None:
+                return False  # gone, or no longer a regular file: not state
+            with source:
+                shutil.copyfileobj(source, out, CHUNK)
+            return True
+        return copy
+
+    partial = f"{out_path}.{os.getpid()}.partial"
+    with open(partial, "xb") as handle:
+        try:
+            state = _State(handle, limit)
+            for _, kind, name, known in sorted(items, key=lambda item: item[0]):
                 if kind == "value":
-                    cloudpickle.dump(values[name], bounded, protocol=pickle.HIGHEST_PROTOCOL)
+                    state.add(kind, name, pickled(values[name]), known, type(values[name]).__name__)
                 else:
-                    with open(os.path.join(workdir, name), "rb") as source:
-                        shutil.copyfileobj(source, bounded, CHUNK)
-            except _OverLimit:
-                bounded.rewind(start)
-                dropped.append(f"{name} ({kind}: over the {limit}-byte session limit)")
-                continue
-            except OSError:
-                bounded.rewind(start)  # a file removed or unreadable since it was listed
-                continue
-            except Exception as exc:  # noqa: BLE001 - sockets, generators, locks...
-                bounded.rewind(start)
-                dropped.append(f"{name} ({type(values[name]).__name__}: {_reason(exc)})")
-                continue
-            entries.append((kind, name, start, handle.tell() - start))
-        index_at = handle.tell()
-        pickle.dump({"version": VERSION, "modules": modules, "entries": entries}, handle,
-                    protocol=pickle.HIGHEST_PROTOCOL)
-        handle.write(TRAILER.pack(index_at, MAGIC))
+                    state.add(kind, name, copied(name), known, "file")
+            index_at = handle.tell()
+            pickle.dump({"version": VERSION, "modules": modules, "entries": state.entries}, handle,
+                        protocol=pickle.HIGHEST_PROTOCOL)
+            handle.write(TRAILER.pack(index_at, MAGIC))
+        except BaseException:
+            os.unlink(partial)
+            raise
+    os.replace(partial, out_path)
+    dropped = state.dropped
+    if len(dropped) > MAX_NAMED_DROPS:
+        dropped = [*dropped[:MAX_NAMED_DROPS], f"and {len(dropped) - MAX_NAMED_DROPS} more"]
     return ["session: not carried to the next execution: " + ", ".join(dropped)] if dropped else []

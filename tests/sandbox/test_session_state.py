@@ -100,3 +100,102 @@ def test_a_value_too_big_to_pickle_twice_in_memory_is_dropped_for_the_limit_and_
     text = output(first)
     assert text.startswith("made\n") and "big (value: over the" in text and "MemoryError" not in text
     assert output(run(api, first["conversation_id"], "print(keep, 'big' in globals())")) == "42 False\n"
+
+
+# -- what a hostile review of version 2 found -----------------------------------------------------
+
+def test_a_save_that_does_not_finish_leaves_no_state_and_the_conversation_keeps_the_one_before(
+        api: Any, services: Any) -> None:
+    """A save cut short (here by the deadline, while a value's pickling hangs) must not be taken
+    for a state: the broken file was stored, and the next turn lost every variable."""
+    from agentsapi.adapters.local_sandbox import LocalSandbox, LocalSandboxConfig
+
+    pool = LocalSandbox(LocalSandboxConfig(python=SANDBOX_PYTHON, runner_dir=str(ROOT / "sandbox_image"), workers=1,
+                                           timeout_s=4, max_session_bytes=4 * 1024 * 1024))
+    services.conversations.runtime.sandbox = pool
+    try:
+        first = run(api, None, "keep = 1\nother = 'x'")
+        run(api, first["conversation_id"], "keep = 2\nclass Slow:\n    def __reduce__(self):\n"
+                                           "        import time; time.sleep(30)\n        return (int, ())\ns = Slow()")
+        third = run(api, first["conversation_id"], "print(globals().get('keep'), globals().get('other'))")
+    finally:
+        pool.close()
+    assert output(third) == "1 x\n"
+
+
+def test_an_interrupted_capture_leaves_no_file_behind() -> None:
+    result = in_sandbox_python("""
+        class Interrupts:
+            def __reduce__(self):
+                raise KeyboardInterrupt
+        out = os.path.join(work, "..", os.path.basename(work) + ".state")
+        try:
+            session.capture({"x": 1, "stop": Interrupts()}, work, 1 << 20, out)
+            raised = None
+        except BaseException as exc:
+            raised = type(exc).__name__
+        left = [n for n in os.listdir(os.path.dirname(out)) if n.startswith(os.path.basename(out))]
+        print(json.dumps({"raised": raised, "left": left}))
+    """)
+    assert result == {"raised": "KeyboardInterrupt", "left": []}
+
+
+def test_the_index_counts_against_the_limit_and_the_note_stays_short() -> None:
+    """An unzipped dataset of thousands of small files: the state stays within its limit (the
+    runner drops a state over it whole), and the note names a few and counts the rest."""
+    result = in_sandbox_python("""
+        for n in range(5000):
+            with open(os.path.join(work, f"part-{n:05d}.txt"), "w") as f:
+                f.write("x" * 50)
+        out = os.path.join(work, "..", os.path.basename(work) + ".state")
+        notes = session.capture({}, work, 256 * 1024, out)
+        print(json.dumps({"size": os.path.getsize(out), "note": notes[0] if notes else ""}))
+    """)
+    assert result["size"] <= 256 * 1024 + 64, result["size"]
+    assert result["note"].count("(file: over the") == 20 and result["note"].endswith(" more")
+
+
+def test_a_container_holding_a_large_value_is_dropped_before_smaller_ones() -> None:
+    result = in_sandbox_python("""
+        namespace = {"results": {"blob": b"r" * 900_000}, "a": b"a" * 300_000, "b": b"b" * 300_000}
+        out = os.path.join(work, "..", os.path.basename(work) + ".state")
+        notes = session.capture(namespace, work, 1_000_000, out)
+        fresh = {}
+        with open(out, "rb") as handle:
+            session.restore(handle, fresh, work)
+        print(json.dumps({"notes": notes, "kept": sorted(fresh)}))
+    """)
+    assert result["kept"] == ["a", "b"] and "results (value: over the" in result["notes"][0]
+
+
+def test_a_value_whose_pickling_fails_with_an_os_error_is_named() -> None:
+    result = in_sandbox_python("""
+        class Client:
+            def __reduce__(self):
+                raise TimeoutError("read timed out")
+        out = os.path.join(work, "..", os.path.basename(work) + ".state")
+        print(json.dumps(session.capture({"client": Client(), "x": 1}, work, 1 << 20, out)))
+    """)
+    assert result == ["session: not carried to the next execution: client (Client: read timed out)"]
+
+
+def test_a_fifo_put_in_place_of_a_listed_file_does_not_hang_the_save() -> None:
+    result = in_sandbox_python("""
+        import time
+        path = os.path.join(work, "data.csv")
+        open(path, "w").write("a,b\\n" * 500)
+        class Swaps:  # pickled first (smaller), after the files were listed
+            def __reduce__(self):
+                os.unlink(path)
+                os.mkfifo(path)
+                return (int, ())
+        out = os.path.join(work, "..", os.path.basename(work) + ".state")
+        started = time.monotonic()
+        notes = session.capture({"swap": Swaps()}, work, 1 << 20, out)
+        fresh = {}
+        os.unlink(path)
+        with open(out, "rb") as handle:
+            _, files = session.restore(handle, fresh, work)
+        print(json.dumps({"seconds": time.monotonic() - started, "files": files, "notes": notes}))
+    """)
+    assert result["seconds"] < 5 and result["files"] == [] and result["notes"] == []
