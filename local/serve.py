@@ -93,6 +93,13 @@ def start(host: str, port: int, warm: bool = True) -> tuple[Any, Any]:
     lock = lock_data_dir(Path(settings.data_dir)) if settings.storage == "sqlite" else None
     services = build_services(settings)
     services.lock = lock
+    try:
+        stream_url, cors = front_end_settings(keys_open=services.keys.open)
+    except ConfigError:
+        close = getattr(services.sandbox, "close", None)
+        if close:
+            close()
+        raise
     use_services(services)
     if warm and hasattr(services.sandbox, "warm_up"):
         try:
@@ -106,11 +113,11 @@ def start(host: str, port: int, warm: bool = True) -> tuple[Any, Any]:
         return (lambda event: invoke(function, event)) if function else None
 
     blobs = services.storage.blobs
-    raw_routes = [playground(keys_required=not services.keys.open),
+    raw_routes = [playground(keys_required=not services.keys.open, stream_url=stream_url),
                   signed_blobs(blobs, notify=services.files.uploads.object_created)]
     server = web.FrontendServer((host, port), route, raw_route=first_answer(*raw_routes),
                                 stager=upload_stager(blobs, lambda: services.files.max_bytes, services.keys.authenticate),
-                                cors=web.Cors.from_env())
+                                cors=cors)
     storage = services.storage
     if storage.consumers is not None:
         from local.batch_poller import QueuePoller
@@ -122,12 +129,31 @@ def start(host: str, port: int, warm: bool = True) -> tuple[Any, Any]:
     return server, services
 
 
-def playground(keys_required: bool) -> Any:
+class ConfigError(Exception):
+    """A setting `make serve` cannot serve as given: it stops with the reason."""
+
+
+def front_end_settings(keys_open: bool) -> tuple[str | None, web.Cors | None]:
+    """Where the playground streams from (PLAYGROUND_STREAM_URL) and which other origins' pages
+    may call the API (CORS_ALLOW_ORIGINS), checked before anything is served."""
+    from local.apigw import playground_site
+
+    try:
+        stream_url = playground_site.stream_url_from_env()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    cors = web.Cors.from_env()
+    if cors is not None and "*" in cors.origins and keys_open:
+        raise ConfigError("CORS_ALLOW_ORIGINS=* while any bearer token is accepted (AUTH_MODE=open, or auto "
+                          "without API_KEYS) would let any web page you visit use this server and read its "
+                          "data: name the origins that may, or set API_KEYS")
+    return stream_url, cors
+
+
+def playground(keys_required: bool, stream_url: str | None = None) -> Any:
     """The browser playground at /playground/ (and / redirecting there): the same files and headers
     as its Lambda function in AWS (functions/playground/static_site.py)."""
     from local.apigw import playground_site
-
-    stream_url = playground_site.stream_url_from_env()  # a bad value stops the start, with the reason
 
     def answer(method: str, path: str, query: str) -> Any:
         found = playground_site.answer(method, path, keys_required, stream_url=stream_url)
@@ -190,7 +216,7 @@ def main() -> None:
 
     try:
         server, services = start(args.host, args.port)
-    except (DataDirError, DataDirInUse) as exc:
+    except (DataDirError, DataDirInUse, ConfigError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         raise SystemExit(2) from None
     url = f"http://{args.host}:{server.server_address[1]}"

@@ -439,6 +439,10 @@ class Frontend(BaseHTTPRequestHandler):
         cors: Cors | None = getattr(self.server, "cors", None)
         if cors is None or self.command != "OPTIONS" or not self.headers.get("access-control-request-method"):
             return False
+        if self._declared_length() != 0:
+            # Not read: the connection closes after the answer, so no byte of it is ever taken
+            # for the next request (request smuggling behind a proxy that reuses connections).
+            self.close_connection = True
         headers = {"Content-Length": "0"}
         if cors.allowed(self.headers.get("origin")):
             headers.update({"Access-Control-Allow-Methods": cors.methods, "Access-Control-Allow-Headers": cors.headers,

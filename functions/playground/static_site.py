@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -77,12 +78,18 @@ def stream_url_from_env() -> str | None:
     raw = os.environ.get(STREAM_URL_SETTING, "").strip()
     if not raw:
         return None
-    parts = urlsplit(raw)
-    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password
-            or parts.query or parts.fragment or any(c in raw for c in " '\";,")):
+    match = _BASE_URL.fullmatch(raw)
+    if match is None:
         raise ValueError(f"{STREAM_URL_SETTING} must be a plain http(s) base URL such as "
                          f"https://abc.lambda-url.eu-west-1.on.aws/ (got {raw!r})")
-    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}/"
+    return f"{match['origin']}{(match['path'] or '').rstrip('/')}/"
+
+
+# What may land in the CSP header: a scheme, an ASCII host name or IP literal (no wildcard), a
+# numeric port, and a path of plain characters. Nothing that could end or widen a source list.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_BASE_URL = re.compile(rf"(?P<origin>https?://(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{{1,5}})?)"
+                       r"(?P<path>/[A-Za-z0-9._~/-]*)?")
 
 
 def not_found(path: str) -> Answer:

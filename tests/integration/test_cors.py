@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from local.apigw import web
 from tests.conftest import front_end
@@ -64,3 +65,33 @@ def test_the_setting_is_read_from_the_environment(monkeypatch: Any) -> None:
     assert web.Cors.from_env().allowed("http://any.test") == "*"  # type: ignore[union-attr]
     monkeypatch.setenv("CORS_ALLOW_ORIGINS", "")
     assert web.Cors.from_env() is None
+
+
+def test_a_preflight_with_a_body_closes_the_connection_so_the_body_is_never_a_request(services: Any) -> None:
+    """Found by review: the 204 left the body unread on a kept-alive connection, where it was
+    parsed as the next request (request smuggling behind a proxy that reuses connections)."""
+    import socket
+
+    smuggled = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    with front_end("conversations", cors=web.Cors(frozenset({PAGE}))) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as connection:
+            connection.sendall(b"OPTIONS /v1/conversations HTTP/1.1\r\nHost: x\r\nOrigin: " + PAGE.encode() +
+                               b"\r\nAccess-Control-Request-Method: POST\r\n"
+                               b"Content-Length: " + str(len(smuggled)).encode() + b"\r\n\r\n" + smuggled)
+            answer = b""
+            while chunk := connection.recv(65536):
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 204") and answer.count(b"HTTP/1.1 ") == 1, answer
+
+
+def test_every_origin_is_refused_where_any_key_is_accepted(monkeypatch: Any) -> None:
+    """Found by review: with CORS_ALLOW_ORIGINS=* and make serve's open mode (any token is a
+    workspace, the playground's is a constant), any web page could read the developer's data."""
+    from local.serve import ConfigError, front_end_settings
+
+    monkeypatch.setenv("CORS_ALLOW_ORIGINS", "*")
+    with pytest.raises(ConfigError, match="CORS_ALLOW_ORIGINS=\\* while any bearer token is accepted"):
+        front_end_settings(keys_open=True)
+    stream_url, cors = front_end_settings(keys_open=False)  # with keys, the key is what protects the data
+    assert stream_url is None and cors is not None and cors.allowed("http://any.test") == "*"

@@ -112,7 +112,11 @@ def test_the_stream_url_setting_is_a_base_url(raw: str, expected: str | None, mo
 
 @pytest.mark.parametrize("raw", ["javascript:alert(1)", "ftp://example.com/", "https://x.example; script-src *",
                                  "https://x.example 'unsafe-inline'", "https://user:pw@x.example/",
-                                 "https://x.example/?a=1", "https://x.example/#f", "//x.example/", "https://"])
+                                 "https://x.example/?a=1", "https://x.example/#f", "//x.example/", "https://",
+                                 # found by review: a wildcard source, a form feed splitting the list, a
+                                 # host outside Latin-1 (the header was then dropped: a page with no CSP)
+                                 "https://*/", "https://a.example\x0c*/", "https://例え.jp/", "https://a..b/",
+                                 "https://x.example:99999999/"])
 def test_a_stream_url_that_could_bend_the_policy_stops_the_start(raw: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """It lands in the Content-Security-Policy header: nothing but a plain origin and path may."""
     monkeypatch.setenv("PLAYGROUND_STREAM_URL", raw)
