@@ -6,9 +6,12 @@ previous format (version 1) still restores after an upgrade."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import textwrap
 from typing import Any
+
+import pytest
 
 from tests.conftest import ROOT, SANDBOX_PYTHON
 from tests.integration.test_sessions import output, run
@@ -199,3 +202,35 @@ def test_a_fifo_put_in_place_of_a_listed_file_does_not_hang_the_save() -> None:
         print(json.dumps({"seconds": time.monotonic() - started, "files": files, "notes": notes}))
     """)
     assert result["seconds"] < 5 and result["files"] == [] and result["notes"] == []
+
+
+HOSTILE_SAVES = {
+    # A save cut short by the deadline, a FIFO swapped in for a listed file, thousands of files.
+    "hangs": "class Slow:\n    def __reduce__(self):\n        import time; time.sleep(60)\n        return (int, ())\n"
+             "s = Slow()",
+    "fifo": "import os\nopen('data.csv', 'w').write('a\\n' * 500)\nclass Swaps:\n    def __reduce__(self):\n"
+            "        os.unlink('data.csv'); os.mkfifo('data.csv')\n        return (int, ())\ns = Swaps()",
+    "many_files": "for n in range(3000):\n    open(f'p{n}.txt', 'w').write('x' * 2000)",
+}
+
+
+@pytest.mark.parametrize("attack", sorted(HOSTILE_SAVES))
+def test_a_hostile_save_leaves_nothing_for_the_next_workspace_which_runs_in_its_normal_time(
+        sandbox: Any, tmp_path: Any, attack: str) -> None:
+    """The attacker's cell (one workspace) first, then the victim's (another) on the same warm
+    worker: the victim's own state saves and restores, nothing of the attacker's is there, and it
+    runs in its normal time."""
+    from agentsapi.adapters.file_blobs import FileBlobs
+    from agentsapi.sandbox.port import ExecutionRequest
+    from tests.sandbox.hostile import assert_clean_slate
+    from tests.sandbox.test_exchange import run_victim
+
+    blobs = FileBlobs(tmp_path / "blobs", os.urandom(32), "http://127.0.0.1")
+    sandbox.execute(ExecutionRequest(code=HOSTILE_SAVES[attack], blobs=blobs, timeout_s=3, carry_session=True,
+                                     tenant="ws-attacker"))
+    first = run_victim(sandbox, blobs, "import os\nmine = 7\nprint(sorted(os.listdir('.')))", carry_session=True)
+    assert first.status == "ok" and first.code_output() == "[]\n", first.code_output()
+    assert first.session is not None and first.session.key
+    second = run_victim(sandbox, blobs, "print(mine)", carry_session=True, session_key=first.session.key)
+    assert second.code_output() == "7\n"
+    assert_clean_slate(sandbox)
