@@ -54,6 +54,7 @@ FILES = {
     "delete_file": ("DELETE", "/v1/files/{file_id}", "", None),
     "create_signed_upload": ("POST", "/v1/files/uploads", "", {"filename": "sales.parquet", "purpose": "batch",
                                                                 "size": 200_000_000}),
+    "storage_usage": ("GET", "/v1/usage", "", None),
 }
 BATCH = {
     "create_batch_job": ("POST", "/v1/batch/jobs", "", {
@@ -124,6 +125,13 @@ def main() -> None:
                              "s3": {**inbox["Records"][0]["s3"],
                                     "object": {"key": "uploads/{ws}/{file_id}", "size": 200_000_000}}}]}
     (HERE / "files" / "s3_upload.json").write_text(json.dumps(uploaded, indent=2) + "\n")
+    # UsageRecountFunction: EventBridge's scheduled event, once a day.
+    scheduled = {"version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event",
+                 "source": "aws.events", "account": "123456789012", "time": "2026-11-25T03:00:00Z",
+                 "region": "us-east-1", "resources": ["arn:aws:events:us-east-1:123456789012:rule/agents-api-recount"],
+                 "detail": {}}
+    (HERE / "usage_recount").mkdir(exist_ok=True)
+    (HERE / "usage_recount" / "scheduled.json").write_text(json.dumps(scheduled, indent=2) + "\n")
     write_authorizer_events()
     write_stream_events()
     write_playground_events()

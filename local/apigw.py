@@ -15,7 +15,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 # Which function serves which path prefix (template.yaml routes /v1/agents... and /v1/conversations...).
 ROUTES = {"/v1/agents": "agents", "/v1/conversations": "conversations", "/v1/files": "files",
-          "/v1/batch": "batch"}
+          "/v1/batch": "batch", "/v1/usage": "files"}
 
 
 def _load(name: str, path: Path) -> ModuleType:

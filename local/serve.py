@@ -31,7 +31,12 @@ def _defaults() -> None:
     os.environ.setdefault("DATA_DIR", str(ROOT / ".data"))
     os.environ.setdefault("SANDBOX_MODE", "local")
     os.environ.setdefault("SANDBOX_WORKERS", str(default_workers()))
+    os.environ.setdefault("SANDBOX_WORKER_CPUS", f"{default_worker_cpus(int(os.environ['SANDBOX_WORKERS'])):g}")
     os.environ.setdefault("AUTH_MODE", "auto")  # a development server: any bearer token, unless API_KEYS
+    if os.environ["AUTH_MODE"] == "open" or (os.environ["AUTH_MODE"] == "auto" and not os.environ.get("API_KEYS")):
+        # Where any bearer token is a workspace, a limit per workspace no person at a keyboard meets
+        # (20 requests a second, sustained for a minute), so that one script cannot take the server.
+        os.environ.setdefault("RATE_LIMIT_PER_MINUTE", str(OPEN_MODE_RATE_LIMIT))
     os.environ.setdefault("SANDBOX_RUNNER_DIR", str(ROOT / "sandbox_image"))
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "agents-api")
     os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "AgentsApi")
@@ -40,10 +45,21 @@ def _defaults() -> None:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
 
+OPEN_MODE_RATE_LIMIT = 1200
+HOUSEKEEPING_INTERVAL_S = 3600.0
+
+
 def default_workers() -> int:
     """One sandbox worker per core, at least two: an execution is CPU work, and a second worker
     keeps one tenant's long cell from holding up everyone else's."""
     return max(2, os.cpu_count() or 1)
+
+
+def default_worker_cpus(workers: int) -> float:
+    """The machine's cores shared out among the workers, at least one each: however many
+    processes a cell starts, its worker never takes another's core (cells run single-threaded
+    numerics by default, so one core costs them nothing)."""
+    return max(1.0, (os.cpu_count() or 1) / max(1, workers))
 
 
 class DataDirInUse(RuntimeError):
@@ -124,9 +140,41 @@ def start(host: str, port: int, warm: bool = True) -> tuple[Any, Any]:
 
         storage.recover()  # this process owns DATA_DIR: what a crashed one had claimed runs again
         services.poller = QueuePoller(*storage.consumers).start()  # Lambda's SQS event source, locally
+    if settings.storage == "sqlite":
+        services.housekeeper = Housekeeper(services).start()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return server, services
+
+
+class Housekeeper:
+    """What S3's lifecycle rules do in AWS, on one machine: every hour, session states past
+    their TTL are removed (and their bytes given back to the workspace's quota)."""
+
+    def __init__(self, services: Any, interval_s: float = HOUSEKEEPING_INTERVAL_S) -> None:
+        self.services = services
+        self.interval_s = interval_s
+        self.stopped = threading.Event()
+
+    def start(self) -> Housekeeper:
+        threading.Thread(target=self._run, name="housekeeping", daemon=True).start()
+        return self
+
+    def run_once(self) -> int:
+        from agentsapi.domain.housekeeping import expire_sessions
+
+        services = self.services
+        return expire_sessions(services.storage.blobs, services.quota, services.settings.session_ttl)
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.interval_s):
+            try:
+                self.run_once()
+            except Exception as exc:  # noqa: BLE001 - the next round tries again
+                sys.stderr.write(f"housekeeping failed: {exc!r}\n")
+
+    def stop(self) -> None:
+        self.stopped.set()
 
 
 class ConfigError(Exception):
@@ -252,9 +300,9 @@ Agents & Conversations API listening on {url}
         stop.wait()
     finally:
         server.shutdown()
-        poller = getattr(services, "poller", None)
-        if poller is not None:
-            poller.stop()
+        for background in (getattr(services, "poller", None), getattr(services, "housekeeper", None)):
+            if background is not None:
+                background.stop()
         close = getattr(services.sandbox, "close", None)
         if close:
             close()

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
 import json
 import os
 import re
+import socket
 import sys
 import time
 import uuid
@@ -28,12 +30,12 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from agentsapi.errors import ApiError, InvalidRequest, NotFound, PayloadTooLarge
+from agentsapi.http.connections import ConnectionLimiter, ConnectionPolicy, DeadlineReader, refusal
 from agentsapi.http.edge import stream_sink
 from agentsapi.http.errors import error_body
 
 HEALTH_PATH = "/healthz"  # the web adapter's readiness check
-IDLE_TIMEOUT_S = 30.0
-BODY_READ_TIMEOUT_S = 30.0  # per read: a client that stops sending its body frees the thread
+IDLE_TIMEOUT_S = 30.0  # also how long a response may wait for a client that stops reading it
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 BodyLimit = Callable[[str], int]
 # A raw route answers (method, path, query) itself, before any API event: with (status, headers,
@@ -54,7 +56,8 @@ class ClientGone(Exception):
 
 
 class BodyStream:
-    """A request body read in chunks as it arrives, each read bounded by BODY_READ_TIMEOUT_S."""
+    """A request body read in chunks as it arrives, within the connection's body deadline
+    (a grace period plus a minimum rate: agentsapi/http/connections.py)."""
 
     def __init__(self, request: BaseHTTPRequestHandler, length: int) -> None:
         self.request = request
@@ -66,14 +69,10 @@ class BodyStream:
         """Up to ``size`` bytes, b"" at the end; RequestTimeout or ClientGone when it stops arriving."""
         if self.remaining <= 0:
             return b""
-        self.request.connection.settimeout(BODY_READ_TIMEOUT_S)
         try:
             chunk = self.request.rfile.read1(min(size, self.remaining))  # type: ignore[attr-defined]
         except TimeoutError:
-            raise RequestTimeout(f"the request body did not arrive within {BODY_READ_TIMEOUT_S:.0f} s",
-                                 param="body") from None
-        finally:
-            self.request.connection.settimeout(self.request.timeout)
+            raise body_timeout(self.request.server) from None  # type: ignore[arg-type]
         if not chunk:
             raise ClientGone()
         self.remaining -= len(chunk)
@@ -95,6 +94,12 @@ class LengthRequired(InvalidRequest):
 
 class RequestTimeout(InvalidRequest):
     status = 408
+
+
+def body_timeout(server: FrontendServer) -> RequestTimeout:
+    policy = server.policy
+    return RequestTimeout(f"the request body did not arrive in time (within {policy.body_grace_s:g} s plus one "
+                          f"second per {policy.body_min_rate} bytes received)", param="body")
 
 
 def route_body_limit(path: str) -> int:
@@ -168,11 +173,22 @@ class Frontend(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass  # one line per request is written by _log instead
 
+    def setup(self) -> None:
+        """Reads go through the connection's deadlines (a phase's deadline, not each read's timeout)."""
+        super().setup()
+        self.reader = DeadlineReader(self.connection, self.server.policy)  # type: ignore[attr-defined]
+        self.rfile = io.BufferedReader(self.reader, 1 << 16)
+
+    def handle_one_request(self) -> None:
+        self.reader.expect_request()  # idle until its first byte, then the header deadline
+        super().handle_one_request()
+
     def _log(self, status: int, started: float) -> None:
         sys.stderr.write(f"{self.command} {self.path} {status} {(time.monotonic() - started) * 1000:.0f}ms\n")
 
     def _handle(self) -> None:
         started = time.monotonic()
+        self.reader.expect_body()
         try:
             self._dispatch(started)
         except Exception:  # noqa: BLE001 - a bug must cost one request, not the connection
@@ -261,15 +277,11 @@ class Frontend(BaseHTTPRequestHandler):
         """The whole body, or None when it did not come (refused for being slow, or the client left)."""
         if not length:
             return b""
-        self.connection.settimeout(BODY_READ_TIMEOUT_S)
         try:
             raw = self.rfile.read(length)
         except TimeoutError:
-            self._refuse(RequestTimeout(f"the request body did not arrive within {BODY_READ_TIMEOUT_S:.0f} s",
-                                        param="body"), started)
+            self._refuse(body_timeout(self.server), started)  # type: ignore[arg-type]
             return None
-        finally:
-            self.connection.settimeout(self.timeout)
         if len(raw) < length:  # the client hung up mid-body: nobody to answer
             self.close_connection = True
             return None
@@ -489,8 +501,13 @@ class FrontendServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], route: Callable[[str], Handler | None],
                  after_stream: Callable[[], None] | None = None, body_limit: BodyLimit = route_body_limit,
-                 raw_route: RawRoute | None = None, stager: Stager | None = None, cors: Cors | None = None) -> None:
+                 raw_route: RawRoute | None = None, stager: Stager | None = None, cors: Cors | None = None,
+                 policy: ConnectionPolicy | None = None) -> None:
         super().__init__(address, Frontend)
+        # Deadlines per request phase, and how many connections are served at once (in all and
+        # per client address); beyond that a connection is refused at once, never queued.
+        self.policy = policy or ConnectionPolicy.from_env()
+        self.connections = ConnectionLimiter(self.policy)
         self.route = route
         self.cors = cors  # None: no CORS headers at all (same-origin pages, the SDK)
         # Takes some large bodies as streams rather than into the event (local uploads).
@@ -503,6 +520,28 @@ class FrontendServer(ThreadingHTTPServer):
         # @log_metrics flushed: the streaming function flushes them again here.
         self.after_stream = after_stream
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread per admitted connection; a connection over the caps gets a 503 and is closed,
+        from the accepting thread, without reading it."""
+        address = str(client_address[0]) if isinstance(client_address, tuple) else "local"
+        why = self.connections.admit(address)
+        if why is not None:
+            with contextlib.suppress(OSError):
+                request.send(refusal(why), socket.MSG_DONTWAIT)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.connections.release(address)
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.connections.release(str(client_address[0]) if isinstance(client_address, tuple) else "local")
+
 
 def main() -> None:
     """The web app of the streaming function: every request goes to the conversations handler."""
@@ -514,7 +553,11 @@ def main() -> None:
         return None
 
     address = ("0.0.0.0", int(os.environ.get("PORT", "8080")))  # noqa: S104 - the adapter connects locally
-    server = FrontendServer(address, route, after_stream=app.metrics.flush_metrics)
+    # Every connection comes from the web adapter (one request at a time per environment): no cap
+    # per client address, whose only address is the adapter's.
+    policy = ConnectionPolicy.from_env()
+    server = FrontendServer(address, route, after_stream=app.metrics.flush_metrics,
+                            policy=ConnectionPolicy(**{**policy.__dict__, "max_per_client": 0}))
     server.serve_forever()
 
 

@@ -130,6 +130,15 @@ def delete_file(file_id: str) -> Response[Any]:
     return json_response(services().files.delete(workspace(app), file_id))
 
 
+@app.get("/v1/usage")
+@tracer.capture_method(capture_response=False)
+def storage_usage() -> Response[Any]:
+    """Our extension: what the caller's workspace holds against its storage quota."""
+    quota = services().quota
+    assert quota is not None
+    return json_response(quota.usage(workspace(app)).to_api())
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
@@ -151,3 +160,18 @@ def uploads_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, 
     if recorded:
         metrics.add_metric(name="FilesUploaded", unit=MetricUnit.Count, value=recorded)
     return {"recorded": recorded}
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def recount_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Once a day (UsageRecountFunction): every workspace's storage counters set to what the
+    bucket holds, so that session states the lifecycle rules expired stop counting."""
+    from agentsapi.domain.housekeeping import recount_usage
+
+    current = services()
+    assert current.quota is not None and current.storage is not None
+    recounted = recount_usage(current.quota, current.storage.blobs)
+    metrics.add_metric(name="UsageRecounted", unit=MetricUnit.Count, value=recounted)
+    return {"recounted": recounted}

@@ -16,6 +16,11 @@ class ApiError(Exception):
     def headers(self) -> dict[str, str]:
         return {}
 
+    @property
+    def details(self) -> dict[str, object]:
+        """Fields the error body carries besides the standard ones (e.g. a quota's figures)."""
+        return {}
+
 
 class Unauthorized(ApiError):
     status = 401
@@ -68,6 +73,30 @@ class Conflict(ApiError):
 class PayloadTooLarge(ApiError):
     status = 413
     error_type = "invalid_request_error"
+
+
+class QuotaExceeded(ApiError):
+    """The workspace's storage quota has no room for what would be stored; nothing was."""
+
+    status = 507
+    error_type = "storage_quota_exceeded"
+
+    def __init__(self, message: str, quota_bytes: int, used_bytes: int, requested_bytes: int,
+                 param: str | None = None) -> None:
+        super().__init__(message, param)
+        self.quota_bytes, self.used_bytes, self.requested_bytes = quota_bytes, used_bytes, requested_bytes
+
+    @property
+    def details(self) -> dict[str, object]:
+        return {"quota": {"quota_bytes": self.quota_bytes, "used_bytes": self.used_bytes,
+                          "requested_bytes": self.requested_bytes}}
+
+
+class InsufficientStorage(ApiError):
+    """The server's own disk is down to its reserve: reads and deletes still work, writes wait."""
+
+    status = 507
+    error_type = "insufficient_storage"
 
 
 class FunctionResultsMissing(ApiError):

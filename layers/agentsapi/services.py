@@ -10,10 +10,12 @@ from typing import Any
 
 import boto3
 
+from .adapters.disk_reserve import DiskReserve
 from .adapters.dynamodb_batch import DynamoDBBatchStore
 from .adapters.dynamodb_keys import DynamoDBKeyStore
 from .adapters.dynamodb_ratelimit import DynamoDBWindowCounter
 from .adapters.dynamodb_store import DynamoDBStore
+from .adapters.dynamodb_usage import DynamoDBUsageLedger
 from .adapters.powertools_telemetry import PowertoolsTelemetry
 from .adapters.s3_blobs import S3Blobs
 from .auth import Authenticator, KeyStore
@@ -23,10 +25,12 @@ from .domain.agents import AgentService
 from .domain.batch import BatchService
 from .domain.conversations import ConversationService
 from .domain.files import FileService
+from .domain.housekeeping import recount_usage
 from .domain.runtime import Runtime
 from .jobqueue import JobQueue, QueueConsumer, SqsQueue
 from .providers.offline import OfflineModel
 from .providers.port import ModelProvider
+from .quota import StorageQuota, UsageLedger
 from .ratelimit import RateLimiter, WindowCounter
 from .sandbox.port import ExecutionRequest, ExecutionResult, Sandbox
 from .settings import MISTRAL_PUBLIC_URL, Settings, get_settings, resolved_provider
@@ -50,6 +54,7 @@ class Services:
     files: FileService
     batch: BatchService
     storage: Storage | None = None
+    quota: StorageQuota | None = None
 
 
 def build_sandbox(settings: Settings) -> Sandbox:
@@ -67,7 +72,7 @@ def build_sandbox(settings: Settings) -> Sandbox:
             python=settings.sandbox_python, runner_dir=settings.sandbox_runner_dir, workers=settings.sandbox_workers,
             timeout_s=settings.sandbox_timeout_s, memory_mb=settings.sandbox_memory_mb,
             wait_s=settings.sandbox_wait_s, max_input_bytes=settings.sandbox_max_input_bytes,
-            max_session_bytes=settings.session_max_bytes,
+            max_session_bytes=settings.session_max_bytes, cpus=settings.sandbox_worker_cpus,
         ))
     return DisabledSandbox()
 
@@ -143,17 +148,25 @@ class Storage:
     key_store: KeyStore
     rate_counter: WindowCounter
     queue: JobQueue  # where batch requests are sent
+    ledger: UsageLedger  # bytes held per workspace (the storage quota)
     # The batch queue and its dead letters as the local poller consumes them; None where an
     # event source does (Lambda) or no queue is configured.
     consumers: tuple[QueueConsumer, QueueConsumer] | None = None
     # On one machine, what gives back the claims and deliveries of a server that died (only safe
     # for the one process that owns DATA_DIR); nothing in AWS, where leases and visibility do it.
     recovery: list[Callable[[], object]] = field(default_factory=list)
+    # On one machine, the free disk kept under DATA_DIR; None where the storage is elastic.
+    reserve: DiskReserve | None = None
 
     def recover(self) -> None:
         """After a crash: the dead server's batch requests run again now, once."""
         for step in self.recovery:
             step()
+
+    def check_room_to_write(self) -> None:
+        """507 insufficient_storage when the embedded store's disk is down to its reserve."""
+        if self.reserve is not None:
+            self.reserve.check_request()
 
 
 def aws_storage(settings: Settings) -> Storage:
@@ -166,7 +179,7 @@ def aws_storage(settings: Settings) -> Storage:
                    batch_store=DynamoDBBatchStore(store.client, settings.table_name),
                    key_store=DynamoDBKeyStore(store.client, settings.table_name),
                    rate_counter=DynamoDBWindowCounter(store.client, settings.table_name),
-                   queue=queue, consumers=consumers)
+                   queue=queue, consumers=consumers, ledger=DynamoDBUsageLedger(store.client, settings.table_name))
 
 
 DATABASE_FILE = "agents.db"
@@ -182,21 +195,27 @@ def embedded_storage(settings: Settings) -> Storage:
     from .adapters.sqlite.ratelimit import SqliteWindowCounter
     from .adapters.sqlite.schema import STORE_MIGRATIONS
     from .adapters.sqlite.store import SqliteStore
+    from .adapters.sqlite.usage import USAGE_MIGRATION, SqliteUsageLedger
 
     data_dir = Path(settings.data_dir)
-    database = Database(data_dir / DATABASE_FILE, [*STORE_MIGRATIONS, *BATCH_MIGRATIONS])
+    database = Database(data_dir / DATABASE_FILE, [*STORE_MIGRATIONS, *BATCH_MIGRATIONS, USAGE_MIGRATION])
     queue = SqliteQueue(database, "batch", visibility_timeout_s=settings.batch_lease_s,
                         max_receives=settings.batch_max_receives, dead_letter_queue="batch-dlq")
     dead_letters = SqliteQueue(database, "batch-dlq", visibility_timeout_s=settings.batch_lease_s)
-    blobs = FileBlobs(data_dir / "blobs", signing_key_at(data_dir / "blob-signing.key"), settings.public_url)
+    reserve = DiskReserve(data_dir, settings.data_dir_reserve_bytes)
+    blobs = FileBlobs(data_dir / "blobs", signing_key_at(data_dir / "blob-signing.key"), settings.public_url,
+                      reserve=reserve)
     batch_store = SqliteBatchStore(database)
+    ledger = SqliteUsageLedger(database)
     return Storage(store=SqliteStore(database), blobs=blobs, batch_store=batch_store,
                    key_store=SqliteKeyStore(database), rate_counter=SqliteWindowCounter(database),
-                   queue=queue, consumers=(queue, dead_letters),
+                   queue=queue, consumers=(queue, dead_letters), ledger=ledger, reserve=reserve,
                    recovery=[batch_store.release_abandoned_claims, queue.release_in_flight,
                              dead_letters.release_in_flight, blobs.clear_staging,
                              # executions' data in transit: none is in flight when a server starts
-                             lambda: blobs.delete_prefix(SANDBOX_PREFIX)])
+                             lambda: blobs.delete_prefix(SANDBOX_PREFIX),
+                             # what a killed server charged and never wrote, or removed and never credited
+                             lambda: recount_usage(StorageQuota(ledger, 0), blobs)])
 
 
 def build_storage(settings: Settings) -> Storage:
@@ -207,19 +226,20 @@ def build_services(settings: Settings, sandbox: Sandbox | None = None, storage: 
     storage = storage or build_storage(settings)
     store, blobs = storage.store, storage.blobs
     agents = AgentService(store)
-    files = FileService(store, blobs, settings.files_max_bytes)
+    quota = StorageQuota(storage.ledger, settings.storage_quota_bytes)
+    files = FileService(store, blobs, settings.files_max_bytes, quota=quota)
     sandbox = sandbox or build_sandbox(settings)
     runtime = Runtime(build_provider(settings), sandbox, max_steps=settings.max_tool_steps, telemetry=PowertoolsTelemetry())
     conversations = ConversationService(store, agents, runtime, files=files, blobs=blobs,
                                         session_ttl_s=settings.session_ttl, max_input_entries=settings.max_input_entries,
                                         max_entries=settings.max_conversation_entries,
-                                        max_entry_bytes=settings.max_entry_bytes)
+                                        max_entry_bytes=settings.max_entry_bytes, quota=quota)
     batch = BatchService(storage.batch_store, storage.queue, files, conversations, agents,
                          blobs=blobs, lease_s=settings.batch_lease_s, max_receives=settings.batch_max_receives,
                          max_json_depth=settings.max_json_depth)
     keys = Authenticator.from_settings(settings, storage.key_store)
     limiter = RateLimiter(storage.rate_counter, settings.rate_limit_per_minute)
-    return Services(settings, keys, limiter, store, agents, conversations, sandbox, files, batch, storage)
+    return Services(settings, keys, limiter, store, agents, conversations, sandbox, files, batch, storage, quota)
 
 
 _override: Services | None = None

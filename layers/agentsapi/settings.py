@@ -25,6 +25,12 @@ class Settings(BaseSettings):
     # most payloads.DIRECT_UPLOAD_MAX_BYTES; larger files go through a signed upload (POST /v1/files/uploads).
     files_max_bytes: int = Field(512 * 1024 * 1024, alias="FILES_MAX_BYTES", gt=0)
     session_ttl_s: int = Field(7 * 24 * 3600, alias="SESSION_TTL_S", gt=0)
+    # Bytes one workspace may hold (files, code outputs, session states, batch files); 0 = no
+    # limit. Over it: 507 storage_quota_exceeded, and a code output or state is not kept.
+    storage_quota_bytes: int = Field(10 * 1024**3, alias="STORAGE_QUOTA_BYTES", ge=0)
+    # STORAGE=sqlite: the free disk kept under DATA_DIR so that reads and deletes always work;
+    # writes that would eat into it get 507 insufficient_storage. 0 = none.
+    data_dir_reserve_bytes: int = Field(256 * 1024**2, alias="DATA_DIR_RESERVE_BYTES", ge=0)
     batch_queue_url: str | None = Field(None, alias="BATCH_QUEUE_URL")
     # Only for `make serve` with STORAGE=aws: the dead-letter queue its local poller drains.
     batch_dlq_url: str | None = Field(None, alias="BATCH_DLQ_URL")
@@ -82,6 +88,9 @@ class Settings(BaseSettings):
     session_max_bytes: int = Field(256 * 1024 * 1024, alias="SESSION_MAX_BYTES", gt=0)
     # Locally: how long a turn waits for a free sandbox worker before a 503 with Retry-After.
     sandbox_wait_s: float = Field(10.0, alias="SANDBOX_WAIT_S", gt=0, le=600)
+    # Locally: the most CPUs one worker may use (a cgroup CFS quota); 0 = no cap, only an equal
+    # share of the machine whenever workers compete (every worker has the same cgroup weight).
+    sandbox_worker_cpus: float = Field(0.0, alias="SANDBOX_WORKER_CPUS", ge=0, le=64)
 
 
 @lru_cache(maxsize=1)

@@ -6,8 +6,10 @@ Request (the Lambda event, or one line on the local worker's stdin)::
      "timeout_s": 10,                    # optional, capped by SANDBOX_TIMEOUT_S
      "files": [{"name": "data.csv", "content_b64": "..." | "ref": "..."}],   # optional input files
      "session": {"state_b64" | "state_ref": "..." | null},   # optional: carry state (null: start one)
-     "exchange": {"dir": "<id>"} | {"outputs": [url...], "session": url, "resolve": {...}}}
+     "exchange": {"dir": "<id>"} | {"outputs": [url...], "session": url, "resolve": {...}},
          # optional: data by reference instead of base64 (see exchange.py); refs name inputs there
+     "room_bytes": 1048576}              # optional: what the caller may still store; the files and
+                                         # the session state handed back stay within it
 
 Response::
 
@@ -135,6 +137,9 @@ class ExecutionRequest:
     state: bytes | None = None
     state_ref: str | None = None
     exchange: dict[str, Any] | None = None  # data by reference (exchange.py); None: inline
+    # What the caller's workspace may still store: files and state handed back stay within it,
+    # so that a cell cannot make the host copy (and a sparse file amplify) more than it may keep.
+    room_bytes: int | None = None
 
 
 MAX_NAME_BYTES = 255  # what Linux file systems take (NAME_MAX), counted in UTF-8
@@ -205,8 +210,12 @@ def parse_request(raw: object, config: SandboxConfig) -> ExecutionRequest:
         raise BadRequest("exchange must be an object")
     if exchange is None and (state_ref or any(f.ref for f in files)):
         raise BadRequest("refs need an exchange: give the request's exchange field")
+    room = raw.get("room_bytes")
+    if room is not None and (not isinstance(room, int) or isinstance(room, bool) or room < 0):
+        raise BadRequest("room_bytes must be a non-negative integer")
     return ExecutionRequest(code=code, timeout_s=min(float(timeout), config.timeout_s), files=tuple(files),
-                            session=session_raw is not None, state=state, state_ref=state_ref, exchange=exchange)
+                            session=session_raw is not None, state=state, state_ref=state_ref, exchange=exchange,
+                            room_bytes=room)
 
 
 def _memory_mb(default: int) -> int:

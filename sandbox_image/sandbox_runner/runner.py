@@ -84,6 +84,11 @@ class _Execution:
     notes: list[str] = field(default_factory=list)
     # Where inputs came from and outputs go when they travel by reference (None: inline, base64).
     exchange: exchange.Exchange | None = None
+    # What the caller may still store (None: no quota): outputs and the state stay within it.
+    room: int | None = None
+
+    def within_room(self, limit: int) -> int:
+        return limit if self.room is None else min(limit, self.room)
 
     @property
     def control(self) -> Path:
@@ -308,7 +313,7 @@ class Runner:
         workdir = Path(self.config.work_root) / f"run-{uuid.uuid4().hex}"
         workdir.mkdir(mode=0o700)
         Path(control_dir(str(workdir))).mkdir(mode=0o700)
-        execution = _Execution(workdir=workdir, id=workdir.name)
+        execution = _Execution(workdir=workdir, id=workdir.name, room=request.room_bytes)
         try:
             execution.exchange = exchange.from_request(request.exchange, self.config.exchange_dir, self.uid,
                                                        self.config.max_returned_files)
@@ -317,7 +322,8 @@ class Runner:
             self._wipe_scratch()
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise BadRequest(f"the input files could not be written to the sandbox: {why}") from exc
-        session_limit = self.config.max_session_bytes if execution.exchange else self.config.max_inline_session_bytes
+        session_limit = execution.within_room(
+            self.config.max_session_bytes if execution.exchange else self.config.max_inline_session_bytes)
         limits = {
             "cpu_s": max(1, int(request.timeout_s) + 1),
             "address_space_bytes": self.config.memory_mb * 1024 * 1024,
@@ -412,7 +418,7 @@ class Runner:
                 execution.inputs[name] = (size, mtime)  # carried over from the session, not produced now
         if execution.exchange is not None:
             return self._export(execution, result, carry_session)
-        files = self._collect_files(execution.workdir, execution.inputs, execution.notes)
+        files = self._collect_files(execution.workdir, execution.inputs, execution.notes, room=execution.room)
         state = _read_regular_file_at(execution.control / session.OUT_FILE,
                                       self.config.max_inline_session_bytes + 1024 * 1024) if carry_session else None
         execution.notes.extend((result or {}).get("session_notes", []))
@@ -427,12 +433,16 @@ class Runner:
         execution.notes.extend((result or {}).get("session_notes", []))
         try:
             channel.begin_outputs()
-            files = self._collect_files(execution.workdir, execution.inputs, execution.notes, channel)
+            files = self._collect_files(execution.workdir, execution.inputs, execution.notes, channel, execution.room)
             state = None
             path = execution.control / session.OUT_FILE
             if carry_session and _is_regular(path):
                 size = os.stat(path, follow_symlinks=False).st_size
-                if size <= self.config.max_session_bytes + 1024 * 1024:
+                left = None if execution.room is None else execution.room - sum(f["size"] for f in files)
+                if left is not None and size > left:
+                    execution.notes.append(f"session: the state ({size} bytes) was not kept: the workspace's storage "
+                                           f"quota has room for {max(0, left)} more bytes")
+                elif size <= self.config.max_session_bytes + 1024 * 1024:
                     state = {"ref": channel.export(path, exchange.SESSION_SLOT), "bytes": size}
                 else:
                     execution.notes.append("session: the state is over its limit and was not carried")
@@ -533,14 +543,18 @@ class Runner:
         return written
 
     def _collect_files(self, workdir: Path, inputs: dict[str, tuple[int, int]], notes: list[str],
-                       channel: exchange.Exchange | None = None) -> list[dict[str, Any]]:
+                       channel: exchange.Exchange | None = None, room: int | None = None) -> list[dict[str, Any]]:
         """The files the code wrote or changed: read into the response (inline), or handed over
-        through the exchange, one output slot each."""
+        through the exchange, one output slot each. Sizes are measured before anything is
+        copied, and what is handed over stays within ``room`` (the caller's quota), so a file
+        that is sparse here is never copied whole beyond what the caller may keep."""
         collected: list[dict[str, Any]] = []
         total = 0
         skipped: list[str] = []
         max_files = min(self.config.max_returned_files, channel.slots()) if channel else self.config.max_returned_files
         max_bytes = self.config.max_returned_bytes if channel else self.config.max_inline_returned_bytes
+        quota_bound = room is not None and room < max_bytes
+        max_bytes = min(max_bytes, room) if room is not None else max_bytes
         for relative, entry in _walk_no_follow(workdir, depth=3):
             info = entry.stat(follow_symlinks=False)
             if not stat.S_ISREG(info.st_mode):
@@ -549,7 +563,9 @@ class Runner:
             if inputs.get(relative) == (info.st_size, info.st_mtime_ns):
                 continue  # an input file the code did not change
             if len(collected) >= max_files or total + info.st_size > max_bytes:
-                skipped.append(f"{relative} ({info.st_size} bytes, over the returned-files limit)")
+                limit = "the workspace's storage quota" if quota_bound and len(collected) < max_files \
+                    else "the returned-files limit"
+                skipped.append(f"{relative} ({info.st_size} bytes, over {limit})")
                 continue
             if channel is not None:
                 total += info.st_size

@@ -12,8 +12,9 @@ why, is listed in ``RULES`` below and in docs/security.md, each with the test th
 - Never needed by a data-analysis cell: ptrace and cross-process memory access, SysV IPC, POSIX
   message queues and keyrings (kernel objects that outlive the process that made them),
   perf_event_open, bpf, userfaultfd, io_uring (it opens sockets behind the filter's back),
-  namespaces, mounts and module loading: EPERM (ENOSYS for clone3, so libc falls back to clone,
-  whose flags the filter can read).
+  namespaces, mounts and module loading, and ``setsid`` (each new session is a scheduler
+  autogroup of its own, a way around CPU fairness): EPERM (ENOSYS for clone3, so libc falls
+  back to clone, whose flags the filter can read).
 - Signals, rlimits, priority, affinity and scheduling only for the execution's own processes:
   the zygote hands the child the ids of every process of the uid that existed before it (the
   execution's processes are all younger), and calls naming one of them, its process group,
@@ -85,16 +86,16 @@ _COMMON_NAMES = (
     "sched_setaffinity", "sched_setscheduler", "sched_setparam", "sched_setattr", "fcntl", "ioctl",
     "open_by_handle_at", "fanotify_init", "kexec_load", "init_module", "finit_module", "delete_module", "acct",
     "swapon", "swapoff", "reboot", "syslog", "vhangup", "quotactl", "fsopen", "fsmount", "fspick", "move_mount",
-    "open_tree", "mount_setattr", "personality",
+    "open_tree", "mount_setattr", "personality", "setsid",
 )
 _X86_64 = (41, 53, 425, 426, 427, 101, 310, 311, 312, 29, 30, 67, 31, 68, 69, 70, 71, 64, 65, 220, 66, 248, 249,
            250, 298, 321, 323, 240, 241, 242, 243, 244, 245, 434, 424, 438, 272, 308, 56, 435, 165, 166, 155, 161,
            251, 256, 279, 440, 448, 62, 200, 234, 129, 297, 302, 141, 203, 144, 142, 314, 72, 16, 304, 300, 246,
-           175, 313, 176, 163, 167, 168, 169, 103, 153, 179, 430, 432, 433, 429, 428, 442, 135)
+           175, 313, 176, 163, 167, 168, 169, 103, 153, 179, 430, 432, 433, 429, 428, 442, 135, 112)
 _AARCH64 = (198, 199, 425, 426, 427, 117, 270, 271, 272, 194, 196, 197, 195, 186, 189, 188, 187, 190, 193, 192, 191,
             217, 218, 219, 241, 280, 282, 180, 181, 182, 183, 184, 185, 434, 424, 438, 97, 268, 220, 435, 40, 39, 41,
             51, 30, 238, 239, 440, 448, 129, 130, 131, 138, 240, 261, 140, 122, 119, 118, 274, 25, 29, 265, 262, 104,
-            105, 273, 106, 89, 224, 225, 142, 116, 58, 60, 430, 432, 433, 429, 428, 442, 92)
+            105, 273, 106, 89, 224, 225, 142, 116, 58, 60, 430, 432, 433, 429, 428, 442, 92, 157)
 ARCHES = {
     "x86_64": Arch(0xC000003E, dict(zip(_COMMON_NAMES, _X86_64, strict=True))),
     "aarch64": Arch(0xC00000B7, dict(zip(_COMMON_NAMES, _AARCH64, strict=True))),
@@ -121,6 +122,9 @@ DENIED = {
         "delete_module", "acct", "swapon", "swapoff", "reboot", "syslog", "vhangup", "quotactl",
         # another process's I/O priority or memory placement
         "ioprio_set", "migrate_pages",
+        # a new session is a new scheduler autogroup: sixty busy processes, each in a session of its
+        # own, took most of the CPU from another tenant's cell where no cgroup groups a worker
+        "setsid",
     ),
     # io_uring does socket and file work behind the filter's back; clone3's flags sit behind a
     # pointer the filter cannot read: ENOSYS makes libc fall back to clone, whose flags it can.

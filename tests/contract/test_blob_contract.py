@@ -380,3 +380,22 @@ def test_the_signing_key_is_made_once_and_kept(tmp_path: Path) -> None:
     path.write_bytes(b"")
     with pytest.raises(ValueError, match="blob-signing.key"):
         signing_key_at(path)
+
+
+def test_sizes_under_a_prefix_and_what_a_prefix_delete_removes(blobs: Harness) -> None:
+    """The storage quota measures a workspace by its prefixes, and credits what a delete removed."""
+    store = blobs.store
+    store.put("sessions/ws-1/conv-a/e1", b"x" * 300)
+    store.put("sessions/ws-1/conv-a/e2", b"y" * 200)
+    store.put("sessions/ws-1/conv-b/e1", b"z" * 50)
+    store.put("sessions/ws-10/conv-a/e1", b"w" * 7)  # a workspace whose name extends another's
+    store.put("files/ws-1/f1", b"f" * 1000)
+    assert store.total_size("sessions/ws-1/") == 550
+    assert store.total_size("sessions/ws-10/") == 7
+    assert store.total_size("files/ws-1/") == 1000
+    assert store.total_size("files/nobody/") == 0
+    assert store.delete_prefix("sessions/ws-1/conv-a/") == 500
+    assert store.total_size("sessions/ws-1/") == 50
+    assert store.delete_prefix("sessions/ws-1/conv-a/") == 0
+    assert store.delete_prefix("sessions/ws-1/") == 50
+    assert store.total_size("sessions/ws-10/") == 7

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from local.launcher import Server
+from tests.e2e.servers import start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,3 +54,20 @@ def client(server_url: str):  # noqa: ANN201 - the SDK's own type
     from mistralai.client import Mistral
 
     return Mistral(api_key="e2e-key", server_url=server_url)
+
+
+@pytest.fixture
+def serve() -> Iterator[object]:
+    """Start a `make serve` of the test's own: ``serve(env, nofile=None, data_dir=None)``; each is
+    stopped, and its DATA_DIR removed, after the test."""
+    started: list[Server] = []
+
+    def start(env: dict[str, str] | None = None, nofile: int | None = None, data_dir: str | None = None) -> Server:
+        server = start_server(env or {}, nofile, data_dir)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop(timeout_s=15)
+        shutil.rmtree(server.data_dir, ignore_errors=True)  # type: ignore[attr-defined]

@@ -8,57 +8,14 @@ Each test starts its own `make serve` on a fresh DATA_DIR.
 
 from __future__ import annotations
 
-import resource
-import shutil
 import socket
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from local.launcher import Server
-
-A_KEY, B_KEY = "review-key-A", "review-key-B"
-
-
-def _server(env: dict[str, str], nofile: int | None = None) -> Server:
-    data_dir = tempfile.mkdtemp(prefix="agents-review-")
-    full = {"DATA_DIR": data_dir, "SANDBOX_WORKERS": "2", **env}
-    saved = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if nofile is not None:  # the child inherits it: Debian's default soft limit for a service
-        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, saved[1]))
-    try:
-        server = Server(full, log_path=f"{data_dir}.log")
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, saved)
-    server.data_dir = data_dir  # type: ignore[attr-defined]
-    return server
-
-
-@pytest.fixture
-def serve() -> Iterator[object]:
-    started: list[Server] = []
-
-    def start(env: dict[str, str] | None = None, nofile: int | None = None) -> Server:
-        server = _server(env or {}, nofile)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop(timeout_s=15)
-        shutil.rmtree(server.data_dir, ignore_errors=True)  # type: ignore[attr-defined]
-
-
-def _client(server: Server, key: str, timeout: float = 60) -> httpx.Client:
-    return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=timeout)
-
-
-def _code(source: str) -> dict[str, object]:
-    return {"model": "m", "tools": [{"type": "code_interpreter"}], "inputs": f"```python\n{source}\n```"}
+from tests.e2e.servers import A_KEY, B_KEY, client, code_turn
 
 
 def test_idle_connections_of_one_tenant_do_not_lock_the_others_out(serve) -> None:  # type: ignore[no-untyped-def]
@@ -68,16 +25,20 @@ def test_idle_connections_of_one_tenant_do_not_lock_the_others_out(serve) -> Non
     B's next request gets no answer (accept fails with EMFILE; or SQLite cannot open its file
     for B's thread: 500). With a higher limit the same attack only needs more sockets."""
     server = serve({"SANDBOX_MODE": "disabled"}, nofile=1024)
-    with _client(server, B_KEY, timeout=10) as b:
+    with client(server, B_KEY, timeout=10) as b:
         assert b.get("/v1/agents").status_code == 200
     hogs = []
     try:
-        for _ in range(1100):
-            connection = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-            connection.sendall(b"GET /v1/agents HTTP/1.1\r\n")  # never finished
+        for _ in range(1100):  # from another address than B's, as an attacker's host would be
+            try:
+                connection = socket.create_connection(("127.0.0.1", server.port), timeout=5,
+                                                      source_address=("127.0.0.2", 0))
+                connection.sendall(b"GET /v1/agents HTTP/1.1\r\n")  # never finished
+            except OSError:
+                continue  # refused at once beyond the cap per address: what the front end does now
             hogs.append(connection)
         time.sleep(1)
-        with _client(server, B_KEY, timeout=10) as b:
+        with client(server, B_KEY, timeout=10) as b:
             try:
                 status = b.get("/v1/agents").status_code
             except httpx.HTTPError as exc:
@@ -94,21 +55,21 @@ def test_one_tenant_cannot_hold_every_sandbox_worker(serve) -> None:  # type: ig
     long as A keeps it up. README: 'a second worker keeps one tenant's long cell from holding up
     everyone else's' -- one tenant simply sends two."""
     server = serve({"SANDBOX_WORKERS": "2", "SANDBOX_WAIT_S": "3", "SANDBOX_TIMEOUT_S": "20"})
-    with _client(server, B_KEY) as b:
-        solo = b.post("/v1/conversations", json=_code("print(6 * 7)"))
+    with client(server, B_KEY) as b:
+        solo = b.post("/v1/conversations", json=code_turn("print(6 * 7)"))
         assert solo.status_code == 200, f"precondition: the sandbox must work at all: {solo.text[:300]}"
 
     def hog() -> None:
-        with _client(server, A_KEY) as a:
-            a.post("/v1/conversations", json=_code("import time\ntime.sleep(12)"))
+        with client(server, A_KEY) as a:
+            a.post("/v1/conversations", json=code_turn("import time\ntime.sleep(12)"))
 
     hogs = [threading.Thread(target=hog) for _ in range(2)]
     for thread in hogs:
         thread.start()
     try:
         time.sleep(2)  # both of A's cells are running
-        with _client(server, B_KEY) as b:
-            answer = b.post("/v1/conversations", json=_code("print(6 * 7)"))
+        with client(server, B_KEY) as b:
+            answer = b.post("/v1/conversations", json=code_turn("print(6 * 7)"))
         assert answer.status_code == 200, f"B's code turn refused while A holds the pool: {answer.text[:200]}"
     finally:
         for thread in hogs:
@@ -124,7 +85,7 @@ def test_a_batch_job_from_input_files_is_bounded_like_inline_requests(serve) -> 
     17.6 s (the database's writer lock has no timeout); the 8 MiB body allows ~200,000 repeats,
     i.e. billions of requests: the server runs out of memory."""
     server = serve({"SANDBOX_MODE": "disabled"})
-    with _client(server, A_KEY) as a:
+    with client(server, A_KEY) as a:
         lines = b'{"body": {"inputs": "hi"}}\n' * 10
         uploaded = a.post("/v1/files", files={"file": ("in.jsonl", lines)}, data={"purpose": "batch"}).json()
         job = a.post("/v1/batch/jobs", json={"endpoint": "/v1/conversations", "model": "m",
@@ -132,7 +93,7 @@ def test_a_batch_job_from_input_files_is_bounded_like_inline_requests(serve) -> 
     total = job.json().get("total_requests") if job.status_code == 200 else None
     assert job.status_code >= 400 or (total is not None and total <= 10_000), \
         f"accepted a job of {total} requests built from one 10-line file"
-    with _client(server, A_KEY) as a:  # one file over the limit is refused too, before anything is stored
+    with client(server, A_KEY) as a:  # one file over the limit is refused too, before anything is stored
         big = a.post("/v1/files", files={"file": ("big.jsonl", b'{"body": {"inputs": "hi"}}\n' * 10_001)},
                      data={"purpose": "batch"}).json()
         refused = a.post("/v1/batch/jobs", json={"endpoint": "/v1/conversations", "model": "m",
@@ -145,7 +106,7 @@ def test_one_tenants_queued_batch_does_not_starve_another_tenants_job(serve) -> 
     """The batch queue was one FIFO for every workspace: behind A's 20,000 trivial requests B's
     one-request job waited 30 s. It now dispatches round robin per workspace."""
     server = serve({"SANDBOX_MODE": "disabled"})
-    with _client(server, A_KEY) as a, _client(server, B_KEY) as b:
+    with client(server, A_KEY) as a, client(server, B_KEY) as b:
         for _ in range(2):
             queued = a.post("/v1/batch/jobs", json={"endpoint": "/v1/conversations", "model": "m",
                                                     "requests": [{"body": {"inputs": "hi"}}] * 10_000})

@@ -161,11 +161,13 @@ def test_the_limit_is_the_routes_own(base: tuple[str, int], services: Any) -> No
     assert code == 413 and "1600000" in json.loads(body)["message"]
 
 
-def test_a_body_that_stops_arriving_does_not_pin_the_server(base: tuple[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
-    from local.apigw import web
+def test_a_body_that_stops_arriving_does_not_pin_the_server(services: Any) -> None:
+    from agentsapi.http.connections import ConnectionPolicy
 
-    monkeypatch.setattr(web, "BODY_READ_TIMEOUT_S", 0.5)
-    code, _, body, took = raw_request(base, head("/v1/conversations", "Content-Length: 100") + '{"model": ')
+    with front_end(policy=ConnectionPolicy(body_grace_s=0.5)) as url:
+        host, port = urlparse(url).netloc.split(":")
+        code, _, body, took = raw_request((host, int(port)),
+                                          head("/v1/conversations", "Content-Length: 100") + '{"model": ')
     assert code == 408 and json.loads(body)["param"] == "body" and took < 3
 
 

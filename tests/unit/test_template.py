@@ -22,6 +22,7 @@ EXPECTED_POLICIES = {
     "AgentsFunction": {"TableReadWritePolicy"},
     "FilesFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "FileUploadObjectsPolicy"},
     "FileUploadsFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "FileUploadObjectsPolicy"},
+    "UsageRecountFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "SessionObjectsPolicy"},
     "ConversationsFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "SessionObjectsPolicy", "InvokeSandboxPolicy",
                               "SandboxExchangeObjectsPolicy", "ModelSecretPolicy"},
     "ConversationsStreamFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "SessionObjectsPolicy",
@@ -36,7 +37,7 @@ EXPECTED_POLICIES = {
 # Which sample events in events/ exercise which function.
 EVENTS = {
     "AuthorizerFunction": "authorizer/*.json", "AgentsFunction": "agents/*.json", "FilesFunction": "files/*.json",
-    "FileUploadsFunction": "files/s3_upload.json",
+    "FileUploadsFunction": "files/s3_upload.json", "UsageRecountFunction": "usage_recount/*.json",
     "ConversationsFunction": "conversations/*.json", "ConversationsStreamFunction": "conversations_stream/*.json",
     "BatchApiFunction": "batch/*.json", "BatchWorkerFunction": "batch_worker/sqs_request.json",
     "BatchDeadLetterFunction": "batch_worker/sqs_dead_letter.json", "BatchInboxFunction": "batch_worker/s3_inbox.json",
@@ -260,6 +261,19 @@ def test_api_requires_the_key_authorizer_on_every_route() -> None:
 
 
 PLAYGROUND = "PlaygroundFunction"
+
+
+def test_every_function_that_stores_bytes_counts_them_against_the_workspace_quota() -> None:
+    storing = {name for name, held in EXPECTED_POLICIES.items() if held & {"FileObjectsPolicy", "SessionObjectsPolicy"}}
+    assert storing >= {"FilesFunction", "ConversationsFunction", "BatchWorkerFunction", "FileUploadsFunction"}
+    for name in storing:
+        assert props(name)["Environment"]["Variables"]["STORAGE_QUOTA_BYTES"] == {"Ref": "StorageQuotaBytes"}, name
+    assert TEMPLATE["Parameters"]["StorageQuotaBytes"]["Default"] == 10 * 1024**3
+    usage = props("FilesFunction")["Events"]["Usage"]["Properties"]
+    assert (usage["Path"], usage["Method"]) == ("/v1/usage", "GET")
+    recount = props("UsageRecountFunction")  # what the lifecycle rules expire stops counting within a day
+    assert recount["Handler"] == "app.recount_handler" and recount["CodeUri"] == "functions/files/"
+    assert [e["Properties"]["Schedule"] for e in recount["Events"].values()] == ["rate(1 day)"]
 
 
 def test_only_the_playground_page_is_outside_the_authorizer() -> None:

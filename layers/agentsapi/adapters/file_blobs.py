@@ -47,6 +47,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode
 
+from .disk_reserve import DiskReserve
+
 SIGNED_PATH = "/_blobs/"
 CHUNK_BYTES = 1 << 20
 MAX_KEY_BYTES = 1024  # S3's limit
@@ -103,13 +105,17 @@ class BlobReader:
 
 
 class FileBlobs:
-    def __init__(self, root: Path | str, signing_key: bytes, public_url: str) -> None:
+    def __init__(self, root: Path | str, signing_key: bytes, public_url: str,
+                 reserve: DiskReserve | None = None) -> None:
         if len(signing_key) < 16:
             raise ValueError("signing_key: at least 16 bytes (signed URLs are only as strong as it)")
         self.root = Path(root).resolve()  # a link *to* the root is the operator's choice; none under it is followed
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.signing_key = signing_key
         self.public_url = public_url.rstrip("/")
+        # Every chunk written checks it: a write that would eat into the reserve stops there and
+        # leaves nothing behind (deletes, renames and reads never check).
+        self.reserve = reserve
 
     # -- the BlobStore port -------------------------------------------------------------------
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
@@ -126,9 +132,15 @@ class FileBlobs:
         directory = self._walk(parts[:-1], create=True)
         assert directory is not None
         try:
-            _write_atomic(directory, parts[-1], chunks)
+            _write_atomic(directory, parts[-1], self._guarded(chunks))
         finally:
             os.close(directory)
+
+    def _guarded(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            if self.reserve is not None:
+                self.reserve.check(len(chunk))
+            yield chunk
 
     def get(self, key: str, max_age_s: float | None = None) -> bytes | None:
         reader = self.open(key, max_age_s)
@@ -157,8 +169,9 @@ class FileBlobs:
         finally:
             os.close(directory)
 
-    def delete_prefix(self, prefix: str) -> None:
-        """Every blob whose key starts with ``prefix``; a directory the prefix names whole goes too."""
+    def delete_prefix(self, prefix: str) -> int:
+        """Every blob whose key starts with ``prefix``; a directory the prefix names whole goes too.
+        Returns the bytes the removed blobs held."""
         *dirs, start = prefix.split("/")
         if dirs:
             key_parts("/".join(dirs))
@@ -166,20 +179,24 @@ class FileBlobs:
             raise UnsafeKey(f"blob prefix {prefix!r}")
         parent = self._walk(dirs[:-1], create=False) if dirs else None
         if dirs and parent is None:
-            return
+            return 0
         directory = self._walk(dirs, create=False)
+        removed = 0
         try:
             if directory is None:
-                return
+                return 0
             with os.scandir(directory) as entries:
                 names = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries if e.name.startswith(start)]
             for name, is_dir in names:
                 # rmtree with dir_fd works on descriptors and never follows a link (rmtree.avoids_symlink_attacks).
                 if is_dir:
+                    removed += _bytes_under(directory, name)
                     shutil.rmtree(name, dir_fd=directory, ignore_errors=True)
                 else:
                     with suppress(FileNotFoundError):
+                        info = os.stat(name, dir_fd=directory, follow_symlinks=False)
                         os.unlink(name, dir_fd=directory)
+                        removed += info.st_size if stat.S_ISREG(info.st_mode) and not name.startswith(".") else 0
             if start == "" and parent is not None:  # the prefix named this directory whole: S3 has no empty folders
                 with suppress(OSError):
                     os.rmdir(dirs[-1], dir_fd=parent)
@@ -187,6 +204,7 @@ class FileBlobs:
             for fd in (directory, parent):
                 if fd is not None:
                     os.close(fd)
+        return removed
 
     def signed_url(self, key: str, expiry_s: int, filename: str) -> str:
         key_parts(key)
@@ -244,6 +262,27 @@ class FileBlobs:
         finally:
             os.close(directory)
         return sorted(found)
+
+    def total_size(self, prefix: str) -> int:
+        """The bytes of the blobs under a directory prefix (``files/<ws>/``), at any depth."""
+        dirs = prefix.rstrip("/").split("/") if prefix.strip("/") else []
+        if dirs:
+            key_parts("/".join(dirs))
+        parent = self._walk(dirs[:-1], create=False) if dirs else None
+        if dirs and parent is None:
+            return 0
+        try:
+            if not dirs:
+                root = os.open(self.root, _DIR)
+                try:
+                    return _bytes_under(root, ".")
+                finally:
+                    os.close(root)
+            assert parent is not None
+            return _bytes_under(parent, dirs[-1])
+        finally:
+            if parent is not None:
+                os.close(parent)
 
     def presigned_post(self, key: str, expiry_s: int, max_bytes: int, min_bytes: int = 0) -> dict[str, Any]:
         """S3's presigned POST, locally: the form fields a client sends, with its file last, to the
@@ -438,6 +477,8 @@ class StagedBlob:
         self.size = 0
 
     def write(self, chunk: bytes) -> None:
+        if self.blobs.reserve is not None:
+            self.blobs.reserve.check(len(chunk))
         self.file.write(chunk)
         self.size += len(chunk)
 
@@ -472,6 +513,25 @@ def signing_key_at(path: Path | str) -> bytes:
     if len(key) < 16:
         raise ValueError(f"{path}: a signing key of at least 16 bytes is required; remove the file to make a new one")
     return key
+
+
+def _bytes_under(directory: int, name: str) -> int:
+    """The bytes of the regular, key-named files under ``name`` (a directory of ``directory``),
+    walked without following links; 0 if it is not a directory."""
+    total = 0
+    try:
+        for _top, dirs, names, top_fd in os.fwalk(name, dir_fd=directory):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]  # the staging area: not blobs
+            for file_name in names:
+                if file_name.startswith("."):
+                    continue  # temporary files: not a blob
+                with suppress(FileNotFoundError):
+                    info = os.stat(file_name, dir_fd=top_fd, follow_symlinks=False)
+                    if stat.S_ISREG(info.st_mode):
+                        total += info.st_size
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    return total
 
 
 def _write_atomic(directory: int, name: str, chunks: Iterable[bytes]) -> None:

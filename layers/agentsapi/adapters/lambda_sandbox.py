@@ -69,7 +69,7 @@ class LambdaSandbox:
         try:
             event = exchange.send(request, request.to_event())
             result = self._invoke(event, request.tenant)
-            exchange.receive(result)
+            exchange.receive(result, request.room_bytes)
             return result
         except (InputsTooLarge, InputMissing) as exc:
             return ExecutionResult(status="error", notes=[str(exc)])

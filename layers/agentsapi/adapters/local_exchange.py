@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 
 from ..blobs import BlobStore, exchange_key
-from ..sandbox.exchange import InputMissing, adopt_outputs, check_inputs_size, refer_inputs
+from ..sandbox.exchange import InputMissing, OverRoom, adopt_outputs, check_inputs_size, refer_inputs
 from ..sandbox.port import ExecutionRequest, ExecutionResult
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -54,10 +54,16 @@ class HostExchange:
         event["exchange"] = {"dir": self.id}
         return event
 
-    def receive(self, result: ExecutionResult) -> None:
+    def receive(self, result: ExecutionResult, room: int | None = None) -> None:
         """Stream what the sandbox handed over into the blob store, under ``sandbox/<id>/``; each
-        output gets its key and the size really taken."""
-        adopt_outputs(result, exchange_key(self.id, ""), self._take)
+        output gets its key and the size really taken. Outputs are measured before a byte is
+        copied: none goes beyond what the workspace may still store (``room``). If the copying
+        fails (the store's disk reserve, say), nothing of it stays in the store."""
+        try:
+            adopt_outputs(result, exchange_key(self.id, ""), self._take, room)
+        except BaseException:
+            self.blobs.delete_prefix(exchange_key(self.id, ""))
+            raise
 
     def close(self) -> bool:
         """Remove this execution's directory; False if something stayed (the worker is then replaced)."""
@@ -97,9 +103,10 @@ class HostExchange:
                 chunks.close()  # type: ignore[union-attr]
         return name
 
-    def _take(self, ref: str) -> tuple[str, int] | None:
+    def _take(self, ref: str, room: int | None = None) -> tuple[str, int] | None:
         """Stream ``<id>/<ref>`` (a ref adopt_outputs checked) into the blob store; its key and
-        size, or None if it is not a regular file the runner left there."""
+        size, or None if it is not a regular file the runner left there. OverRoom, before any
+        copy, if it is larger than ``room``; the copy stops at the size measured."""
         if self._root_fd is None:
             return None
         folder_name, _, name = ref.partition("/")
@@ -119,13 +126,17 @@ class HostExchange:
             info = os.fstat(handle.fileno())
             if not stat.S_ISREG(info.st_mode):
                 return None
+            if room is not None and info.st_size > room:
+                raise OverRoom(ref)
             key = exchange_key(self.id, ref)
-            _store(self.blobs, key, _chunks(handle))
+            _store(self.blobs, key, _chunks(handle, info.st_size))
             return key, info.st_size
 
 
-def _chunks(handle: object) -> Iterator[bytes]:
-    while chunk := handle.read(CHUNK):  # type: ignore[attr-defined]
+def _chunks(handle: object, limit: int) -> Iterator[bytes]:
+    """At most ``limit`` bytes: the size measured before copying is the most that is copied."""
+    while limit > 0 and (chunk := handle.read(min(CHUNK, limit))):  # type: ignore[attr-defined]
+        limit -= len(chunk)
         yield chunk
 
 

@@ -58,6 +58,8 @@ class LocalSandboxConfig:
     max_session_bytes: int = 256 * 1024 * 1024
     extra_env: dict[str, str] = field(default_factory=dict)
     wait_s: float = 10.0  # how long a request waits for a free worker before a 503
+    # CPUs one worker may use at most (a CFS quota); 0: no cap, only an equal share under load.
+    cpus: float = 0.0
 
 
 class IsolationUnavailable(RuntimeError):
@@ -134,6 +136,7 @@ class _Worker:
         if self.cgroup is not None:
             limit = self.cgroup.limit(config.memory_mb * 1024 * 1024, pids=WORKER_PIDS)
             hello.setdefault("isolation", {})["worker_memory_limit_mb"] = limit >> 20
+            hello["isolation"].update(self.cgroup.share_cpu(config.cpus))
         self.hello = hello
 
     def _work_area_bind(self) -> list[str]:
@@ -418,7 +421,7 @@ class LocalSandbox:
             result = result_from_response(response) if response is not None else ExecutionResult(
                 status="crashed", notes=["the sandbox worker stopped or timed out; it has been replaced"])
             if exchange is not None and response is not None:
-                exchange.receive(result)
+                exchange.receive(result, request.room_bytes)
             return result
         finally:
             if exchange is not None and not exchange.close():

@@ -90,12 +90,23 @@ class S3Blobs:
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=key)
 
-    def delete_prefix(self, prefix: str) -> None:
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under ``prefix``; the bytes they held."""
         paginator = self.client.get_paginator("list_objects_v2")
+        removed = 0
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-            if keys:
-                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
+            items = page.get("Contents", [])
+            if items:
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": i["Key"]} for i in items],
+                                                                       "Quiet": True})
+                removed += sum(int(i.get("Size", 0)) for i in items)
+        return removed
+
+    def total_size(self, prefix: str) -> int:
+        """The bytes stored under ``prefix`` (a listing: no object is read)."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        return sum(int(item.get("Size", 0)) for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix)
+                   for item in page.get("Contents", []))
 
     def signed_url(self, key: str, expiry_s: int, filename: str) -> str:
         return self.client.generate_presigned_url(

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..blobs import exchange_key
-from ..sandbox.exchange import InputMissing, adopt_outputs, check_inputs_size, refer_inputs
+from ..sandbox.exchange import InputMissing, OverRoom, adopt_outputs, check_inputs_size, refer_inputs
 from ..sandbox.port import ExecutionRequest, ExecutionResult
 
 OUTPUT_SLOTS = 10  # the runner returns at most this many files (SANDBOX_MAX_RETURNED_FILES)
@@ -48,15 +48,17 @@ class S3Exchange:
         event["exchange"] = spec
         return event
 
-    def receive(self, result: ExecutionResult) -> None:
+    def receive(self, result: ExecutionResult, room: int | None = None) -> None:
         """Each output's ``key`` and size, from what is really in the bucket (a HEAD; no copy)."""
-        adopt_outputs(result, exchange_key(self.id, ""), self._measure)
+        adopt_outputs(result, exchange_key(self.id, ""), self._measure, room)
 
-    def _measure(self, ref: str) -> tuple[str, int] | None:
+    def _measure(self, ref: str, room: int | None) -> tuple[str, int] | None:
         """The key and size of ``out/…`` (a ref adopt_outputs checked), or None if nothing reached
-        the bucket."""
+        the bucket; OverRoom if it is larger than the workspace may still store."""
         key = exchange_key(self.id, ref)
         size = self.blobs.size(key)
+        if size is not None and room is not None and size > room:
+            raise OverRoom(key)
         return None if size is None else (key, size)
 
     def close(self) -> None:

@@ -1,4 +1,4 @@
-"""A memory and pids cgroup (v1) around one local sandbox worker.
+"""A memory, pids and cpu cgroup (v1) around one local sandbox worker.
 
 ``SANDBOX_MEMORY_MB`` is each process's address-space limit (``RLIMIT_AS``): a cell that forks
 could hold that much in every process it is allowed. The cgroup bounds what the worker's
@@ -6,9 +6,18 @@ processes hold together: its own footprint (runner, zygote, spare), measured onc
 plus one execution's memory. Past it the kernel's OOM killer acts inside this worker only (the
 cell's biggest processes go first), never on another tenant's worker or the server.
 
-Needs root and the cgroup v1 memory and pids controllers (as on this project's machines);
-elsewhere the pool runs without it and says so in the worker's isolation report. In Lambda the
-function's memory setting is the bound.
+CPU: the worker's processes share one scheduling group (``cpu.shares``, the same weight for
+every worker). The kernel shares CPU between groups first, then within a group, so a cell's 60
+busy processes, each in its own session (``setsid``, which would otherwise make each its own
+autogroup), still get one worker's share while another tenant's cell waits. An optional CFS quota
+caps a worker at some CPUs even when the machine is idle.
+
+Needs root and the cgroup v1 memory and pids controllers (as on this project's machines; cpu is
+used when present); elsewhere (cgroup v2 only, or no root) the pool runs without it and says so
+in the worker's isolation report: memory is then bounded per process only, and CPU is shared by
+the kernel's autogroups (one per worker session; the seccomp filter refuses ``setsid`` to cells,
+so they cannot make more). In Lambda the function's memory setting is the bound, and each
+tenant has its own environments.
 """
 
 from __future__ import annotations
@@ -22,7 +31,10 @@ from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CONTROLLERS = ("memory", "pids")
+OPTIONAL_CONTROLLERS = ("cpu",)  # grouped scheduling: used where the hierarchy is mounted
 PREFIX = "agents-sbx-"
+CPU_SHARES = 1024  # every worker alike; v1's default weight
+CFS_PERIOD_US = 100_000
 
 
 def _own_path(controller: str) -> str | None:
@@ -60,6 +72,13 @@ class WorkerCgroup:
                 cls(paths).remove()
                 return None
             paths[controller] = base / name
+        for controller in OPTIONAL_CONTROLLERS:
+            own = _own_path(controller)
+            base = CGROUP_ROOT / controller / (own or "/").lstrip("/")
+            if own is not None and (base / "cgroup.procs").exists():
+                with contextlib.suppress(OSError):
+                    (base / name).mkdir()
+                    paths[controller] = base / name
         return cls(paths)
 
     def wrap(self, argv: list[str]) -> list[str]:
@@ -68,6 +87,19 @@ class WorkerCgroup:
         preexec_fn in a threaded server."""
         moves = " && ".join(f"echo $$ > {shlex.quote(str(path / 'cgroup.procs'))}" for path in self.paths.values())
         return ["/bin/sh", "-c", f'{moves} && exec "$@"', "sh", *argv]
+
+    def share_cpu(self, cpus: float = 0.0) -> dict[str, object]:
+        """One CPU weight for all the worker's processes; with ``cpus`` > 0, also a cap of that many
+        CPUs. What was set, for the isolation report (empty without a cpu hierarchy)."""
+        if "cpu" not in self.paths:
+            return {}
+        self._write("cpu", "cpu.shares", str(CPU_SHARES))
+        report: dict[str, object] = {"worker_cpu_shares": CPU_SHARES}
+        if cpus > 0:
+            self._write("cpu", "cpu.cfs_period_us", str(CFS_PERIOD_US))
+            self._write("cpu", "cpu.cfs_quota_us", str(int(cpus * CFS_PERIOD_US)))
+            report["worker_cpu_limit"] = cpus
+        return report
 
     def limit(self, extra_memory_bytes: int, pids: int) -> int:
         """Allow what the worker holds now plus ``extra_memory_bytes``; returns the memory limit."""
@@ -114,7 +146,7 @@ def reclaim_cgroups(stale: Callable[[str, str], bool]) -> list[str]:
     """Remove the worker cgroups whose name ``stale(name, PREFIX)`` says a server that no longer
     runs left behind."""
     removed = []
-    for controller in CONTROLLERS:
+    for controller in (*CONTROLLERS, *OPTIONAL_CONTROLLERS):
         own = _own_path(controller)
         if own is None:
             continue

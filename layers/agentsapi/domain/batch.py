@@ -261,8 +261,9 @@ class BatchService:
         if not lines:
             return None
         content = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        # The job's results: counted against the workspace's quota, never refused (the job is done).
         record = self.files.upload(ws, name, content, "batch", "application/jsonl", source="mistral",
-                                   sample_type=sample_type, enforce_limit=False)
+                                   sample_type=sample_type, enforce_limit=False, enforce_quota=False)
         return record.id
 
 

@@ -7,13 +7,22 @@ transaction) before ``conversation.response.done`` is emitted, or not at all.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..blobs import SANDBOX_PREFIX, BlobStore, file_key, is_own_session, session_key, session_prefix
-from ..errors import ApiError, FunctionResultsMissing, InvalidRequest, NotFound, PayloadTooLarge, ValidationFailed
+from ..errors import (
+    ApiError,
+    FunctionResultsMissing,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    QuotaExceeded,
+    ValidationFailed,
+)
 from ..limits import file_name_problem
 from ..models.common import iso, new_id, now
 from ..models.conversations import (
@@ -37,6 +46,7 @@ from ..models.entries import (
     ToolFileChunk,
     entry_to_api,
 )
+from ..quota import SESSIONS, StorageQuota
 from ..sandbox.port import SandboxFile, SessionState
 from ..store import Store
 from .agents import AgentService
@@ -44,8 +54,19 @@ from .files import FileService
 from .paging import offset_page
 from .runtime import Event, HandoffTarget, Persona, Runtime, ToolContext, Turn, pending_tool_calls
 
-# Stands in, in a restarted history, for a session reference its source did not own.
+# Stands in, in a restarted history, for a session reference its source did not own, or that
+# the workspace's storage quota had no room to copy.
 REFUSED_SESSION = "refused:not-this-conversation's"
+OVER_QUOTA_SESSION = "refused:over-the-storage-quota"
+
+
+@dataclass
+class Kept:
+    """What a turn stored as it ran (session states, files the code wrote), so that a turn that
+    fails or is cancelled before it is saved leaves none of it behind."""
+
+    sessions: list[tuple[str, int]] = field(default_factory=list)  # (blob key, bytes)
+    files: list[str] = field(default_factory=list)  # file ids
 
 
 @dataclass
@@ -118,7 +139,7 @@ def _check_owed_results(pending: list[str], inputs: list[Entry]) -> None:
 class ConversationService:
     def __init__(self, store: Store, agents: AgentService, runtime: Runtime, files: FileService | None = None,
                  blobs: BlobStore | None = None, session_ttl_s: int = 7 * 24 * 3600, max_input_entries: int = 200,
-                 max_entries: int = 5000, max_entry_bytes: int = 300_000) -> None:
+                 max_entries: int = 5000, max_entry_bytes: int = 300_000, quota: StorageQuota | None = None) -> None:
         self.store = store
         self.agents = agents
         self.runtime = runtime
@@ -128,6 +149,7 @@ class ConversationService:
         self.max_input_entries = max_input_entries
         self.max_entries = max_entries
         self.max_entry_bytes = max_entry_bytes
+        self.quota = quota
 
     # -- bounds ---------------------------------------------------------------------------------
     def _bounded_inputs(self, inputs: str | list[Entry] | None) -> list[Entry]:
@@ -166,9 +188,10 @@ class ConversationService:
                 raise InvalidRequest("file chunks need the Files API, which is not configured", param="inputs")
             self.files.get(ws, file_id)
 
-    def _tool_context(self, ws: str, conversation_id: str, history: list[Entry]) -> ToolContext:
+    def _tool_context(self, ws: str, conversation_id: str, history: list[Entry], kept: Kept) -> ToolContext:
         """What this turn's executions work with. Files and session state travel by reference:
-        the sandbox adapter moves them between the blob store and the sandbox, never through here."""
+        the sandbox adapter moves them between the blob store and the sandbox, never through here.
+        What the turn stores is recorded in ``kept`` (and counted against the storage quota)."""
         if self.files is None or self.blobs is None:
             return ToolContext(workspace=ws)
         files, blobs = self.files, self.blobs
@@ -189,25 +212,59 @@ class ConversationService:
         if note:
             context.notes.append(note)
 
+        quota = self.quota
+
         def save_state(entry_id: str, state: SessionState) -> str:
             key = session_key(ws, conversation_id, entry_id)
-            if state.key is not None:
-                if not state.key.startswith(SANDBOX_PREFIX):
-                    raise ValueError(f"a session state must come from a sandbox exchange, not {state.key!r}")
-                blobs.move(state.key, key)
-            else:
-                blobs.put(key, state.content())
+            if state.key is not None and not state.key.startswith(SANDBOX_PREFIX):
+                raise ValueError(f"a session state must come from a sandbox exchange, not {state.key!r}")
+            size = state.bytes if state.key is not None else len(state.content())
+            if quota is not None:
+                quota.charge(ws, SESSIONS, size, "the interpreter's session state")  # refused: the state before stays
+            try:
+                if state.key is not None:
+                    blobs.move(state.key, key)
+                else:
+                    blobs.put(key, state.content())
+            except BaseException:
+                if quota is not None:
+                    quota.credit(ws, SESSIONS, size)
+                raise
+            kept.sessions.append((key, size))
             return key
 
         def save_file(name: str, produced: SandboxFile) -> str:
             name = name.rsplit("/", 1)[-1]
             if produced.key is not None:
-                return files.adopt_blob(ws, name, produced.key, "code_interpreter", produced.mime_type).id
-            return files.upload(ws, name, produced.content(), "code_interpreter", produced.mime_type,
-                                source="mistral").id
+                file_id = files.adopt_blob(ws, name, produced.key, "code_interpreter", produced.mime_type).id
+            else:
+                file_id = files.upload(ws, name, produced.content(), "code_interpreter", produced.mime_type,
+                                       source="mistral").id
+            kept.files.append(file_id)
+            return file_id
 
         context.save_state, context.save_file, context.discard = save_state, save_file, blobs.delete_prefix
+        if quota is not None:
+            context.room = lambda: quota.room(ws)
         return context
+
+    def _forget_sessions(self, ws: str, sessions: list[tuple[str, int]]) -> None:
+        """Remove session states this service stored, and give their bytes back to the quota."""
+        if self.blobs is None:
+            return
+        for key, size in sessions:
+            self.blobs.delete(key)
+            if self.quota is not None:
+                self.quota.credit(ws, SESSIONS, size)
+
+    def _undo(self, ws: str, kept: Kept) -> None:
+        """A turn that failed or was cancelled before it was saved: nothing it stored stays (no
+        entry will ever name these states, and the files were never shown)."""
+        with contextlib.suppress(Exception):  # the turn's own error is what the caller hears
+            self._forget_sessions(ws, kept.sessions)
+            for file_id in kept.files:
+                if self.files is not None:
+                    self.files.remove(ws, file_id)
 
     def _resume_session(self, ws: str, conversation_id: str, history: list[Entry]) -> tuple[str | None, str | None]:
         """The key of the interpreter state left by the latest execution: this conversation's own
@@ -216,6 +273,9 @@ class ConversationService:
         latest = next((e for e in reversed(history) if isinstance(e, ToolExecutionEntry) and e.session_ref), None)
         if latest is None or self.blobs is None:
             return None, None
+        if latest.session_ref == OVER_QUOTA_SESSION:
+            return None, ("the interpreter session this conversation was restarted from was not copied: the "
+                          "workspace's storage quota had no room for it; variables and files start fresh")
         if not is_own_session(latest.session_ref or "", ws, conversation_id, latest.id):
             return None, ("the interpreter session recorded earlier is not this conversation's own and was not "
                           "loaded; variables and files start fresh")
@@ -234,11 +294,25 @@ class ConversationService:
             if isinstance(entry, ToolExecutionEntry) and entry.session_ref:
                 ref = REFUSED_SESSION  # a foreign key is not carried; the restart starts fresh, as append would
                 if is_own_session(entry.session_ref, ws, source_id, entry.id):
-                    ref = session_key(ws, target_id, entry.id or "")
-                    self.blobs.copy(entry.session_ref, ref, max_age_s=self.session_ttl_s)  # expired: loads as such
+                    ref = self._copy_session(ws, entry.session_ref, session_key(ws, target_id, entry.id or ""))
                 entry = entry.model_copy(update={"session_ref": ref})
             adopted.append(entry)
         return adopted
+
+    def _copy_session(self, ws: str, source: str, target: str) -> str:
+        """A restart's own copy of a state, counted against the quota; the ref its entry keeps."""
+        assert self.blobs is not None
+        size = self.blobs.size(source, max_age_s=self.session_ttl_s)
+        if size is None:
+            return target  # expired: it loads as such
+        if self.quota is not None:
+            try:
+                self.quota.charge(ws, SESSIONS, size, "a copy of the interpreter's session state")
+            except QuotaExceeded:
+                return OVER_QUOTA_SESSION
+        if not self.blobs.copy(source, target, max_age_s=self.session_ttl_s) and self.quota is not None:
+            self.quota.credit(ws, SESSIONS, size)
+        return target
 
     # -- who answers ------------------------------------------------------------------------
     def _persona(self, ws: str, conversation: Conversation, completion_args: Any = None,
@@ -367,18 +441,25 @@ class ConversationService:
 
         def events() -> Iterator[Event]:
             yield {"type": "conversation.response.started", "created_at": iso(now()), "conversation_id": conversation_id}
+            kept, saved = Kept(), False
             try:
-                context = self._tool_context(ws, conversation_id, history)
+                context = self._tool_context(ws, conversation_id, history, kept)
                 yield from self.runtime.run(persona, history, result.turn, handoff_execution or "server",
                                             lambda agent_id: self._agent_persona(ws, agent_id, None),
                                             confirmations or [], context)
                 if save is not None:
                     save(result.turn)
+                saved = True
             except ApiError as exc:
                 result.error = exc
                 yield {"type": "conversation.response.error", "created_at": iso(now()), "message": exc.message,
                        "code": exc.status}
                 return
+            finally:
+                if not saved:  # failed, or cancelled (the generator closed): nothing of the turn stays
+                    self._undo(ws, kept)
+                elif save is None:  # store=false: no later turn can name these states
+                    self._forget_sessions(ws, kept.sessions)
             yield {"type": "conversation.response.done", "created_at": iso(now()), "usage": result.turn.usage.to_api()}
 
         result.events = events()
@@ -397,7 +478,9 @@ class ConversationService:
         if not self.store.delete_conversation(ws, conversation_id):
             raise NotFound(f"Conversation {conversation_id} not found", param="conversation_id")
         if self.blobs is not None:
-            self.blobs.delete_prefix(session_prefix(ws, conversation_id))
+            freed = self.blobs.delete_prefix(session_prefix(ws, conversation_id))
+            if self.quota is not None:
+                self.quota.credit(ws, SESSIONS, freed)
 
     def history(self, ws: str, conversation_id: str) -> dict[str, Any]:
         self._load(ws, conversation_id)

@@ -14,6 +14,7 @@ from ..errors import InvalidRequest, NotFound, PayloadTooLarge
 from ..limits import MAX_NAME_BYTES, file_name_problem
 from ..models.files import PURPOSES, FileRecord
 from ..payloads import DIRECT_DOWNLOAD_MAX_BYTES, SIGNED_URL_ROUTE
+from ..quota import FILES, StorageQuota
 from ..store import Store
 from .paging import offset_page
 from .uploads import SignedUploads
@@ -43,22 +44,45 @@ def _line_count(chunks: Iterable[bytes]) -> int:
 
 class FileService:
     def __init__(self, store: Store, blobs: BlobStore, max_bytes: int,
-                 max_response_bytes: int = DIRECT_DOWNLOAD_MAX_BYTES) -> None:
+                 max_response_bytes: int = DIRECT_DOWNLOAD_MAX_BYTES, quota: StorageQuota | None = None) -> None:
         self.store = store
         self.blobs = blobs
         self.max_bytes = max_bytes
         self.max_response_bytes = max_response_bytes
+        self.quota = quota
         self.uploads = SignedUploads(self)
 
     def upload(self, ws: str, filename: str, content: bytes, purpose: str | None = None, mimetype: str | None = None,
-               source: str = "upload", sample_type: str = "instruct", enforce_limit: bool = True) -> FileRecord:
-        """Store a file. ``enforce_limit`` is off for files the service writes itself (batch results)."""
+               source: str = "upload", sample_type: str = "instruct", enforce_limit: bool = True,
+               enforce_quota: bool = True) -> FileRecord:
+        """Store a file. ``enforce_limit`` is off for files the service writes itself (batch results,
+        which are counted but never refused: ``enforce_quota`` off), and for batch inbox drops."""
         num_lines = _line_count([content]) if filename.endswith(".jsonl") else None
         record = self._new_record(filename, len(content), purpose, mimetype, num_lines, source, sample_type,
                                   enforce_limit)
-        self.blobs.put(file_key(ws, record.id), content, record.mimetype or "application/octet-stream")
-        self.store.put_file(ws, record)
+        self._charge(ws, len(content), f"the file {filename!r}", enforce_quota)
+        try:
+            self.blobs.put(file_key(ws, record.id), content, record.mimetype or "application/octet-stream")
+            self.store.put_file(ws, record)
+        except BaseException:
+            self._forget(ws, record.id, len(content))
+            raise
         return record
+
+    def _charge(self, ws: str, nbytes: int, what: str, enforce: bool = True) -> None:
+        """Count a new file's bytes against the workspace's quota (QuotaExceeded if no room)."""
+        if self.quota is None:
+            return
+        if enforce:
+            self.quota.charge(ws, FILES, nbytes, what, param="file")
+        else:
+            self.quota.charge_anyway(ws, FILES, nbytes)
+
+    def _forget(self, ws: str, file_id: str, nbytes: int) -> None:
+        """A new file that could not be stored whole: no blob left behind, its charge given back."""
+        self.blobs.delete(file_key(ws, file_id))
+        if self.quota is not None:
+            self.quota.credit(ws, FILES, nbytes)
 
     def adopt_staged(self, ws: str, token: str, filename: str, purpose: str | None = None,
                      mimetype: str | None = None) -> FileRecord:
@@ -74,9 +98,14 @@ class FileService:
             reader.close()
             num_lines = None
         record = self._new_record(filename, reader.size, purpose, mimetype, num_lines)
-        if not self.blobs.adopt(token, file_key(ws, record.id)):  # type: ignore[attr-defined]
-            raise RuntimeError("the staged upload disappeared before it was stored")
-        self.store.put_file(ws, record)
+        self._charge(ws, reader.size, f"the file {filename!r}")
+        try:
+            if not self.blobs.adopt(token, file_key(ws, record.id)):  # type: ignore[attr-defined]
+                raise RuntimeError("the staged upload disappeared before it was stored")
+            self.store.put_file(ws, record)
+        except BaseException:
+            self._forget(ws, record.id, reader.size)
+            raise
         return record
 
     def adopt_blob(self, ws: str, filename: str, key: str, purpose: str | None = None,
@@ -96,9 +125,25 @@ class FileService:
         if size > self.max_bytes:
             self.blobs.delete(target)
             raise PayloadTooLarge(f"file: {size} bytes is over the {self.max_bytes}-byte limit", param="file")
+        try:
+            self._charge(ws, size, f"the file {filename!r}")
+        except BaseException:
+            self.blobs.delete(target)
+            raise
         record = record.model_copy(update={"bytes": size})
-        self.store.put_file(ws, record)
+        try:
+            self.store.put_file(ws, record)
+        except BaseException:
+            self._forget(ws, record.id, size)
+            raise
         return record
+
+    def remove(self, ws: str, file_id: str) -> None:
+        """Take back a file this service recorded moments ago (a turn that failed after the code
+        wrote it): record, bytes and charge."""
+        record = self.store.get_file(ws, file_id)
+        if record is not None and self.store.delete_file(ws, file_id):
+            self._forget(ws, file_id, record.bytes)
 
     def record(self, ws: str, file_id: str) -> FileRecord:
         """The file's record (404 if it is not this workspace's)."""
@@ -172,7 +217,7 @@ class FileService:
         return {"object": "list", "data": [record.to_api() for record in records], "total": None}
 
     def delete(self, ws: str, file_id: str) -> dict[str, Any]:
-        self._record(ws, file_id)
-        self.store.delete_file(ws, file_id)
-        self.blobs.delete(file_key(ws, file_id))
+        record = self._record(ws, file_id)
+        if self.store.delete_file(ws, file_id):  # of two concurrent deletes, one gives the bytes back
+            self._forget(ws, file_id, record.bytes)
         return {"id": file_id, "object": "file", "deleted": True}

@@ -110,6 +110,8 @@ class ToolContext:
     blobs: Any = None
     notes: list[str] = field(default_factory=list)
     workspace: str | None = None
+    # What the workspace may still store, asked before each execution (None: no quota).
+    room: Callable[[], int | None] | None = None
 
 
 @dataclass
@@ -125,12 +127,10 @@ class Turn:
 
 
 def _keep_outputs(result: ExecutionResult, context: ToolContext, entry_id: str) -> tuple[str | None, list[ToolFileChunk]]:
-    """Adopt what an execution handed back: its session state (the next execution, in this turn
-    or the next, resumes from it) and the files the code wrote, as tool_file chunks."""
-    session_ref = None
-    if context.save_state is not None and result.session is not None:
-        session_ref = context.save_state(entry_id, result.session)
-        context.state_key = session_ref
+    """Adopt what an execution handed back: the files the code wrote, as tool_file chunks, then
+    its session state (the next execution, in this turn or the next, resumes from it). Files come
+    first, as in the sandbox: when the storage quota has room for only some, what the user sees
+    is kept before the state. What is refused is named in the output, never a failed turn."""
     files = []
     for number, produced in enumerate(result.files if context.save_file is not None else [], 1):
         # The code names its files: one that cannot name a stored file (bytes, control characters,
@@ -145,6 +145,13 @@ def _keep_outputs(result: ExecutionResult, context: ToolContext, entry_id: str) 
             continue
         files.append(ToolFileChunk(tool=CODE_INTERPRETER, file_id=file_id, file_name=name,
                                    file_type=name.rsplit(".", 1)[-1] if "." in name else None))
+    session_ref = None
+    if context.save_state is not None and result.session is not None:
+        try:
+            session_ref = context.save_state(entry_id, result.session)
+            context.state_key = session_ref
+        except ApiError as refused:  # e.g. the workspace's storage quota: the state before stays
+            result.notes.append(f"the session state was not kept: {refused.message}")
     return session_ref, files
 
 
@@ -339,7 +346,8 @@ class Runtime:
         invoked = time.monotonic()
         result = self.sandbox.execute(ExecutionRequest(code=code, files=context.input_files, carry_session=carry,
                                                        session_key=context.state_key, tenant=context.workspace,
-                                                       blobs=context.blobs))
+                                                       blobs=context.blobs,
+                                                       room_bytes=context.room() if context.room else None))
         self.telemetry.code_execution(result.status, (time.monotonic() - invoked) * 1000, result.duration_ms)
         try:
             session_ref, files = _keep_outputs(result, context, entry_id)

@@ -15,6 +15,7 @@ notifications and lazy calls, in any interleaving, leave one file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -22,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from ..blobs import file_key, upload_intent_key, upload_key
-from ..errors import Conflict, InvalidRequest, PayloadTooLarge
+from ..errors import Conflict, InvalidRequest, PayloadTooLarge, QuotaExceeded
 from ..models.files import FileRecord
+from ..quota import FILES
 
 if TYPE_CHECKING:
     from .files import FileService
@@ -44,6 +46,10 @@ class SignedUploads:
             raise PayloadTooLarge(f"size: {size} bytes is over the {self.files.max_bytes}-byte limit", param="size")
         # The same checks as a direct upload, before anything is signed or stored.
         record = self.files._new_record(filename, 0, purpose, None, None)
+        quota = self.files.quota
+        room = quota.room(ws) if quota is not None else None
+        if size is not None and room is not None and size > room:
+            raise quota.exceeded(ws, size, f"the file {filename!r}", param="size")  # type: ignore[union-attr]
         intent = {"filename": record.filename, "purpose": record.purpose, "size": size}
         self.files.blobs.put(upload_intent_key(ws, record.id), json.dumps(intent).encode(), "application/json")
         low, high = (size, size) if size is not None else (0, self.files.max_bytes)
@@ -65,6 +71,8 @@ class SignedUploads:
         if raw is None:
             return None  # no such upload, or completed by someone else meanwhile (its record says so)
         intent = json.loads(raw)
+        if intent.get("refused"):
+            raise QuotaExceeded(intent["refused"], **intent["quota"], param="file_id")
         size = files.blobs.size(upload_key(ws, file_id))
         if size is None:
             # Pending, unless a completer was stopped between moving the bytes and recording them.
@@ -74,8 +82,16 @@ class SignedUploads:
         elif size > files.max_bytes or (intent.get("size") is not None and size != intent["size"]):
             files.blobs.delete(upload_key(ws, file_id))  # the store enforces the bound; never trust only that
             return None
-        elif not files.blobs.move(upload_key(ws, file_id), file_key(ws, file_id)):
-            return files.store.get_file(ws, file_id)  # another completer moved it first
+        else:
+            try:
+                files._charge(ws, size, f"the uploaded file {intent['filename']!r}")
+            except QuotaExceeded as refused:
+                self._refuse(ws, file_id, intent, refused)
+                raise
+            if not files.blobs.move(upload_key(ws, file_id), file_key(ws, file_id)):
+                if files.quota is not None:
+                    files.quota.credit(ws, FILES, size)
+                return files.store.get_file(ws, file_id)  # another completer moved it first
         num_lines = None
         if intent["filename"].endswith(".jsonl"):
             from .files import _line_count
@@ -90,17 +106,30 @@ class SignedUploads:
         files.blobs.delete(upload_intent_key(ws, file_id))
         return record
 
+    def _refuse(self, ws: str, file_id: str, intent: dict[str, Any], refused: QuotaExceeded) -> None:
+        """Bytes that arrived when the workspace had no room for them: removed, and the intent says
+        why, so that retrieving the file answers the quota error rather than a bare 404."""
+        self.files.blobs.delete(upload_key(ws, file_id))
+        intent = {**intent, "refused": refused.message, "quota": {
+            "quota_bytes": refused.quota_bytes, "used_bytes": refused.used_bytes,
+            "requested_bytes": refused.requested_bytes}}
+        self.files.blobs.put(upload_intent_key(ws, file_id), json.dumps(intent).encode(), "application/json")
+
     def complete_all(self, ws: str) -> None:
         """Record every upload of the workspace whose bytes are in (one listing of its prefix)."""
         for key in self.files.blobs.keys(f"{UPLOAD_PREFIX}{ws}/"):
-            self.complete(ws, key.rsplit("/", 1)[-1])
+            with contextlib.suppress(QuotaExceeded):  # refused uploads are not files: the listing goes on
+                self.complete(ws, key.rsplit("/", 1)[-1])
 
     def object_created(self, key: str) -> FileRecord | None:
         """The store's notification for a key under uploads/ (URL-encoded as S3 events carry it)."""
         parts = unquote_plus(key).split("/")
         if len(parts) != 3 or f"{parts[0]}/" != UPLOAD_PREFIX:
             return None
-        return self.complete(parts[1], parts[2])
+        try:
+            return self.complete(parts[1], parts[2])
+        except QuotaExceeded:
+            return None  # refused, with its reason kept for whoever retrieves it
 
 
 def _plain_id(file_id: str) -> bool:

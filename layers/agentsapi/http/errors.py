@@ -32,4 +32,5 @@ def error_body(exc: ApiError) -> dict[str, Any]:
                 "param": None, "code": None, "detail": exc.detail}
     if isinstance(exc, FunctionResultsMissing):
         return {"object": "Error", "message": exc.message, "type": exc.error_type, "code": exc.code}
-    return {"object": "error", "message": exc.message, "type": exc.error_type, "param": exc.param, "code": None}
+    return {"object": "error", "message": exc.message, "type": exc.error_type, "param": exc.param, "code": None,
+            **exc.details}

@@ -24,8 +24,14 @@ def authenticate(app: APIGatewayRestResolver, next_middleware: Callable[[APIGate
     request's context, which is per thread (PerThreadRestResolver) and cleared after each request."""
     principal = principal_of(app)
     services().limiter.check(principal.workspace, principal.rate_limit_per_minute)
+    storage = services().storage
+    if storage is not None and app.current_event.http_method in WRITING_METHODS:
+        storage.check_room_to_write()  # reads and deletes run on the disk reserve; writes stop before it
     app.append_context(caller=principal)
     return next_middleware(app)
+
+
+WRITING_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class PerThreadRestResolver(APIGatewayRestResolver):

@@ -52,23 +52,46 @@ def refer_inputs(request: ExecutionRequest, event: dict[str, object],
     return event
 
 
-def adopt_outputs(result: ExecutionResult, prefix: str, take: Callable[[str], tuple[str, int] | None]) -> None:
-    """Give each output the blob key and size ``take(ref)`` returns once it holds the bytes, under
-    ``prefix`` (the execution's own). An output without a ref the runner makes, or that could not
-    be taken, is dropped with a note: with an exchange, nothing comes back inline."""
+class OverRoom(Exception):
+    """An output larger than what the workspace may still store: not copied."""
+
+
+# take(ref, room): the blob key and size once the bytes are held; None if the ref names nothing
+# the runner left; OverRoom if the output, measured before a byte is copied, is over ``room``.
+Take = Callable[[str, "int | None"], "tuple[str, int] | None"]
+
+
+def adopt_outputs(result: ExecutionResult, prefix: str, take: Take, room: int | None = None) -> None:
+    """Give each output the blob key and size ``take(ref, room left)`` returns once it holds the
+    bytes, under ``prefix`` (the execution's own). An output without a ref the runner makes, that
+    could not be taken, or that is over what the workspace may still store (``room``), is dropped
+    with a note: with an exchange, nothing comes back inline."""
     result.exchange_prefix = prefix
     kept = []
+    left = room
     for produced in result.files:
-        taken = take(produced.ref) if produced.ref and FILE_REF.fullmatch(produced.ref) else None
+        try:
+            taken = take(produced.ref, left) if produced.ref and FILE_REF.fullmatch(produced.ref) else None
+        except OverRoom:
+            result.notes.append(f"file {produced.name!r} was not kept: it is over what the workspace's storage "
+                                f"quota has room for ({left} bytes)")
+            continue
         if taken is None:
             result.notes.append(f"file {produced.name!r} could not be taken from the sandbox")
             continue
         (produced.key, produced.size), produced.content_b64 = taken, ""
+        left = None if left is None else left - produced.size
         kept.append(produced)
     result.files = kept
     session = result.session
     if session is not None:
-        taken = take(session.ref) if session.ref == SESSION_REF else None
+        try:
+            taken = take(session.ref, left) if session.ref == SESSION_REF else None
+        except OverRoom:
+            result.session = None
+            result.notes.append("the session state was not kept: it is over what the workspace's storage quota "
+                                f"has room for ({left} bytes)")
+            return
         if taken is None:
             result.session = None
             result.notes.append("the session state could not be taken from the sandbox; it was not kept")

@@ -108,6 +108,9 @@ class ExecutionRequest(BaseModel):
     # The blob store that ``key``s (input files, session) name; adapters move data from and to
     # it by reference. Never part of the event.
     blobs: Any = Field(default=None, exclude=True)
+    # What the workspace may still store (its quota's room; None: no quota). The sandbox hands
+    # back files and state within it, and the adapter copies no more than it.
+    room_bytes: int | None = None
 
     def by_reference(self) -> bool:
         return self.blobs is not None and (self.carry_session or any(f.key for f in self.files))
@@ -131,6 +134,8 @@ class ExecutionRequest(BaseModel):
         if self.carry_session:
             state = base64.b64encode(self.session_state).decode("ascii") if self.session_state else None
             event["session"] = {"state_b64": state}
+        if self.room_bytes is not None:
+            event["room_bytes"] = max(0, self.room_bytes)
         return event
 
 
