@@ -283,7 +283,7 @@ def test_sixty_busy_processes_leave_another_tenants_cell_and_the_api_their_share
     assert still_running, "the attack ended before the victim's measurements did"
     assert "setsid refused: 60" in execution_of(attack["response"])["info"]["code_output"]
     assert loaded_turn <= 2 * idle_turn, f"victim's cell: {idle_turn * 1000:.0f} ms idle, {loaded_turn * 1000:.0f} loaded"
-    assert loaded_get <= max(2 * idle_get, idle_get + 0.005), \
+    assert loaded_get <= 2 * idle_get, \
         f"victim's GET: {idle_get * 1000:.1f} ms idle, {loaded_get * 1000:.1f} ms loaded"
 
 
