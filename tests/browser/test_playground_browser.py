@@ -20,13 +20,22 @@ def code_message(*blocks: str, text: str = "") -> str:
     return text + "".join(f"\n{FENCE}python\n{block}\n{FENCE}\n" for block in blocks)
 
 
+def turns_done(page: Any) -> int:
+    return int(page.locator("#transcript").get_attribute("data-turns") or 0)
+
+
 def send(page: Any, message: str) -> None:
     page.get_by_label("Message").fill(message)
+    page.evaluate("() => { document.querySelector('#transcript').dataset.sent = "
+                  "document.querySelector('#transcript').dataset.turns || '0'; }")
     page.get_by_role("button", name="Send").click()
 
 
 def wait_for_turn(page: Any) -> None:
-    """Until the turn has streamed to its end and the page shows the stored conversation."""
+    """Until the turn just sent has streamed to its end (the page counts finished turns: the
+    "Done" of the turn before would otherwise pass for this one's) and the page is idle."""
+    sent = int(page.locator("#transcript").get_attribute("data-sent") or 0)
+    expect(page.locator("#transcript")).to_have_attribute("data-turns", re.compile(rf"^(?!{sent}$)\d+$"))
     expect(page.get_by_role("status")).to_have_text(re.compile(r"^Done"))
     expect(page.locator("#transcript")).to_have_attribute("data-state", "idle")
 

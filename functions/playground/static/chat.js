@@ -318,6 +318,9 @@ export function mountChat(ctx) {
   function setBusy(value) {
     busy = value;
     transcript.dataset.state = value ? 'streaming' : 'idle';
+    // How many turns this page has finished: what a test waits on, rather than on a label that
+    // the previous turn also showed.
+    if (!value) transcript.dataset.turns = String(Number(transcript.dataset.turns || 0) + 1);
     send.disabled = value;
   }
 

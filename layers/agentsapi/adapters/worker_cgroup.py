@@ -34,7 +34,7 @@ CONTROLLERS = ("memory", "pids")
 OPTIONAL_CONTROLLERS = ("cpu",)  # grouped scheduling: used where the hierarchy is mounted
 PREFIX = "agents-sbx-"
 CPU_SHARES = 1024  # every worker alike; v1's default weight
-CFS_PERIOD_US = 100_000
+CFS_PERIOD_US = 20_000  # short periods: the cap holds smoothly, not as 100 ms bursts on every core
 
 
 def _own_path(controller: str) -> str | None:
