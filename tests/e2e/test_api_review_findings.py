@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.e2e.servers import A_KEY, B_KEY, client, code_turn
+from tests.handshake import announce, marker, wait_for_cells
 
 
 def test_idle_connections_of_one_tenant_do_not_lock_the_others_out(serve) -> None:  # type: ignore[no-untyped-def]
@@ -59,15 +60,19 @@ def test_one_tenant_cannot_hold_every_sandbox_worker(serve) -> None:  # type: ig
         solo = b.post("/v1/conversations", json=code_turn("print(6 * 7)"))
         assert solo.status_code == 200, f"precondition: the sandbox must work at all: {solo.text[:300]}"
 
+    started = marker()
+
     def hog() -> None:
         with client(server, A_KEY) as a:
-            a.post("/v1/conversations", json=code_turn("import time\ntime.sleep(12)"))
+            a.post("/v1/conversations", json=code_turn(announce(started) + "import time\ntime.sleep(12)"))
 
     hogs = [threading.Thread(target=hog) for _ in range(2)]
     for thread in hogs:
         thread.start()
     try:
-        time.sleep(2)  # both of A's cells are running
+        # Both of A's cells run now, or one waits for a worker A may not have: either way B asks
+        # while A holds every worker A may hold.
+        wait_for_cells(started, 1, server.process.pid)
         with client(server, B_KEY) as b:
             answer = b.post("/v1/conversations", json=code_turn("print(6 * 7)"))
         assert answer.status_code == 200, f"B's code turn refused while A holds the pool: {answer.text[:200]}"

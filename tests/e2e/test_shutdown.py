@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import httpx
 
 from local.launcher import ROOT, free_port
+from tests.handshake import announce, marker, wait_for_cells
 
 
 def sandbox_leftovers() -> set[str]:
@@ -32,16 +33,28 @@ def test_sigterm_removes_worker_mounts_and_copies_even_with_a_turn_running(tmp_p
         if "listening on" in line:
             break
     url = f"http://127.0.0.1:{port}/v1/conversations"
+    started = marker()
     body = {"model": "mistral-medium-latest", "tools": [{"type": "code_interpreter"}],
-            "inputs": "```python\nimport time\ntime.sleep(20)\n```"}
-    with httpx.Client(timeout=30) as client, contextlib.suppress(httpx.TimeoutException):
-        client.post(url, json=body, headers={"Authorization": "Bearer k"}, timeout=1.0)  # leave it running
+            "inputs": f"```python\n{announce(started)}import time\ntime.sleep(20)\n```"}
+    answers: list[object] = []
+
+    def turn() -> None:
+        try:
+            answers.append(httpx.post(url, json=body, headers={"Authorization": "Bearer k"}, timeout=30))
+        except httpx.HTTPError as exc:
+            answers.append(exc)
+
+    caller = threading.Thread(target=turn)
+    caller.start()
+    wait_for_cells(started, 1, process.pid)  # the turn is running its cell: SIGTERM comes mid-turn
+    assert answers == []
     ours = sandbox_leftovers() - before
     assert any("agents-sbx-tmp-" in item for item in ours), ours  # the workers' work areas were mounted
-    started = time.monotonic()
+    stopping = time.monotonic()
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 0
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - stopping < 15  # far less than the cell's 20 s: it was not waited for
+    caller.join(timeout=10)
     assert sandbox_leftovers() - before == set()
 
 

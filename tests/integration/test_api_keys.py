@@ -193,15 +193,17 @@ def test_concurrent_requests_on_one_front_end_keep_their_own_workspaces(services
     """`make serve` handles requests on threads through the same module-level resolver: a request
     arriving while another one's code runs must not inherit the first caller's workspace."""
     import threading
-    import time
 
     import httpx
 
     from agentsapi.sandbox.port import ExecutionResult
 
+    running, release = threading.Event(), threading.Event()
+
     class SlowSandbox:
         def execute(self, request: Any) -> ExecutionResult:
-            time.sleep(1.0)
+            running.set()
+            release.wait(10)  # until b's request was answered: a's turn is in flight throughout
             return ExecutionResult(status="ok")
 
     services.conversations.runtime.sandbox = SlowSandbox()
@@ -220,8 +222,9 @@ def test_concurrent_requests_on_one_front_end_keep_their_own_workspaces(services
         slow: dict[str, str] = {}
         runner = threading.Thread(target=lambda: slow.setdefault("id", start("key-a", "```python\nwork()\n```")))
         runner.start()
-        time.sleep(0.3)  # a's code is running now
+        assert running.wait(10)  # a's code is running now
         fast = start("key-b", "hello")
+        release.set()
         runner.join()
         assert listed("key-a") == [slow["id"]] and listed("key-b") == [fast]
 

@@ -101,22 +101,34 @@ def test_redelivered_message_does_not_run_twice(api: Any, services: Any, poller:
 
 
 def test_a_crash_after_storing_reuses_the_conversation(api: Any, services: Any, poller: QueuePoller,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    job = create(api, model="m", requests=[{"custom_id": "x", "body": {"inputs": "hi"}}])
+                                                       fake_sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On both storages: the worker dies after the conversation was stored, before the request was
+    settled; the retry settles it from what was stored, without running the model or the code
+    again (the store's conflict alone would still keep one conversation, after running both twice)."""
+    job = create(api, model="m", requests=[{"custom_id": "x", "body": {"inputs": CODE,
+                                                                       "tools": [{"type": "code_interpreter"}]}}])
+    provider = services.conversations.runtime.provider
+    model_calls: list[object] = []
+    real_stream = provider.stream
+    monkeypatch.setattr(provider, "stream", lambda request: (model_calls.append(request), real_stream(request))[1])
     real_settle = services.batch.store.settle
     monkeypatch.setattr(services.batch.store, "settle", lambda *a: (_ for _ in ()).throw(RuntimeError("crash")))
     with pytest.raises(RuntimeError):
         services.batch.process(ws(services), job["id"], 0)  # the crash escapes: no release happens
     monkeypatch.setattr(services.batch.store, "settle", real_settle)
+    ran = (len(model_calls), len(fake_sandbox.codes))
+    assert ran == (2, 1)  # asked for the code, ran it, answered
     # The worker died holding its claim (the conversation already stored). Once the lease
     # expires the redelivered message may claim again:
     now = batch_module.time.time()
     monkeypatch.setattr(batch_module.time, "time", lambda: now + services.batch.lease_s + 1)
     services.batch.process(ws(services), job["id"], 0, receive_count=2)
+    assert (len(model_calls), len(fake_sandbox.codes)) == ran  # nothing ran again
     _, conversations, _ = api("GET", "/v1/conversations")
     assert len(conversations) == 1
     _, done, _ = api("GET", f"/v1/batch/jobs/{job['id']}")
     assert done["status"] == "SUCCESS"
+    assert output_lines(api, done["output_file"])[0]["response"]["body"]["conversation_id"] == conversations[0]["id"]
 
 
 def test_poison_message_fails_after_bounded_tries(api: Any, services: Any, poller: QueuePoller,

@@ -212,3 +212,35 @@ def test_the_owners_own_session_still_resumes_and_restarts_get_their_own_copy(ap
     code_, _, _ = api("POST", f"/v1/conversations/{restarted['conversation_id']}", {"inputs": code("print(secret)")},
                       key=VICTIM)
     assert code_ == 200 and sandbox.requests[-1].session_state == VICTIM_STATE
+
+
+def test_a_stored_ref_to_the_same_workspaces_other_conversation_or_entry_is_never_loaded(
+        api: Any, services: Any, victim: dict[str, str], sandbox: StatefulSandbox) -> None:
+    """Within one workspace too, an entry loads only its own state: another conversation's, another
+    entry's, or a key that only begins like its own is refused at load (a rule weakened to "any
+    key of the workspace" or "of the conversation" fails here)."""
+    ws = workspace(services, VICTIM)
+    sandbox.state_for["y = 2"] = b"second-conversation-state"
+    code_, other, _ = api("POST", "/v1/conversations", {"model": "m", "tools": CODE_TOOL, "inputs": code("y = 2")},
+                          key=VICTIM)
+    assert code_ == 200
+    earlier = next(o for o in other["outputs"] if o["type"] == "tool.execution")["id"]
+    own_prefix = f"sessions/{ws}/{other['conversation_id']}/"
+    a_state = victim["session"]  # the first conversation's state, of the same workspace
+    for number, ref in enumerate((
+            a_state,  # the same workspace's other conversation
+            f"{own_prefix}{earlier}",  # this conversation's other entry
+            f"{own_prefix}../{a_state.split('/', 2)[2]}",  # a path that walks out of its own prefix
+            f"{own_prefix}tool_exec_forged3/../../{a_state.rsplit('/', 2)[1]}/{a_state.rsplit('/', 1)[1]}",
+    )):
+        planted = ToolExecutionEntry(id=f"tool_exec_forged{number}", name="code_interpreter", session_ref=ref)
+        conversation = services.store.get_conversation(ws, other["conversation_id"])
+        services.store.append_entries(ws, conversation, [planted], expected_count=conversation.entry_count)
+        sandbox.requests.clear()
+        code_, appended, _ = api("POST", f"/v1/conversations/{other['conversation_id']}",
+                                 {"inputs": code("print(secret)")}, key=VICTIM)
+        assert code_ == 200, appended
+        execution = next(o for o in appended["outputs"] if o["type"] == "tool.execution")
+        assert "not this conversation's own" in execution["info"]["code_output"], ref
+        assert sandbox.requests[-1].session_state is None, ref
+    assert not sandbox.leaked()

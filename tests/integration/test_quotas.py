@@ -187,3 +187,19 @@ def test_a_turn_cancelled_after_its_execution_keeps_none_of_what_it_stored(quota
     assert usage(api)["used_bytes"] == 0
     assert s3_bytes(quota_services, f"files/{ws}/") == 0 and s3_bytes(quota_services, f"sessions/{ws}/") == 0
     assert api("GET", "/v1/conversations")[1] == []
+
+
+def test_adopting_an_output_takes_only_keys_in_transit_never_a_stored_file(quota_services: Any, api: Api) -> None:
+    """The turn moves what a sandbox handed over into the workspace's files: a stored file's key
+    named as an output would have been moved away from its owner (and another record made)."""
+    from agentsapi.errors import InvalidRequest
+
+    code, record = upload(api, "payroll.csv", 100)
+    assert code == 200
+    ws = workspace(quota_services)
+    for key in (f"files/{ws}/{record['id']}", f"sessions/{ws}/conv_x/e1", f"uploads/{ws}/{record['id']}"):
+        with pytest.raises(InvalidRequest) as refused:
+            quota_services.files.adopt_blob(ws, "stolen.csv", key)
+        assert refused.value.param == "file"
+    assert quota_services.storage.blobs.get(f"files/{ws}/{record['id']}") == b"a" * 100  # still where it was
+    assert [f["filename"] for f in api("GET", "/v1/files")[1]["data"]] == ["payroll.csv"]

@@ -110,14 +110,17 @@ for method, url in (("GET", {get_url!r}), ("PUT", {put_url!r})):
 
 
 def test_user_code_cannot_read_the_runners_credentials(lambda_harness: Harness) -> None:
-    code = """
-import os
-found = {"env": sorted(k for k in os.environ if k.startswith("AWS"))}
+    from tests.sandbox.test_tenant_isolation import MEMORY_PROBE
+
+    code = MEMORY_PROBE + """
+import ctypes, os
+ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # its own memory must read, or the probe proves nothing
+found = {"env": sorted(k for k in os.environ if k.startswith("AWS")), "self": read_memory("self")}
 leaks = []
 for pid in os.listdir("/proc"):
-    if not pid.isdigit():
+    if not pid.isdigit() or int(pid) == os.getpid():
         continue
-    for name in ("environ", "cmdline", "mem"):
+    for name in ("environ", "cmdline"):
         try:
             with open(f"/proc/{pid}/{name}", "rb") as handle:
                 data = handle.read(1 << 20)
@@ -125,12 +128,25 @@ for pid in os.listdir("/proc"):
             continue
         if b"canary" in data:
             leaks.append((pid, name))
+    if read_memory(pid) == "read":  # a byte of another process's memory, wherever it is mapped
+        leaks.append((pid, "mem"))
 found["leaks"] = leaks
 print(found)
 """
     result = lambda_harness.run(code)
     text = result.code_output()
     assert result.status == "ok", text
-    assert json.loads(text.replace("'", '"')) == {"env": [], "leaks": []}, text
+    assert json.loads(text.replace("'", '"')) == {"env": [], "self": "read", "leaks": []}, text
     assert "[redacted]" not in text  # nothing was caught by the last-resort redaction either
     assert not any(secret in json.dumps(result.model_dump()) for secret in CREDENTIALS.values())
+
+
+def test_every_call_the_notes_say_is_refused_is_refused_in_lambda_mode(lambda_harness: Harness) -> None:
+    """The same probe as tests/sandbox/test_seccomp_for_real.py, where Lambda runs the image: no
+    namespaces at all, so the filter is the only barrier."""
+    from tests.sandbox.test_seccomp_for_real import unfiltered
+    from tests.seccomp_expectations import check, probe_code
+
+    result = lambda_harness.run(probe_code())
+    assert result.status == "ok", result.code_output() + lambda_harness.function.output()
+    assert check(json.loads(result.outputs[0].text), unfiltered()) == []

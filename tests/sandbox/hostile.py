@@ -66,3 +66,14 @@ def assert_clean_slate(sandbox: Any) -> None:
     assert set(state["env"]) <= {"PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "PYTHONDONTWRITEBYTECODE",
                                  "PYTHONIOENCODING", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                  "MPLBACKEND", "MPLCONFIGDIR", "JOBLIB_MULTIPROCESSING"}
+
+
+def normal_time(sandbox: Any) -> float:
+    """How long a trivial cell takes on this sandbox now (the best of three): thresholds are
+    multiples of it, so that a loaded machine slows the bound as it slows the cell."""
+    return min(run(sandbox, "print(1)")[1] for _ in range(3))
+
+
+def assert_prompt(elapsed: float, normal: float, what: str) -> None:
+    """The runner answered about as fast as for a trivial cell: it did not wait on what the cell left."""
+    assert elapsed < 5 * normal + 0.5, f"{what}: {elapsed:.2f} s, a trivial cell takes {normal:.2f} s"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from agentsapi.sandbox.port import ExecutionRequest
-from tests.sandbox.hostile import assert_clean_slate, run
+from tests.sandbox.hostile import assert_clean_slate, assert_prompt, normal_time, run
 
 
 @pytest.fixture(autouse=True)
@@ -163,8 +163,10 @@ def test_background_daemon_is_killed(sandbox: Any) -> None:
         "        time.sleep(0.05)\n"
         "print('parent done')\n"
     )
+    normal = normal_time(sandbox)
     result, elapsed = run(sandbox, code)
-    assert result.status == "ok" and elapsed < 2
+    assert result.status == "ok"
+    assert_prompt(elapsed, normal, "a daemon ignoring SIGTERM")
 
 
 # 14
@@ -256,8 +258,10 @@ def test_killing_the_parent(sandbox: Any) -> None:
 # 23
 def test_planted_symlinks_and_fifos_are_not_followed(sandbox: Any) -> None:
     code = "import os\nos.symlink('/etc/ld.so.cache', 'result.txt')\nos.symlink('/', 'rootlink')\nos.mkfifo('pipe')\nprint('planted')"
+    normal = normal_time(sandbox)
     result, elapsed = run(sandbox, code)
-    assert result.status == "ok" and elapsed < 2
+    assert result.status == "ok"
+    assert_prompt(elapsed, normal, "planted links and FIFOs")
     assert result.files == []
     assert "not a regular file" in result.code_output()
 
@@ -348,5 +352,7 @@ def test_figures_with_text_render_in_the_warm_child(sandbox: Any) -> None:
 # 29
 def test_grandchild_holding_the_pipe(sandbox: Any) -> None:
     code = "import subprocess\nsubprocess.Popen(['sh', '-c', 'sleep 30 &'])\nprint('returned')"
+    normal = normal_time(sandbox)
     result, elapsed = run(sandbox, code)
-    assert result.status == "ok" and elapsed < 2 and "returned" in result.code_output()
+    assert result.status == "ok" and "returned" in result.code_output()
+    assert_prompt(elapsed, normal, "a grandchild holding the pipe")

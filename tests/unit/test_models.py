@@ -60,3 +60,20 @@ def test_usage_total_counts_connector_tokens() -> None:
     usage.add_connector_call("code_interpreter", 3)
     assert usage.to_api() == {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 25, "connector_tokens": 10,
                               "connectors": {"code_interpreter": 2}}
+
+
+def test_an_entry_owns_exactly_one_session_key() -> None:
+    from agentsapi.blobs import is_own_session, session_key
+
+    own = session_key("ws-1", "conv_a", "tool_exec_1")
+    assert is_own_session(own, "ws-1", "conv_a", "tool_exec_1")
+    for ref, ws, conversation, entry in (
+            (own, "ws-2", "conv_a", "tool_exec_1"),  # another workspace
+            (own, "ws-1", "conv_b", "tool_exec_1"),  # the same workspace's other conversation
+            (own, "ws-1", "conv_a", "tool_exec_2"),  # the same conversation's other entry
+            (own + "x", "ws-1", "conv_a", "tool_exec_1"),  # a key that only begins like its own
+            ("sessions/ws-1/conv_a/../conv_b/tool_exec_1", "ws-1", "conv_a", "../conv_b/tool_exec_1"),
+            (session_key("ws-1", "conv_a", ""), "ws-1", "conv_a", ""),  # no entry id at all
+            (session_key("ws-1", "conv_a", "x/y"), "ws-1", "conv_a", "x/y"),  # an id that is a path
+            ("files/ws-1/f-1", "ws-1", "conv_a", "tool_exec_1")):
+        assert not is_own_session(ref, ws, conversation, entry), (ref, ws, conversation, entry)
