@@ -14,7 +14,7 @@ endif
 export SANDBOX_PYTHON := $(SANDBOX_VENV)/bin/python
 PORT ?= 8080
 
-.PHONY: serve test lint bench setup system-deps test-deps clean api-key list-api-keys revoke-api-key
+.PHONY: serve test mutate lint bench setup system-deps test-deps clean api-key list-api-keys revoke-api-key
 
 $(VENV)/.installed: requirements-dev.txt layers/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,11 @@ serve: setup
 
 test: setup test-deps $(SANDBOX_VENV)/lambda-ric/.installed
 	$(PY) -m pytest -q
+
+# Every defence of docs/security.md, removed one at a time from a copy of the checkout, must fail
+# its tests (tools/mutations.py is the table); CI runs it after make test.
+mutate: setup test-deps $(SANDBOX_VENV)/lambda-ric/.installed
+	$(PY) tools/mutate.py
 
 .venv-lint/.installed: requirements-lint.txt
 	$(PYTHON) -m venv .venv-lint

@@ -75,3 +75,13 @@ def test_memory_cap_leaves_the_runner_room_in_lambda(monkeypatch: pytest.MonkeyP
         else:
             monkeypatch.setenv(name, value)
     assert SandboxConfig.from_env().memory_mb == expected
+
+
+def test_a_response_never_names_blob_keys_the_api_side_would_adopt() -> None:
+    """Keys and the exchange prefix are the adapter's to set: a forged response naming another
+    execution's outputs in transit (which adopt_blob's sandbox/ guard would let through) is cleared."""
+    result = result_from_response({"status": "ok", "exchange_prefix": "files/",
+                                   "files": [{"name": "x.csv", "key": "sandbox/other-execution/out/0"}],
+                                   "session": {"key": "sandbox/other-execution/out/session", "bytes": 1}})
+    assert result.files[0].key is None and result.session is not None and result.session.key is None
+    assert result.exchange_prefix is None
