@@ -59,11 +59,24 @@ def apply(workdir: Path, mutation: Mutation) -> str | None:
     return original
 
 
+def markdown() -> str:
+    """The table as docs/security.md shows it (tests/unit/test_mutation_table.py keeps them equal)."""
+    rows = ["| defence removed (mutation) | notes | where | tests that fail |", "|---|---|---|---|"]
+    for mutation in MUTATIONS:
+        tests = "<br>".join(f"`{t.split('::')[-1] if '::' in t else t}`" for t in mutation.tests)
+        rows.append(f"| {mutation.name} | {mutation.section} | `{mutation.path.rsplit('/', 1)[-1]}` | {tests} |")
+    return "\n".join(rows) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="", help="run the mutations whose name contains this")
     parser.add_argument("--keep", action="store_true", help="keep the copy and its logs")
+    parser.add_argument("--markdown", action="store_true", help="print the table for docs/security.md and stop")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(), end="")
+        return 0
     chosen = [m for m in MUTATIONS if args.only in m.name]
     workdir = Path(tempfile.mkdtemp(prefix="agents-mutate-"))
     started = time.monotonic()
