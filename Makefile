@@ -80,14 +80,28 @@ mutate: setup test-deps $(SANDBOX_VENV)/lambda-ric/.installed
 	.venv-lint/bin/pip install -q -r requirements-lint.txt
 	touch $@
 
+# The AWS SAM CLI in a virtualenv of its own (it pins libraries of its own too): `sam build` of
+# the layer and every zip function, here, without Docker (tools/sam_build.py).
+.venv-sam/.installed: requirements-sam.txt
+	$(PYTHON) -m venv .venv-sam
+	.venv-sam/bin/pip install -q --upgrade pip
+	.venv-sam/bin/pip install -q -r requirements-sam.txt
+	touch $@
+
 # ruff, cfn-lint, checkov (IaC security scan; every skipped check carries its reason in
 # template.yaml, under the resource's Metadata.checkov.skip; --skip-download: offline, no API
-# key), and the SAM transform with a check of the roles it generates (tools/sam_check.py).
-lint: $(VENV)/.installed .venv-lint/.installed
+# key), the SAM transform with a check of the roles it generates (tools/sam_check.py), the build
+# check (every requirement set resolves to wheels for CPython 3.13 on glibc 2.34, both
+# architectures; and the old python3.11/glibc 2.26 target is refused), and `sam build` of every
+# zip part. The build check and sam build read PyPI.
+lint: $(VENV)/.installed .venv-lint/.installed .venv-sam/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/cfn-lint template.yaml
 	.venv-lint/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
 	.venv-lint/bin/python tools/sam_check.py
+	$(PY) tools/build_check.py
+	$(PY) tools/build_check.py --python 3.11 --glibc 2.26 --expect-failure sandbox_image/requirements.txt
+	.venv-sam/bin/python tools/sam_build.py
 
 bench: setup
 	$(PY) benchmarks/load.py
@@ -113,4 +127,4 @@ revoke-api-key: $(VENV)/.installed
 	$(PY) -m cli.api_key revoke --stack $(STACK) $(KEY_ID)
 
 clean:
-	rm -rf $(VENV) .venv-sandbox .venv-lint .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-sandbox .venv-lint .venv-sam .pytest_cache .ruff_cache

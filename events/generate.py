@@ -133,7 +133,6 @@ def main() -> None:
     (HERE / "usage_recount").mkdir(exist_ok=True)
     (HERE / "usage_recount" / "scheduled.json").write_text(json.dumps(scheduled, indent=2) + "\n")
     write_authorizer_events()
-    write_stream_events()
     write_playground_events()
     sandbox = {"code": "import pandas as pd\ndf = pd.DataFrame({'x': [1, 2, 3]})\nprint(df.describe())\ndf.x.sum()",
                "timeout_s": 10, "files": [{"name": "data.csv", "content_b64": "eCx5CjEsMgo="}]}
@@ -159,28 +158,6 @@ def write_authorizer_events() -> None:
     for name, token in (("token", "Bearer {api_key}"), ("token_unknown", "Bearer agk_not-a-key")):
         event = {"type": "TOKEN", "authorizationToken": token, "methodArn": arn}
         (HERE / "authorizer" / f"{name}.json").write_text(json.dumps(event, indent=2) + "\n")
-
-
-def write_stream_events() -> None:
-    """Function URL events (payload 2.0) for ConversationsStreamFunction: no authorizer in front,
-    the handler checks the bearer key itself."""
-    (HERE / "conversations_stream").mkdir(exist_ok=True)
-    domain = "abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws"
-    body = {"inputs": "```python\nprint(6 * 7)\n```", "stream": True, "model": "mistral-medium-latest",
-            "tools": [{"type": "code_interpreter"}]}
-    event = {
-        "version": "2.0", "routeKey": "$default", "rawPath": "/v1/conversations", "rawQueryString": "",
-        "headers": {"authorization": "Bearer sample-key", "content-type": "application/json",
-                    "accept": "text/event-stream", "host": domain, "user-agent": "mistral-client-python/3.7.0"},
-        "requestContext": {"accountId": "anonymous", "apiId": domain.split(".")[0], "domainName": domain,
-                           "domainPrefix": domain.split(".")[0], "requestId": "sample-start-stream",
-                           "routeKey": "$default", "stage": "$default", "time": "25/Nov/2026:00:00:00 +0000",
-                           "timeEpoch": 1764000000000,
-                           "http": {"method": "POST", "path": "/v1/conversations", "protocol": "HTTP/1.1",
-                                    "sourceIp": "198.51.100.7", "userAgent": "mistral-client-python/3.7.0"}},
-        "body": json.dumps(body), "isBase64Encoded": False,
-    }
-    (HERE / "conversations_stream" / "start_conversation_stream.json").write_text(json.dumps(event, indent=2) + "\n")
 
 
 # The playground's routes have no authorizer: no key, no authorizer context (the page's own API

@@ -140,17 +140,19 @@ def test_batch_events_end_to_end(services: Any) -> None:
     QueuePoller.over_sqs(url, dlq).drain()
 
 
-def test_function_url_event_streams_through_the_web_app(services: Any) -> None:
-    """ConversationsStreamFunction: the Lambda Web Adapter replays the function URL event as an
-    HTTP request to functions/conversations/web.py; so does this test."""
+def test_an_api_gateway_event_streams_through_the_web_app(services: Any, ids: dict[str, str]) -> None:
+    """ConversationsFunction: the Lambda Web Adapter replays API Gateway's event as an HTTP
+    request to functions/conversations/web.py; so does this test."""
     import httpx
 
     from tests.conftest import front_end
 
-    event = json.loads((EVENTS / "conversations_stream" / "start_conversation_stream.json").read_text())
+    text = (EVENTS / "conversations" / "start_conversation_stream.json").read_text()
+    event = json.loads(text.replace("{agent_id}", ids["agent_id"]))
     with front_end("conversations") as base:
-        response = httpx.request(event["requestContext"]["http"]["method"], f"{base}{event['rawPath']}",
-                                 headers=event["headers"], content=event["body"], timeout=30)
+        response = httpx.request(event["httpMethod"], f"{base}{event['path']}",
+                                 headers={k: v for k, v in event["headers"].items() if k != "content-length"},
+                                 content=event["body"], timeout=30)
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
     kinds = [line.removeprefix("event: ") for line in response.text.splitlines() if line.startswith("event: ")]
     assert kinds[0] == "conversation.response.started" and kinds[-1] == "conversation.response.done"

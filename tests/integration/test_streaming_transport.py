@@ -50,11 +50,11 @@ def test_health_check_and_json_routes(stream_url: str) -> None:
     assert httpx.get(f"{stream_url}/v1/agents").status_code == 404  # this function serves conversations only
 
 
-def test_template_declares_a_streaming_function_url() -> None:
+def test_the_conversations_function_streams_under_the_web_adapter() -> None:
     from local.aws import load_template
 
-    function = load_template()["Resources"]["ConversationsStreamFunction"]["Properties"]
-    assert function["FunctionUrlConfig"]["InvokeMode"] == "RESPONSE_STREAM"
+    function = load_template()["Resources"]["ConversationsFunction"]["Properties"]
+    assert {e["Properties"]["ResponseTransferMode"] for e in function["Events"].values()} == {"RESPONSE_STREAM"}
     assert function["Handler"] == "run.sh" and function["CodeUri"] == "functions/conversations/"
     assert function["Environment"]["Variables"]["AWS_LWA_INVOKE_MODE"] == "response_stream"
     assert (ROOT / "functions" / "conversations" / "run.sh").stat().st_mode & 0o111

@@ -56,6 +56,7 @@ def test_an_unusable_name_falls_back_keeping_a_plain_extension() -> None:
 
 
 def test_content_disposition_is_safe_for_any_stored_name() -> None:
+    assert content_disposition("XY.csv") == "attachment; filename=\"XY.csv\"; filename*=UTF-8''XY.csv"
     assert content_disposition("report.csv") == "attachment; filename=\"report.csv\"; filename*=UTF-8''report.csv"
     assert content_disposition("a b.csv", "inline") == "inline; filename=\"a b.csv\"; filename*=UTF-8''a%20b.csv"
     assert content_disposition("") == "attachment; filename=\"download\"; filename*=UTF-8''download"

@@ -25,8 +25,6 @@ EXPECTED_POLICIES = {
     "UsageRecountFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "SessionObjectsPolicy"},
     "ConversationsFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "SessionObjectsPolicy", "InvokeSandboxPolicy",
                               "SandboxExchangeObjectsPolicy", "ModelSecretPolicy"},
-    "ConversationsStreamFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "SessionObjectsPolicy",
-                                    "InvokeSandboxPolicy", "SandboxExchangeObjectsPolicy", "ModelSecretPolicy"},
     "BatchApiFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "SendBatchRequestsPolicy"},
     "BatchWorkerFunction": {"TableReadWritePolicy", "FileObjectsPolicy", "SessionObjectsPolicy", "InvokeSandboxPolicy",
                             "SandboxExchangeObjectsPolicy", "ModelSecretPolicy", "ConsumeBatchQueuePolicy"},
@@ -38,7 +36,7 @@ EXPECTED_POLICIES = {
 EVENTS = {
     "AuthorizerFunction": "authorizer/*.json", "AgentsFunction": "agents/*.json", "FilesFunction": "files/*.json",
     "FileUploadsFunction": "files/s3_upload.json", "UsageRecountFunction": "usage_recount/*.json",
-    "ConversationsFunction": "conversations/*.json", "ConversationsStreamFunction": "conversations_stream/*.json",
+    "ConversationsFunction": "conversations/*.json",
     "BatchApiFunction": "batch/*.json", "BatchWorkerFunction": "batch_worker/sqs_request.json",
     "BatchDeadLetterFunction": "batch_worker/sqs_dead_letter.json", "BatchInboxFunction": "batch_worker/s3_inbox.json",
     "SandboxFunction": "sandbox/*.json", "PlaygroundFunction": "playground/*.json",
@@ -104,7 +102,13 @@ def test_sandbox_is_a_container_image_in_the_isolated_vpc_with_bounded_concurren
     assert RESOURCES["SandboxFunction"]["Metadata"]["DockerContext"] == "./sandbox_image"
     assert refs(sandbox["VpcConfig"]["SubnetIds"]) == {"SandboxSubnetA", "SandboxSubnetB"}
     assert refs(sandbox["VpcConfig"]["SecurityGroupIds"]) == {"SandboxSecurityGroup"}
-    assert refs(sandbox["ReservedConcurrentExecutions"]) == {"SandboxReservedConcurrency"}
+    # Reserved only when asked for (a new account has no room for any: the deploy would fail).
+    assert sandbox["ReservedConcurrentExecutions"] == {"Fn::If": ["HasSandboxReservedConcurrency",
+                                                                  {"Ref": "SandboxReservedConcurrency"},
+                                                                  {"Ref": "AWS::NoValue"}]}
+    assert TEMPLATE["Conditions"]["HasSandboxReservedConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "SandboxReservedConcurrency"}, 0]}]}
+    assert TEMPLATE["Parameters"]["SandboxReservedConcurrency"]["Default"] == 0
     assert set(sandbox["Environment"]["Variables"]) <= {"SANDBOX_TIMEOUT_S", "SANDBOX_MEMORY_MB", "SANDBOX_WORK_ROOT",
                                                         "SANDBOX_MAX_SESSION_BYTES"}
 
@@ -182,7 +186,7 @@ def test_nothing_but_the_conversation_runners_may_invoke_the_sandbox() -> None:
                    and "SandboxFunction" in refs(r["Properties"])]
     assert permissions == []
     invokers = {name for name in FUNCTIONS if "InvokeSandboxPolicy" in function_policies(name)}
-    assert invokers == {"ConversationsFunction", "ConversationsStreamFunction", "BatchWorkerFunction"}
+    assert invokers == {"ConversationsFunction", "BatchWorkerFunction"}
     [statement] = statements("InvokeSandboxPolicy")
     assert actions(statement) == ["lambda:InvokeFunction"] and refs(statement["Resource"]) == {"SandboxFunction"}
 
@@ -252,12 +256,13 @@ def test_api_requires_the_key_authorizer_on_every_route() -> None:
     for name in EXPECTED_POLICIES:
         variables = props(name)["Environment"]["Variables"]
         if "Api" in {e["Type"] for e in props(name).get("Events", {}).values()} or name in (
-                "AuthorizerFunction", "ConversationsStreamFunction"):
+                "AuthorizerFunction",):
             assert variables["AUTH_MODE"] == "keys", name  # never open, whatever the code's default
     # API Gateway caches the authorizer's answer: a second cache would stretch a revoked key's life
     assert props("AuthorizerFunction")["Environment"]["Variables"]["AUTH_CACHE_TTL_S"] == "0"
-    stream = props("ConversationsStreamFunction")  # behind its function URL: no API Gateway throttle
-    assert refs(stream["ReservedConcurrentExecutions"]) == {"StreamConcurrency"}
+    # No function URL anywhere: every route is behind the authorizer and the stage's throttling.
+    assert not [n for n, r in RESOURCES.items() if r["Type"] == "AWS::Lambda::Url"]
+    assert not [n for n, f in FUNCTIONS.items() if "FunctionUrlConfig" in f["Properties"]]
 
 
 PLAYGROUND = "PlaygroundFunction"
@@ -288,21 +293,89 @@ def test_only_the_playground_page_is_outside_the_authorizer() -> None:
         assert event["Properties"]["Auth"] == {"Authorizer": "NONE"}
     playground = props(PLAYGROUND)
     assert function_policies(PLAYGROUND) == set() and "Policies" not in playground
-    # No table, bucket or queue to reach: only where the page's turns stream from.
-    assert playground["Environment"]["Variables"] == {
-        "AUTH_MODE": "keys", "PLAYGROUND_STREAM_URL": {"Fn::GetAtt": ["ConversationsStreamFunctionUrl", "FunctionUrl"]}}
+    # No table, bucket or queue to reach; its turns stream through API Gateway, on its own origin.
+    assert playground["Environment"]["Variables"] == {"AUTH_MODE": "keys"}
     assert playground["CodeUri"] == "functions/playground/" and "VpcConfig" not in playground
 
 
-def test_the_playground_streams_live_from_the_function_url_across_origins() -> None:
-    """API Gateway buffers a stream; the function URL streams it. The page, on the API's origin,
-    may read the function URL's answers (CORS), carrying its key in a header and no cookie."""
-    url = props("ConversationsStreamFunction")["FunctionUrlConfig"]
-    assert url["InvokeMode"] == "RESPONSE_STREAM" and url["AuthType"] == "NONE"
-    cors = url["Cors"]
-    assert cors["AllowOrigins"] == ["*"] and not cors.get("AllowCredentials")  # a wildcard only without cookies
-    assert "POST" in cors["AllowMethods"]
-    assert {"authorization", "content-type"} <= {h.lower() for h in cors["AllowHeaders"]}
+def test_conversation_turns_stream_through_api_gateway_behind_the_authorizer() -> None:
+    """A Regional REST API (streams may be idle 5 minutes there, 30 s on edge-optimized), every
+    /v1/conversations route integrated with response streaming for up to 15 minutes, on the key
+    authorizer like the rest (docs.aws.amazon.com/apigateway/latest/developerguide/response-transfer-mode.html)."""
+    assert props("Api")["EndpointConfiguration"] == {"Type": "REGIONAL"}
+    conversations = props("ConversationsFunction")
+    events = {e["Properties"]["Path"]: e["Properties"] for e in conversations["Events"].values()}
+    assert set(events) == {"/v1/conversations", "/v1/conversations/{proxy+}"}
+    for route in events.values():
+        assert route["Method"] == "ANY" and route["ResponseTransferMode"] == "RESPONSE_STREAM"
+        assert route["TimeoutInMillis"] == 900_000 and "Auth" not in route
+    # The Lambda Web Adapter streams the handler's response (a Python handler cannot by itself).
+    assert conversations["Handler"] == "run.sh" and conversations["Environment"]["Variables"]["AWS_LWA_INVOKE_MODE"] == \
+        "response_stream"
+    layers = conversations["Layers"][1]["Fn::If"]
+    assert layers[0] == "IsArm64" and "LambdaAdapterLayerArm64" in layers[1]["Fn::Sub"] and \
+        "LambdaAdapterLayerX86" in layers[2]["Fn::Sub"]
+    other_routes = {e["Properties"]["Path"] for name, f in FUNCTIONS.items() if name != "ConversationsFunction"
+                    for e in f["Properties"].get("Events", {}).values() if e["Type"] == "Api"}
+    assert not [path for path in other_routes if path.startswith("/v1/conversations")]
+
+
+def test_one_runtime_lambda_keeps_on_the_chosen_architecture() -> None:
+    assert TEMPLATE["Parameters"]["Architecture"] == {
+        "Type": "String", "Default": "arm64", "AllowedValues": ["arm64", "x86_64"],
+        "Description": TEMPLATE["Parameters"]["Architecture"]["Description"]}
+    assert TEMPLATE["Globals"]["Function"]["Architectures"] == [{"Ref": "Architecture"}]
+    for name, function in FUNCTIONS.items():
+        properties = function["Properties"]
+        if properties.get("PackageType") == "Image":
+            continue
+        assert properties["Runtime"] == "python3.13", name
+        assert function["Metadata"]["BuildMethod"] == "makefile", name  # sam build here: no python3.13, no Docker
+    layer = props("SharedLayer")
+    assert layer["CompatibleRuntimes"] == ["python3.13"] and layer["CompatibleArchitectures"] == ["arm64", "x86_64"]
+    assert RESOURCES["SharedLayer"]["Metadata"]["BuildMethod"] == "makefile"
+    assert "FROM public.ecr.aws/lambda/python:3.13" in (ROOT / "sandbox_image" / "Dockerfile").read_text()
+
+
+def test_timeouts_follow_from_the_execution_limit_and_leave_every_caller_time_to_answer() -> None:
+    """For each allowed execution limit: the sandbox function outlives the execution, the invoke
+    outwaits the sandbox function, a turn's budget fits one more execution and the answer inside
+    the conversation functions, which fit inside API Gateway's 15-minute streams."""
+    from agentsapi.adapters.lambda_sandbox import INVOKE_HEADROOM_S
+
+    allowed = TEMPLATE["Parameters"]["SandboxTimeoutSeconds"]["AllowedValues"]
+    rows = TEMPLATE["Mappings"]["TimeoutsBySandboxTimeout"]
+    assert sorted(int(v) for v in allowed) == sorted(int(k) for k in rows)
+    conversation_timeout = props("ConversationsFunction")["Timeout"]
+    worker_timeout = props("BatchWorkerFunction")["Timeout"]
+    api_timeout_s = min(e["Properties"]["TimeoutInMillis"] for e in props("ConversationsFunction")["Events"].values()) / 1000
+    for execution, row in rows.items():
+        execution_s = int(execution)
+        assert row["SandboxFunction"] >= execution_s + 60, execution  # start, inputs and outputs by reference
+        assert execution_s + INVOKE_HEADROOM_S > row["SandboxFunction"], execution  # the invoke hears back
+        assert row["TurnBudget"] + 30 <= min(conversation_timeout, worker_timeout), execution  # time to store and answer
+        assert execution_s + INVOKE_HEADROOM_S < row["TurnBudget"], execution  # one execution fits a turn
+    assert conversation_timeout <= api_timeout_s <= 900
+    assert props("SandboxFunction")["Timeout"] == {"Fn::FindInMap": ["TimeoutsBySandboxTimeout",
+                                                                     {"Ref": "SandboxTimeoutSeconds"}, "SandboxFunction"]}
+    for name in ("ConversationsFunction", "BatchWorkerFunction"):
+        assert props(name)["Environment"]["Variables"]["TURN_TIMEOUT_S"] == {
+            "Fn::FindInMap": ["TimeoutsBySandboxTimeout", {"Ref": "SandboxTimeoutSeconds"}, "TurnBudget"]}
+    assert int(props("BatchWorkerFunction")["Environment"]["Variables"]["BATCH_LEASE_S"]) >= worker_timeout
+
+
+def test_resources_that_hold_data_or_logs_say_what_happens_to_them() -> None:
+    """The table and the bucket outlive the stack; queues and log groups go with it (a new stack of
+    the same name must be able to create its log groups; work in the queues is the stack's own)."""
+    expected = {"AWS::DynamoDB::Table": "Retain", "AWS::S3::Bucket": "Retain", "AWS::SQS::Queue": "Delete",
+                "AWS::Logs::LogGroup": "Delete"}
+    raw = (ROOT / "template.yaml").read_text()
+    for name, resource in RESOURCES.items():
+        if resource["Type"] in expected:
+            block = raw.split(f"\n  {name}:\n", 1)[1].split("\n  ", 1)[0] + raw.split(f"\n  {name}:\n", 1)[1]
+            assert f"DeletionPolicy: {expected[resource['Type']]}" in block[:400], name
+            assert f"UpdateReplacePolicy: {expected[resource['Type']]}" in block[:400], name
+    assert props("BatchQueue")["MessageRetentionPeriod"] == 14 * 24 * 3600  # SQS's longest; 4 days by default
 
 
 @pytest.mark.parametrize("kind,status,error_type", [("UNAUTHORIZED", 401, "authentication_error"),
@@ -367,8 +440,9 @@ def test_each_queue_is_consumed_by_its_own_function_with_a_policy_for_that_queue
     for mapping in mappings.values():
         assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     worker = mappings["BatchWorkerFunction"]
-    # pollers ignore reserved concurrency: they must be capped at it, or batches get throttled into the DLQ
-    assert refs(worker["ScalingConfig"]["MaximumConcurrency"]) == refs(props("BatchWorkerFunction")["ReservedConcurrentExecutions"])
+    # how many run at once: the event source's cap, with no concurrency reserved (pollers would not see it)
+    assert refs(worker["ScalingConfig"]["MaximumConcurrency"]) == {"BatchWorkerConcurrency"}
+    assert "ReservedConcurrentExecutions" not in props("BatchWorkerFunction")
     for policy, queue in (("ConsumeBatchQueuePolicy", "BatchQueue"), ("ConsumeBatchDeadLettersPolicy", "BatchDeadLetterQueue")):
         [statement] = statements(policy)
         assert refs(statement["Resource"]) == {queue}
@@ -451,3 +525,27 @@ def test_every_function_has_sample_events() -> None:
     assert set(EVENTS) == set(FUNCTIONS)
     for name, pattern in EVENTS.items():
         assert list((ROOT / "events").glob(pattern)), f"{name}: no sample event matches events/{pattern}"
+
+
+def test_every_kind_of_blob_key_lies_under_the_prefix_its_policy_grants() -> None:
+    """The key layouts (blobs.py) and the object policies (template.yaml) name the same prefixes:
+    a key function that drifted would put its objects where no function may touch them."""
+    from agentsapi import blobs
+
+    granted = {}
+    for policy in ("FileObjectsPolicy", "FileUploadObjectsPolicy", "SandboxExchangeObjectsPolicy", "SessionObjectsPolicy"):
+        for statement in statements(policy):
+            if "s3:GetObject" in actions(statement):
+                resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                for resource in resources:
+                    granted[resource["Fn::Sub"].rsplit("-files/", 1)[1]] = policy
+    keys = {blobs.file_key("ws", "f"): "FileObjectsPolicy", blobs.upload_key("ws", "f"): "FileUploadObjectsPolicy",
+            blobs.upload_intent_key("ws", "f"): "FileUploadObjectsPolicy",
+            blobs.exchange_key("0f1e", "out/0"): "SandboxExchangeObjectsPolicy",
+            blobs.session_key("ws", "conv", "entry"): "SessionObjectsPolicy"}
+    assert keys == {"files/ws/f": "FileObjectsPolicy", "uploads/ws/f": "FileUploadObjectsPolicy",
+                    "upload-intents/ws/f": "FileUploadObjectsPolicy", "sandbox/0f1e/out/0": "SandboxExchangeObjectsPolicy",
+                    "sessions/ws/conv/entry": "SessionObjectsPolicy"}
+    for key, policy in keys.items():
+        assert granted[key.split("/", 1)[0] + "/*"] == policy, key
+    assert blobs.SANDBOX_PREFIX == "sandbox/" and blobs.session_prefix("ws", "conv") == "sessions/ws/conv/"

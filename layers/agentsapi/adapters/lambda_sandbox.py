@@ -20,9 +20,10 @@ from ..sandbox.port import ExecutionRequest, ExecutionResult, result_from_respon
 from .s3_exchange import S3Exchange
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous request/response limit
-# Headroom above the execution deadline for an image cold start (~10 s) and the runner's own
-# start-up, collection and sweep.
-INVOKE_HEADROOM_S = 60
+# Headroom above the execution deadline for an image cold start (~10 s), the runner's own start-up,
+# collection and sweep, and past the sandbox function's own timeout (template.yaml: the execution's limit + 120 s): the invoke
+# always hears back, whatever the sandbox does.
+INVOKE_HEADROOM_S = 150
 
 
 def invoke_config(execution_timeout_s: float) -> Config:
