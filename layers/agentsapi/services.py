@@ -229,7 +229,8 @@ def build_services(settings: Settings, sandbox: Sandbox | None = None, storage: 
     quota = StorageQuota(storage.ledger, settings.storage_quota_bytes)
     files = FileService(store, blobs, settings.files_max_bytes, quota=quota)
     sandbox = sandbox or build_sandbox(settings)
-    runtime = Runtime(build_provider(settings), sandbox, max_steps=settings.max_tool_steps, telemetry=PowertoolsTelemetry())
+    runtime = Runtime(build_provider(settings), sandbox, max_steps=settings.max_tool_steps, telemetry=PowertoolsTelemetry(),
+                      turn_timeout_s=settings.turn_timeout_s, execution_timeout_s=settings.sandbox_timeout_s)
     conversations = ConversationService(store, agents, runtime, files=files, blobs=blobs,
                                         session_ttl_s=settings.session_ttl, max_input_entries=settings.max_input_entries,
                                         max_entries=settings.max_conversation_entries,

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     provider_timeout_s: float = Field(120.0, alias="PROVIDER_TIMEOUT_S", gt=0)
     provider_max_retries: int = Field(3, alias="PROVIDER_MAX_RETRIES", ge=0, le=10)
     max_tool_steps: int = Field(8, alias="MAX_TOOL_STEPS", ge=1, le=40)
+    # A turn's own time budget: it starts no model call or execution it could not finish within
+    # it, so that the function running it has time to store the turn and answer (template.yaml
+    # sets it from SandboxTimeoutSeconds, below the conversation functions' 900 s).
+    turn_timeout_s: float = Field(840.0, alias="TURN_TIMEOUT_S", gt=0, le=3600)
     max_request_bytes: int = Field(1024 * 1024, alias="MAX_REQUEST_BYTES")
     # Bounds on client input, refused with a 4xx naming the field before anything is stored.
     # Nesting stays well below the 200 levels pydantic's JSON parser reads back from storage.

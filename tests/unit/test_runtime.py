@@ -63,3 +63,42 @@ def test_history_becomes_call_and_result_messages() -> None:
     messages = history_to_messages("sys", [MessageInputEntry(content="q"), entry])
     assert [m.role for m in messages] == ["system", "user", "assistant", "tool"]
     assert messages[2].tool_calls[0].arguments == '{"code": "1"}' and messages[3].content == "1\n"
+
+
+class SlowSandbox(EchoSandbox):
+    """Each execution takes ``seconds`` of the fake clock."""
+
+    def __init__(self, clock: list[float], seconds: float) -> None:
+        super().__init__()
+        self.clock, self.seconds = clock, seconds
+
+    def execute(self, request: Any) -> ExecutionResult:
+        self.clock[0] += self.seconds
+        return super().execute(request)
+
+
+def test_a_turn_starts_no_execution_or_model_call_it_could_not_finish_within_its_budget() -> None:
+    now = [0.0]
+    sandbox = SlowSandbox(now, 25.0)
+    runtime = Runtime(OfflineModel(), sandbox, turn_timeout_s=100, execution_timeout_s=30, clock=lambda: now[0])
+    turn = Turn()
+    text = "\n".join(f"```python\nprint({n})\n```" for n in range(4))
+    list(runtime.run(PERSONA, [MessageInputEntry(content=text)], turn))
+    # 100 s: each execution needs its 30 s limit and 30 s more; after the first (25 s), 75 s are
+    # left: the second runs (to 50 s); then 50 s left is not enough: the others are not run.
+    assert sandbox.codes == ["print(0)", "print(1)"]
+    executions = [o for o in turn.outputs if isinstance(o, ToolExecutionEntry)]
+    assert [e.info["status"] for e in executions] == ["ok", "ok", "error", "error"]
+    assert "not run: the turn has 50 s of its time budget left (TURN_TIMEOUT_S)" in executions[2].info["code_output"]
+    assert turn.outputs[-1].type == "message.output"  # the model still answered (50 s > its 15 s minimum)
+
+
+def test_a_turn_out_of_time_before_a_model_call_ends_with_a_note() -> None:
+    now = [0.0]
+    runtime = Runtime(OfflineModel(), SlowSandbox(now, 95.0), turn_timeout_s=200, execution_timeout_s=30,
+                      clock=lambda: now[0])
+    turn = Turn()
+    list(runtime.run(PERSONA, [MessageInputEntry(content="```python\nprint(1)\n```\n```python\nprint(2)\n```")], turn))
+    # two executions of 95 s leave 10 s: the answer's model call is not started
+    assert [o.type for o in turn.outputs] == ["tool.execution", "tool.execution", "message.output"]
+    assert turn.outputs[-1].content == "[stopped: the turn used its time budget (200 s, TURN_TIMEOUT_S); ask again to continue]"

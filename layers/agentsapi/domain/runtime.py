@@ -210,13 +210,47 @@ def _parse_code(arguments: str) -> str:
     return arguments
 
 
+# Least time a model call is started with: below it the turn ends with a note instead.
+MODEL_CALL_MIN_S = 15.0
+# What an execution needs beyond its own limit: the sandbox's start, the data's transfer, the answer.
+EXECUTION_OVERHEAD_S = 30.0
+
+
+@dataclass
+class TurnClock:
+    """A turn's time budget (TURN_TIMEOUT_S): it starts no model call or execution it could not
+    finish, so that the function running it (900 s in AWS) always has time to store and answer."""
+
+    budget_s: float
+    clock: Callable[[], float] = time.monotonic
+    started: float = field(default=0.0)
+
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
+    def left(self) -> float:
+        return self.budget_s - (self.clock() - self.started)
+
+
 class Runtime:
     def __init__(self, provider: ModelProvider, sandbox: Sandbox, max_steps: int = 8,
-                 telemetry: Telemetry | None = None) -> None:
+                 telemetry: Telemetry | None = None, turn_timeout_s: float = 840.0,
+                 execution_timeout_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.provider = provider
         self.sandbox = sandbox
         self.max_steps = max_steps
         self.telemetry = telemetry or NullTelemetry()
+        self.turn_timeout_s = turn_timeout_s
+        self.execution_timeout_s = execution_timeout_s
+        self.clock = clock
+
+    def _out_of_time(self, persona: Persona, turn: Turn, why: str) -> Iterator[Event]:
+        """End the turn with a note saying why (the model's last call answered, if it was a tool)."""
+        note = MessageOutputEntry(id=new_id("msg_"), created_at=now(), completed_at=now(), model=persona.model,
+                                  agent_id=persona.agent_id, content=f"[stopped: {why}]")
+        yield _event("message.output.delta", id=note.id, output_index=len(turn.outputs), content_index=0,
+                     content=note.content, model=persona.model, agent_id=persona.agent_id, role="assistant")
+        turn.outputs.append(note)
 
     def run(self, persona: Persona, history: list[Entry], turn: Turn, handoff_execution: str = "server",
             load_persona: PersonaLoader | None = None,
@@ -230,6 +264,7 @@ class Runtime:
         entries = list(history)
         if context is not None:
             turn.context = context
+        clock = TurnClock(self.turn_timeout_s, self.clock)
         for call_entry, allowed in confirmations:
             if allowed:
                 call = {"entry_id": "", "arguments": call_entry.arguments if isinstance(call_entry.arguments, str)
@@ -241,6 +276,10 @@ class Runtime:
                 turn.outputs.append(refusal)
                 entries.append(refusal)
         for _step in range(self.max_steps):
+            if clock.left() < MODEL_CALL_MIN_S:
+                yield from self._out_of_time(persona, turn, f"the turn used its time budget ({self.turn_timeout_s:g} s, "
+                                                            "TURN_TIMEOUT_S); ask again to continue")
+                return
             specs = tool_specs(persona.tools) + [
                 ToolSpec(h.tool_name, f"Hand the conversation over to the agent {h.name!r}. {h.description}".strip(),
                          {"type": "object", "properties": {}}) for h in persona.handoffs]
@@ -310,7 +349,7 @@ class Runtime:
                 elif call["name"] == CODE_INTERPRETER and persona.needs_confirmation(CODE_INTERPRETER):
                     yield from self._function_call(persona, call, turn, entries, confirmation="pending")
                 elif call["name"] == CODE_INTERPRETER:
-                    yield from self._execute(persona, call, turn, entries)
+                    yield from self._execute(persona, call, turn, entries, clock=clock)
                 elif call["name"] in function_names:
                     yield from self._function_call(persona, call, turn, entries)
                 else:
@@ -327,27 +366,23 @@ class Runtime:
                 if handoff_execution == "client":
                     return  # the client continues with the next agent itself
                 persona = next_persona
-        note = MessageOutputEntry(id=new_id("msg_"), created_at=now(), completed_at=now(), model=persona.model,
-                                  agent_id=persona.agent_id,
-                                  content=f"[stopped: the model used tools {self.max_steps} times in this turn "
-                                          "without answering; the step limit ends the turn here]")
-        yield _event("message.output.delta", id=note.id, output_index=len(turn.outputs), content_index=0,
-                     content=note.content, model=persona.model, agent_id=persona.agent_id, role="assistant")
-        turn.outputs.append(note)
+        yield from self._out_of_time(persona, turn, f"the model used tools {self.max_steps} times in this turn "
+                                                    "without answering; the step limit ends the turn here")
 
     def _execute(self, persona: Persona, call: dict[str, str], turn: Turn, entries: list[Entry],
-                 answers: str | None = None) -> Iterator[Event]:
+                 answers: str | None = None, clock: TurnClock | None = None) -> Iterator[Event]:
         entry_id = call["entry_id"] or new_id("tool_exec_")
         index = len(turn.outputs)
         started = now()
         code = _parse_code(call["arguments"])
         context = turn.context
-        carry = context.save_state is not None
         invoked = time.monotonic()
-        result = self.sandbox.execute(ExecutionRequest(code=code, files=context.input_files, carry_session=carry,
-                                                       session_key=context.state_key, tenant=context.workspace,
-                                                       blobs=context.blobs,
-                                                       room_bytes=context.room() if context.room else None))
+        if clock is not None and clock.left() < self.execution_timeout_s + EXECUTION_OVERHEAD_S:
+            result = ExecutionResult(status="error", notes=[
+                f"not run: the turn has {max(0.0, clock.left()):.0f} s of its time budget left (TURN_TIMEOUT_S), "
+                f"less than an execution may take ({self.execution_timeout_s:g} s)"])
+        else:
+            result = self._run_code(code, context)
         self.telemetry.code_execution(result.status, (time.monotonic() - invoked) * 1000, result.duration_ms)
         try:
             session_ref, files = _keep_outputs(result, context, entry_id)
@@ -370,6 +405,13 @@ class Runtime:
         entries.append(execution)
         yield _event("tool.execution.done", id=entry_id, output_index=index, name=CODE_INTERPRETER,
                      function=CODE_INTERPRETER, info=info)
+
+    def _run_code(self, code: str, context: ToolContext) -> ExecutionResult:
+        return self.sandbox.execute(ExecutionRequest(code=code, files=context.input_files,
+                                                     carry_session=context.save_state is not None,
+                                                     session_key=context.state_key, tenant=context.workspace,
+                                                     blobs=context.blobs,
+                                                     room_bytes=context.room() if context.room else None))
 
     def _handoff(self, persona: Persona, target: HandoffTarget, turn: Turn, entries: list[Entry]) -> Iterator[Event]:
         entry = AgentHandoffEntry(id=new_id("handoff_"), created_at=now(), completed_at=now(),
