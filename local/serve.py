@@ -133,7 +133,7 @@ def start(host: str, port: int, warm: bool = True) -> tuple[Any, Any]:
                   signed_blobs(blobs, notify=services.files.uploads.object_created)]
     server = web.FrontendServer((host, port), route, raw_route=first_answer(*raw_routes),
                                 stager=upload_stager(blobs, lambda: services.files.max_bytes, services.keys.authenticate),
-                                cors=cors)
+                                cors=cors, gateway=gateway_rules())
     storage = services.storage
     if storage.consumers is not None:
         from local.batch_poller import QueuePoller
@@ -145,6 +145,17 @@ def start(host: str, port: int, warm: bool = True) -> tuple[Any, Any]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return server, services
+
+
+def gateway_rules() -> Any:
+    """API Gateway's behaviour per route, as template.yaml configures it (buffered integrations
+    time out, streamed ones stream), unless APIGW_EMULATION=0."""
+    if os.environ.get("APIGW_EMULATION", "1") == "0":
+        return None
+    from agentsapi.http.gateway import GatewayRules
+    from local.aws import load_template
+
+    return GatewayRules.from_template(load_template())
 
 
 class Housekeeper:

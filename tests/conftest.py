@@ -168,11 +168,11 @@ def captured_logs(*loggers: Any, level: str = "INFO") -> Iterator[io.StringIO]:
 
 
 @contextmanager
-def front_end(*functions: str, cors: Any = None, policy: Any = None) -> Iterator[str]:
+def front_end(*functions: str, cors: Any = None, policy: Any = None, gateway: Any = None) -> Iterator[str]:
     """The local HTTP front end (functions/conversations/web.py) over the real handlers, on a free
     port: every function as `make serve` routes them, or only ``functions`` (("conversations",) is
     the streaming function), with ``cors`` (a web.Cors) and ``policy`` (its ConnectionPolicy) if
-    given. Yields its base URL."""
+    given, and ``gateway`` (API Gateway's rules, emulated). Yields its base URL."""
     import threading
 
     def route(path: str) -> Any:
@@ -181,7 +181,7 @@ def front_end(*functions: str, cors: Any = None, policy: Any = None) -> Iterator
             return None
         return lambda event: invoke(function, event)
 
-    server = web.FrontendServer(("127.0.0.1", 0), route, cors=cors, policy=policy)
+    server = web.FrontendServer(("127.0.0.1", 0), route, cors=cors, policy=policy, gateway=gateway)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

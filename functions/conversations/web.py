@@ -21,6 +21,7 @@ import os
 import re
 import socket
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,10 +32,15 @@ from urllib.parse import parse_qs
 
 from agentsapi.errors import ApiError, InvalidRequest, NotFound, PayloadTooLarge
 from agentsapi.http.connections import ConnectionLimiter, ConnectionPolicy, DeadlineReader, refusal
-from agentsapi.http.edge import stream_sink
+from agentsapi.http.edge import EVENT_STREAM
 from agentsapi.http.errors import error_body
+from agentsapi.http.handler_call import HandlerCall
 
 HEALTH_PATH = "/healthz"  # the web adapter's readiness check
+# A non-streamed POST still running after this gets its status and headers, then a space every
+# KEEPALIVE_S, so that neither API Gateway's idle timer nor a client's read timeout ends it.
+EARLY_HEADERS_S = 2.0
+KEEPALIVE_S = 2.0
 IDLE_TIMEOUT_S = 30.0  # also how long a response may wait for a client that stops reading it
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 BodyLimit = Callable[[str], int]
@@ -86,6 +92,25 @@ class BodyStream:
 class StagedBody(Protocol):
     def receive(self, body: BodyStream) -> dict[str, Any]: ...
     def cleanup(self) -> None: ...
+
+
+def _body_bytes(response: dict[str, Any]) -> bytes:
+    raw = response.get("body") or ""
+    return base64.b64decode(raw) if response.get("isBase64Encoded") else raw.encode()
+
+
+def _asks_to_stream(event: dict[str, Any]) -> bool:
+    """Whether the request's JSON body asks for a stream (such a turn answers at once anyway)."""
+    try:
+        body = json.loads(event.get("body") or "null")
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("stream") is True
+
+
+class GatewayTimeout(ApiError):
+    status = 504
+    error_type = "server_error"
 
 
 class LengthRequired(InvalidRequest):
@@ -340,15 +365,27 @@ class Frontend(BaseHTTPRequestHandler):
         return answer
 
     def _call(self, handler: Handler, event: dict[str, Any], started: float) -> None:
+        """The handler's answer, as the integration in front of it would pass it on: as it comes
+        (a stream), early for a long turn (its status at once, then a space every few seconds,
+        then the JSON), or, where API Gateway buffers (emulated from template.yaml), whole or a
+        504 past the integration's timeout."""
         raw_route = getattr(self.server, "raw_route", None)
         if raw_route is not None:  # this front end serves signed paths: a handler may redirect to one
             event["requestContext"]["internalRedirect"] = True
-        sink: list[Any] = []
-        token = stream_sink.set(sink)
-        try:
-            response = handler(event)
-        finally:
-            stream_sink.reset(token)
+        gateway = getattr(self.server, "gateway", None)
+        integration = gateway.integration(self.command, event["path"]) if gateway is not None else None
+        call = HandlerCall(handler, event).start()
+        if integration is not None and not integration.streamed:
+            self._call_buffered(call, integration.timeout_s, started)
+            return
+        early = getattr(self.server, "early_headers_s", None)
+        if early is not None and self.command == "POST" and not _asks_to_stream(event) and not call.wait(early):
+            self._answer_patiently(call, started)
+            return
+        response = call.response()
+        self._answer(response, call.sink, raw_route, started)
+
+    def _answer(self, response: dict[str, Any], sink: list[Any], raw_route: RawRoute | None, started: float) -> None:
         status = int(response["statusCode"])
         out_headers = dict(response.get("headers") or {})
         for name, values in (response.get("multiValueHeaders") or {}).items():
@@ -360,10 +397,69 @@ class Frontend(BaseHTTPRequestHandler):
         elif redirect is not None and raw_route is not None:
             status = self._follow(redirect, status, out_headers, raw_route)
         else:
-            raw = response.get("body") or ""
-            data = base64.b64decode(raw) if response.get("isBase64Encoded") else raw.encode()
-            self._send(status, out_headers, data)
+            self._send(status, out_headers, _body_bytes(response))
         self._log(status, started)
+
+    def _answer_patiently(self, call: HandlerCall, started: float) -> None:
+        """A non-streamed turn still running after ``early_headers_s``: its status and headers now,
+        a space every ``keepalive_s`` (JSON allows leading whitespace; clients that give up after a
+        few silent seconds, the SDK's default 5 s among them, keep waiting), then the response's
+        JSON. The status is committed: a turn that then fails answers 200 with the API's error
+        object as its body (the SDK raises on it; its message is the error's)."""
+        keepalive = float(getattr(self.server, "keepalive_s", KEEPALIVE_S))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        gone = False
+        while not call.wait(keepalive):
+            gone = gone or not self._chunk(b" ")
+        try:
+            response = call.response()
+            status, data = int(response["statusCode"]), _body_bytes(response)
+        except Exception:  # noqa: BLE001 - the status is sent: the error goes in the body
+            import traceback
+
+            traceback.print_exc()
+            status, data = 500, json.dumps({"object": "error", "message": "internal error", "type": "server_error",
+                                            "param": None, "code": None}).encode()
+        if not gone and self._chunk(data):
+            self._chunk(b"")
+        self._log(status, started)
+
+    def _call_buffered(self, call: HandlerCall, timeout_s: float, started: float) -> None:
+        """API Gateway with a buffered integration (emulated): nothing until the function returns,
+        a stream collected whole, and a 504 past the integration's timeout (the function, and the
+        turn, go on)."""
+        deadline = started + timeout_s
+        if call.wait(max(0.0, deadline - time.monotonic())):
+            response = call.response()
+            if call.sink:  # a stream the gateway collects whole before passing it on
+                collected: list[bytes] = []
+                drain = threading.Thread(target=lambda: collected.extend(call.sink[0]), daemon=True)
+                drain.start()
+                drain.join(max(0.0, deadline - time.monotonic()))
+                if not drain.is_alive():
+                    self._send(int(response["statusCode"]), {"Content-Type": EVENT_STREAM}, b"".join(collected))
+                    self._log(int(response["statusCode"]), started)
+                    return
+            else:
+                self._answer(response, [], None, started)
+                return
+        error = GatewayTimeout(f"Endpoint request timed out: the integration's {timeout_s:g} s passed (API Gateway "
+                               "buffers this route; a streamed route would have answered)")
+        self._send(error.status, {"Content-Type": "application/json"}, json.dumps(error_body(error)).encode())
+        self._log(error.status, started)
+
+    def _chunk(self, data: bytes) -> bool:
+        """One chunk of a chunked body (b"" ends it); False if the client has gone."""
+        try:
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+        except OSError:
+            return False
+        return True
 
     def _follow(self, target: str, status: int, headers: dict[str, str], raw_route: RawRoute) -> int:
         """Stream what a signed raw-route path serves, under the handler's status and headers
@@ -502,8 +598,13 @@ class FrontendServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], route: Callable[[str], Handler | None],
                  after_stream: Callable[[], None] | None = None, body_limit: BodyLimit = route_body_limit,
                  raw_route: RawRoute | None = None, stager: Stager | None = None, cors: Cors | None = None,
-                 policy: ConnectionPolicy | None = None) -> None:
+                 policy: ConnectionPolicy | None = None, gateway: Any = None,
+                 early_headers_s: float | None = EARLY_HEADERS_S, keepalive_s: float = KEEPALIVE_S) -> None:
         super().__init__(address, Frontend)
+        # API Gateway as template.yaml configures it (agentsapi/http/gateway.py), where this front
+        # end stands in for it (make serve); None where the real one is in front (Lambda).
+        self.gateway = gateway
+        self.early_headers_s, self.keepalive_s = early_headers_s, keepalive_s
         # Deadlines per request phase, and how many connections are served at once (in all and
         # per client address); beyond that a connection is refused at once, never queued.
         self.policy = policy or ConnectionPolicy.from_env()
