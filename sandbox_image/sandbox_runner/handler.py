@@ -31,8 +31,9 @@ def _config() -> SandboxConfig:
 def get_runner() -> Runner:
     global _runner
     if _runner is None:
-        _runner = Runner(_config())
-        _runner.start()
+        runner = Runner(_config())
+        runner.start()  # raises SandboxStartError: tried again at the next call
+        _runner = runner
     return _runner
 
 
@@ -72,4 +73,9 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
 
 
 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
-    get_runner()  # pre-warm during init, where Lambda gives the CPU burst
+    # Pre-warm during init, where Lambda gives the CPU burst. A sandbox that cannot start (no
+    # seccomp filter where one is required) must not fail the init: every invoke then answers why.
+    try:
+        get_runner()
+    except SandboxStartError as exc:
+        sys.stderr.write(f"sandbox not started: {exc}\n")

@@ -213,8 +213,9 @@ class Runner:
             raise SandboxStartError("the sandbox interpreter did not start")
         if self.config.require_seccomp and not hello.get("seccomp"):
             self._kill_zygote()
+            probe = ", ".join(f"{step} {outcome}" for step, outcome in (hello.get("seccomp_probe") or {}).items())
             raise SandboxStartError("the seccomp filter could not be installed, and SANDBOX_REQUIRE_SECCOMP is set: "
-                                    "no code runs without it")
+                                    f"no code runs without it (this environment answered: {probe or 'nothing'})")
         self.zygote_info = hello
         self._zygote_vitals = proc.vitals(self._zygote.pid)
         self._wipe_scratch()  # the zygote's start-up caches (fonts) are not for the first tenant to see
@@ -249,6 +250,9 @@ class Runner:
     def isolation(self) -> dict[str, Any]:
         return {
             "seccomp": bool(self.zygote_info.get("seccomp")),
+            # How PR_SET_NO_NEW_PRIVS, seccomp(2) and prctl(PR_SET_SECCOMP) each answered here.
+            "seccomp_probe": dict(self.zygote_info.get("seccomp_probe") or {}),
+            "require_seccomp": self.config.require_seccomp,
             "non_dumpable": self.non_dumpable,
             "subreaper": self.subreaper,
             "uid": self.uid,

@@ -236,8 +236,33 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-def install(protected: Iterable[int] = (), protected_groups: Iterable[int] = ()) -> None:
-    """Install the filter in the calling process (irreversible; inherited by its children)."""
+# seccomp(2) and its one operation used here; the number per architecture (unistd_64.h, asm-generic).
+SECCOMP_SET_MODE_FILTER_OP = 1
+SECCOMP_NR = {"x86_64": 317, "aarch64": 277}
+
+
+def _errno_name(number: int) -> str:
+    return errno.errorcode.get(number, str(number))
+
+
+def _seccomp_syscall(libc: ctypes.CDLL, fprog: _SockFprog) -> int:
+    """0, or the errno seccomp(SECCOMP_SET_MODE_FILTER) failed with."""
+    if libc.syscall(SECCOMP_NR[platform.machine()], SECCOMP_SET_MODE_FILTER_OP, 0, ctypes.byref(fprog)) == 0:
+        return 0
+    return ctypes.get_errno() or errno.EPERM
+
+
+def _prctl_seccomp(libc: ctypes.CDLL, fprog: _SockFprog) -> int:
+    """0, or the errno prctl(PR_SET_SECCOMP) failed with."""
+    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) == 0:
+        return 0
+    return ctypes.get_errno() or errno.EPERM
+
+
+def install(protected: Iterable[int] = (), protected_groups: Iterable[int] = ()) -> str:
+    """Install the filter in the calling process (irreversible; inherited by its children), with
+    seccomp(2), or prctl(PR_SET_SECCOMP) where that is refused (a parent filter may refuse one
+    and not the other: Lambda is reported to refuse nested filters). Returns which one did it."""
     if platform.machine() not in ARCHES:
         raise OSError(errno.ENOSYS, f"no seccomp filter for {platform.machine()}")
     libc = ctypes.CDLL(None, use_errno=True)
@@ -246,5 +271,42 @@ def install(protected: Iterable[int] = (), protected_groups: Iterable[int] = ())
     fprog = _SockFprog(len(program) // 8, ctypes.addressof(buffer))
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
-    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "seccomp filter refused")
+    by_syscall = _seccomp_syscall(libc, fprog)
+    if by_syscall == 0:
+        return "seccomp(2)"
+    by_prctl = _prctl_seccomp(libc, fprog)
+    if by_prctl == 0:
+        return "prctl(PR_SET_SECCOMP)"
+    raise OSError(by_prctl, f"seccomp filter refused: seccomp(2) {_errno_name(by_syscall)}, "
+                            f"prctl(PR_SET_SECCOMP) {_errno_name(by_prctl)}")
+
+
+def probe() -> dict[str, str]:
+    """How this environment answers each step of installing a filter, each tried in a throw-away
+    child (a filter, once installed, stays): PR_SET_NO_NEW_PRIVS, seccomp(2), prctl(PR_SET_SECCOMP),
+    each "ok" or the errno's name. Every execution's isolation report carries it."""
+    import os
+
+    def attempt(step: str) -> str:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            libc = ctypes.CDLL(None, use_errno=True)
+            allow = struct.pack("HBBI", BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW)
+            buffer = ctypes.create_string_buffer(allow, len(allow))
+            fprog = _SockFprog(1, ctypes.addressof(buffer))
+            outcome = 0 if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 else ctypes.get_errno() or errno.EPERM
+            if step != "no_new_privs" and outcome == 0:
+                outcome = _seccomp_syscall(libc, fprog) if step == "seccomp_syscall" else _prctl_seccomp(libc, fprog)
+            os.write(write, str(outcome).encode())
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as answer:
+            text = answer.read().decode() or str(errno.ECHILD)
+        os.waitpid(pid, 0)
+        return "ok" if text == "0" else _errno_name(int(text))
+
+    if platform.machine() not in ARCHES:
+        return {"no_new_privs": "ENOSYS", "seccomp_syscall": "ENOSYS", "prctl_seccomp": "ENOSYS"}
+    return {step: attempt(step) for step in ("no_new_privs", "seccomp_syscall", "prctl_seccomp")}

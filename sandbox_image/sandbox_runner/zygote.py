@@ -45,8 +45,9 @@ def preload(modules: list[str]) -> list[str]:
     return loaded
 
 
-def probe_seccomp() -> bool:
-    """Fork a throw-away child that installs the filter and tries an AF_INET socket."""
+def probe_seccomp() -> tuple[bool, dict[str, str]]:
+    """Whether the filter installs and refuses an AF_INET socket (tried in a throw-away child),
+    and how the environment answered each way of installing one (seccomp.probe)."""
     pid = os.fork()
     if pid == 0:
         code = 2
@@ -61,7 +62,7 @@ def probe_seccomp() -> bool:
             code = 2
         os._exit(code)
     _, status = os.waitpid(pid, 0)
-    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, seccomp.probe()
 
 
 def _send(sock: socket.socket, message: dict[str, Any]) -> None:
@@ -254,8 +255,9 @@ def main() -> None:
     # collections then do not walk (and copy-on-write) the whole inherited heap.
     gc.collect()
     gc.freeze()
-    seccomp_ok = probe_seccomp()
-    _send(sock, {"event": "ready", "pid": os.getpid(), "preloaded": loaded, "seccomp": seccomp_ok})
+    seccomp_ok, how = probe_seccomp()
+    _send(sock, {"event": "ready", "pid": os.getpid(), "preloaded": loaded, "seccomp": seccomp_ok,
+                 "seccomp_probe": how})
     serve(sock, seccomp_ok, loaded)
 
 

@@ -116,10 +116,42 @@ class RuntimeApi:
         self.server.server_close()
 
 
-class SandboxFunction:
-    """The sandbox image's entry point, polling ``api`` as Lambda's runtime would make it."""
+# Lambda is reported to apply a seccomp filter of its own that refuses nested ones with EPERM
+# (openai/codex#38779; AWS's Lambda security overview). This launcher puts the function under such a
+# parent filter, then execs it: seccomp(2) and prctl(PR_SET_SECCOMP) answer EPERM, all else runs.
+REFUSE_NESTED_SECCOMP = r"""
+import ctypes, os, platform, struct, sys
+SECCOMP = {"x86_64": 317, "aarch64": 277}[platform.machine()]
+PRCTL = {"x86_64": 157, "aarch64": 167}[platform.machine()]
+ALLOW, EPERM = 0x7FFF0000, 0x00050000 | 1
+def op(code, k, jt=0, jf=0):
+    return struct.pack("HBBI", code, jt, jf, k)
+program = b"".join([
+    op(0x20, 0),                  # A = syscall number
+    op(0x15, SECCOMP, 0, 1),      # seccomp(2)?
+    op(0x06, EPERM),
+    op(0x15, PRCTL, 0, 3),        # prctl?
+    op(0x20, 16),                 # A = its first argument
+    op(0x15, 22, 0, 1),           # PR_SET_SECCOMP?
+    op(0x06, EPERM),
+    op(0x06, ALLOW),
+])
+class Prog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+libc = ctypes.CDLL(None, use_errno=True)
+buffer = ctypes.create_string_buffer(program, len(program))
+assert libc.prctl(38, 1, 0, 0, 0) == 0
+assert libc.prctl(22, 2, ctypes.byref(Prog(len(program) // 8, ctypes.addressof(buffer))), 0, 0) == 0
+os.execv(sys.argv[1], sys.argv[1:])
+"""
 
-    def __init__(self, api: RuntimeApi, python: str, env: dict[str, str], memory_mb: int = 2048) -> None:
+
+class SandboxFunction:
+    """The sandbox image's entry point, polling ``api`` as Lambda's runtime would make it (under a
+    parent filter that refuses nested seccomp filters, with ``refuse_nested_seccomp``)."""
+
+    def __init__(self, api: RuntimeApi, python: str, env: dict[str, str], memory_mb: int = 2048,
+                 refuse_nested_seccomp: bool = False) -> None:
         from agentsapi.adapters.local_sandbox import _world_readable_copy
 
         self.code_dir = _world_readable_copy(str(ROOT / "sandbox_image"))
@@ -160,8 +192,10 @@ class SandboxFunction:
         argv += ["--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
                  "--symlink", "usr/bin", "/bin", "--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache",
                  "--ro-bind-try", "/etc/fonts", "/etc/fonts", "--proc", "/proc", "--dev", "/dev", "--bind", self.tmp, "/tmp", "--ro-bind", venv, venv,
-                 "--ro-bind", self.code_dir, TASK_ROOT, "--remount-ro", "/", "--chdir", TASK_ROOT, "--",
-                 python, "-m", "awslambdaric", "sandbox_runner.handler.handler"]
+                 "--ro-bind", self.code_dir, TASK_ROOT, "--remount-ro", "/", "--chdir", TASK_ROOT, "--"]
+        if refuse_nested_seccomp:
+            argv += [python, "-I", "-c", REFUSE_NESTED_SECCOMP]
+        argv += [python, "-m", "awslambdaric", "sandbox_runner.handler.handler"]
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - the function's output, for failing tests
         self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
@@ -211,7 +245,7 @@ class Harness:
     """The whole rig: S3 (moto, server mode), the Runtime API, the function, and the real
     LambdaSandbox adapter wired to them, as the conversation runners use it in AWS."""
 
-    def __init__(self) -> None:
+    def __init__(self, env: dict[str, str] | None = None, refuse_nested_seccomp: bool = False) -> None:
         import boto3
         from moto.server import ThreadedMotoServer
 
@@ -226,17 +260,22 @@ class Harness:
         self.blobs = S3Blobs(self.s3, BUCKET)
         self.ensure_bucket()
         self.api = RuntimeApi()
-        self.function = SandboxFunction(self.api, SANDBOX_PYTHON, CREDENTIALS)
+        self.function = SandboxFunction(self.api, SANDBOX_PYTHON, {**CREDENTIALS, **(env or {})},
+                                        refuse_nested_seccomp=refuse_nested_seccomp)
         self.client = HarnessLambdaClient(self.api)
         self.sandbox = LambdaSandbox(self.client, "harness-tenant-sandbox", presigner=self.s3, execution_timeout_s=20)
 
     def run(self, code: str, **fields: Any) -> Any:
+        result = self.attempt(code, **fields)
+        assert result.status != "unavailable", (result.notes, self.function.output())
+        return result
+
+    def attempt(self, code: str, **fields: Any) -> Any:
+        """An execution, whatever comes of it (``run`` insists that code could run at all)."""
         from agentsapi.sandbox.port import ExecutionRequest
 
         fields.setdefault("tenant", "ws-a")
-        result = self.sandbox.execute(ExecutionRequest(code=code, blobs=self.blobs, timeout_s=20, **fields))
-        assert result.status != "unavailable", (result.notes, self.function.output())
-        return result
+        return self.sandbox.execute(ExecutionRequest(code=code, blobs=self.blobs, timeout_s=20, **fields))
 
     def keys(self, prefix: str = "") -> list[str]:
         return self.blobs.keys(prefix)

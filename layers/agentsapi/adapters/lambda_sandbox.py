@@ -96,6 +96,9 @@ class LambdaSandbox:
             return ExecutionResult(status="crashed", notes=[f"the sandbox function failed ({response['FunctionError']}); "
                                                             "the next execution gets a fresh environment"])
         try:
-            return result_from_response(json.loads(body))
+            result = result_from_response(json.loads(body))
         except ValueError:
             return ExecutionResult(status="crashed", notes=["the sandbox returned a malformed response"])
+        # Said by this side, which chose where the code ran, never taken from the sandbox's answer.
+        result.isolation["tenant_isolation"] = "per workspace: Lambda tenant isolation mode (TenantId)"
+        return result

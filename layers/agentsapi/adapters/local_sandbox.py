@@ -420,6 +420,7 @@ class LocalSandbox:
             response, healthy = self._exchange_lines(worker, event, request.timeout_s)
             result = result_from_response(response) if response is not None else ExecutionResult(
                 status="crashed", notes=["the sandbox worker stopped or timed out; it has been replaced"])
+            result.isolation["tenant_isolation"] = "per execution: a bubblewrap worker's namespaces, shared in turn"
             if exchange is not None and response is not None:
                 exchange.receive(result, request.room_bytes)
             return result

@@ -47,6 +47,9 @@ from ..sandbox.port import ExecutionRequest, ExecutionResult, Sandbox, SandboxFi
 from ..telemetry import NullTelemetry, Telemetry
 
 CODE_INTERPRETER = "code_interpreter"
+# What an execution's info tells of how it was isolated (the sandbox's report, and the adapter's).
+ISOLATION_FIELDS = ("seccomp", "seccomp_probe", "require_seccomp", "non_dumpable", "tenant_isolation",
+                    "worker_memory_limit_mb", "worker_cpu_shares", "worker_cpu_limit")
 
 Event = dict[str, Any]
 
@@ -394,6 +397,9 @@ class Runtime:
         output = result.code_output()
         info = {"code": code, "code_output": output, "result": [{"type": "text", "text": output}],
                 "status": result.status}
+        isolation = {k: result.isolation[k] for k in ISOLATION_FIELDS if k in result.isolation}
+        if isolation:
+            info["isolation"] = isolation
         if files:
             info["files"] = [f.model_dump(mode="json", exclude={"type", "tool"}) for f in files]
         execution = ToolExecutionEntry(id=entry_id, created_at=started, completed_at=now(), name=CODE_INTERPRETER,
