@@ -14,7 +14,7 @@ endif
 export SANDBOX_PYTHON := $(SANDBOX_VENV)/bin/python
 PORT ?= 8080
 
-.PHONY: serve test mutate lint bench setup system-deps test-deps clean api-key list-api-keys revoke-api-key
+.PHONY: serve test mutate smoke lint bench setup system-deps test-deps clean api-key list-api-keys revoke-api-key
 
 $(VENV)/.installed: requirements-dev.txt layers/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -113,6 +113,12 @@ bench: setup
 	$(PY) benchmarks/large_files.py
 	$(PY) benchmarks/real_data.py
 	$(PY) benchmarks/preload_costs.py
+
+# A deployed stack checks itself (tools/smoke.py): make smoke STACK=agents-api KEY=agk_... KEY2=agk_...
+# (AWS credentials from your usual configuration), or make smoke URL=http://127.0.0.1:8080.
+smoke: $(VENV)/.installed
+	$(PY) tools/smoke.py $(if $(STACK),--stack $(STACK),--url $(or $(URL),http://127.0.0.1:$(PORT))) \
+	  $(if $(KEY),--key $(KEY)) $(if $(KEY2),--key2 $(KEY2))
 
 # Keys of a deployed stack (AWS credentials from your usual configuration):
 #   make api-key STACK=agents-api WORKSPACE=team-a [NAME=ci] [RATE_LIMIT=120]

@@ -376,7 +376,7 @@ class Frontend(BaseHTTPRequestHandler):
         integration = gateway.integration(self.command, event["path"]) if gateway is not None else None
         call = HandlerCall(handler, event).start()
         if integration is not None and not integration.streamed:
-            self._call_buffered(call, integration.timeout_s, started)
+            self._call_buffered(call, integration.timeout_s, raw_route, started)
             return
         early = getattr(self.server, "early_headers_s", None)
         if early is not None and self.command == "POST" and not _asks_to_stream(event) and not call.wait(early):
@@ -428,7 +428,7 @@ class Frontend(BaseHTTPRequestHandler):
             self._chunk(b"")
         self._log(status, started)
 
-    def _call_buffered(self, call: HandlerCall, timeout_s: float, started: float) -> None:
+    def _call_buffered(self, call: HandlerCall, timeout_s: float, raw_route: RawRoute | None, started: float) -> None:
         """API Gateway with a buffered integration (emulated): nothing until the function returns,
         a stream collected whole, and a 504 past the integration's timeout (the function, and the
         turn, go on)."""
@@ -445,7 +445,9 @@ class Frontend(BaseHTTPRequestHandler):
                     self._log(int(response["statusCode"]), started)
                     return
             else:
-                self._answer(response, [], None, started)
+                # A download the local front end streams itself (its signed path) stays a local
+                # convenience: in AWS a large file is fetched from its signed URL instead.
+                self._answer(response, [], raw_route, started)
                 return
         error = GatewayTimeout(f"Endpoint request timed out: the integration's {timeout_s:g} s passed (API Gateway "
                                "buffers this route; a streamed route would have answered)")
