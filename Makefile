@@ -14,7 +14,7 @@ endif
 export SANDBOX_PYTHON := $(SANDBOX_VENV)/bin/python
 PORT ?= 8080
 
-.PHONY: serve test mutate smoke lint bench setup system-deps test-deps clean api-key list-api-keys revoke-api-key
+.PHONY: serve test mutate mutate-pure smoke lint bench setup system-deps test-deps clean api-key list-api-keys revoke-api-key
 
 $(VENV)/.installed: requirements-dev.txt layers/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,15 @@ test: setup test-deps $(SANDBOX_VENV)/lambda-ric/.installed
 # its tests (tools/mutations.py is the table); CI runs it after make test.
 mutate: setup test-deps $(SANDBOX_VENV)/lambda-ric/.installed
 	$(PY) tools/mutate.py
+
+# mutmut over the pure modules (tools/mutate_pure.py): every survivor killed or explained.
+.venv-mutmut/.installed: requirements-mutmut.txt
+	$(PYTHON) -m venv .venv-mutmut
+	.venv-mutmut/bin/pip install -q -r requirements-mutmut.txt
+	touch $@
+
+mutate-pure: setup .venv-mutmut/.installed
+	$(PY) tools/mutate_pure.py
 
 .venv-lint/.installed: requirements-lint.txt
 	$(PYTHON) -m venv .venv-lint
@@ -133,4 +142,4 @@ revoke-api-key: $(VENV)/.installed
 	$(PY) -m cli.api_key revoke --stack $(STACK) $(KEY_ID)
 
 clean:
-	rm -rf $(VENV) .venv-sandbox .venv-lint .venv-sam .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-sandbox .venv-lint .venv-sam .venv-mutmut .pytest_cache .ruff_cache

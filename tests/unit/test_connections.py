@@ -158,3 +158,32 @@ def test_a_refusal_is_a_whole_503_in_the_api_error_shape() -> None:
 
     assert json.loads(body) == {"object": "error", "message": "full", "type": "service_unavailable", "param": None,
                                 "code": None}
+
+
+def test_a_head_that_stalls_mid_way_times_out_as_headers(pair: tuple) -> None:
+    server, client = pair
+    reader = DeadlineReader(server, ConnectionPolicy(idle_timeout_s=5, header_timeout_s=0.2))
+    reader.expect_request()
+    client.sendall(b"GET / HTTP/1.1\r\n")
+    assert reader.readinto(memoryview(bytearray(64))) > 0
+    with pytest.raises(PhaseTimeout) as stalled:  # the socket's own timeout fires, at the header deadline
+        reader.readinto(memoryview(bytearray(64)))
+    assert stalled.value.phase == "headers"
+
+
+def test_a_minimum_rate_of_one_byte_a_second_gives_a_second_per_byte(pair: tuple) -> None:
+    server, client = pair
+    clock = Clock()
+    reader = DeadlineReader(server, ConnectionPolicy(body_grace_s=1, body_min_rate=1), clock)
+    reader.expect_body()
+    client.sendall(b"x" * 10)
+    assert reader.readinto(memoryview(bytearray(10))) == 10 and reader.deadline == 1011.0
+
+
+def test_released_addresses_leave_nothing_behind() -> None:
+    """A server that has seen a million client addresses holds no count for any of them."""
+    limiter = ConnectionLimiter(ConnectionPolicy())
+    for n in range(100):
+        assert limiter.admit(f"10.1.0.{n}") is None
+        limiter.release(f"10.1.0.{n}")
+    assert limiter.open_connections() == 0 and not limiter._per_client

@@ -54,6 +54,8 @@ def test_one_byte_counts_and_nothing_is_asked_of_the_ledger_for_none() -> None:
     assert quota.usage("ws").held == {FILES: 0, SESSIONS: 1}
     with pytest.raises(QuotaExceeded) as refused:
         quota.charge("ws", FILES, 10, "ten bytes", param="size")
+    assert refused.value.message == ("ten bytes needs 10 bytes, but this workspace holds 1 of its 10-byte storage quota; "
+                                     "delete files or conversations to make room")
     assert refused.value.param == "size" and refused.value.details == {
         "quota": {"quota_bytes": 10, "used_bytes": 1, "requested_bytes": 10}}
 
