@@ -443,13 +443,17 @@ def test_waiting_for_a_busy_worker_has_a_deadline(sandbox: Any, monkeypatch: pyt
 
 def test_a_worker_that_dies_frees_its_slot_for_those_waiting(sandbox: Any) -> None:
     results: list[Any] = []
+    running = marker()
     busy = threading.Thread(target=lambda: results.append(sandbox.execute(
-        ExecutionRequest(code="import time; time.sleep(5)", timeout_s=8))))
+        ExecutionRequest(code=announce(running) + "import time; time.sleep(5)", timeout_s=8))))
     busy.start()
-    time.sleep(0.5)
+    wait_for_cells(running)  # the only worker is busy
     waiting = threading.Thread(target=lambda: results.append(sandbox.execute(ExecutionRequest(code="print('waited')"))))
     waiting.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while not sandbox._cond._waiters:  # the second request waits for the worker now
+        assert time.monotonic() < deadline, "the second request never waited"
+        time.sleep(0.01)
     [worker] = list(sandbox._all)
     os.killpg(worker.process.pid, signal.SIGKILL)  # the worker dies under the first request
     busy.join(15)
