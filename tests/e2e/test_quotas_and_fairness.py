@@ -239,7 +239,7 @@ BUSY_CELL = ("import os, time\n"
              "            refused = False\n"
              "        except PermissionError:\n"
              "            refused = True\n"
-             "        end = time.monotonic() + 20\n"
+             "        end = time.monotonic() + 8\n"
              "        while time.monotonic() < end:\n"
              "            pass\n"
              "        os._exit(0 if refused else 1)\n"
@@ -261,6 +261,9 @@ def scheduler(request: pytest.FixtureRequest) -> Iterator[str]:
         knob.write_text(saved)
 
 
+# Measures the whole machine's CPU (and flips a kernel-wide scheduler knob): run alone (make test's
+# second phase), never beside other tests.
+@pytest.mark.serial
 def test_sixty_busy_processes_leave_another_tenants_cell_and_the_api_their_share(serve: Any, scheduler: str) -> None:
     server = serve({"SANDBOX_WORKERS": "2", "SANDBOX_TIMEOUT_S": "40"})
     with client(server, A_KEY, timeout=120) as a, client(server, B_KEY, timeout=60) as b:
@@ -282,8 +285,8 @@ def test_sixty_busy_processes_leave_another_tenants_cell_and_the_api_their_share
         attacker.join(timeout=60)
     assert still_running, "the attack ended before the victim's measurements did"
     assert "setsid refused: 60" in execution_of(attack["response"])["info"]["code_output"]
-    assert loaded_turn <= 2 * idle_turn, f"victim's cell: {idle_turn * 1000:.0f} ms idle, {loaded_turn * 1000:.0f} loaded"
-    assert loaded_get <= 2 * idle_get, \
+    assert loaded_turn <= 3 * idle_turn, f"victim's cell: {idle_turn * 1000:.0f} ms idle, {loaded_turn * 1000:.0f} loaded"
+    assert loaded_get <= 3 * idle_get, \
         f"victim's GET: {idle_get * 1000:.1f} ms idle, {loaded_get * 1000:.1f} ms loaded"
 
 
@@ -306,6 +309,7 @@ def _closed(connection: socket.socket) -> bool:
         return True
 
 
+@pytest.mark.serial  # deadlines measured on the clock: alone
 def test_trickling_connections_are_closed_within_the_header_deadline(serve: Any) -> None:
     header_timeout = 5.0
     server = serve({"SANDBOX_MODE": "disabled", "HEADER_TIMEOUT_S": str(header_timeout)})
@@ -327,6 +331,7 @@ def test_trickling_connections_are_closed_within_the_header_deadline(serve: Any)
             connection.close()
 
 
+@pytest.mark.serial  # a thousand connections: alone
 def test_beyond_its_capacity_the_server_refuses_at_once(serve: Any) -> None:
     server = serve({"SANDBOX_MODE": "disabled", "MAX_CONNECTIONS": "40", "MAX_CONNECTIONS_PER_CLIENT": "0"})
     held = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(40)]

@@ -11,9 +11,13 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from local.launcher import ROOT, free_port
 from tests.handshake import announce, marker, wait_for_cells
+
+# These look for every sandbox mount and copy on the machine: alone (make test's second phase).
+pytestmark = pytest.mark.serial
 
 
 def sandbox_leftovers() -> set[str]:

@@ -18,7 +18,7 @@ import pytest
 from agentsapi.adapters.file_blobs import FileBlobs
 from agentsapi.adapters.local_exchange import HostExchange
 from agentsapi.sandbox.port import ExecutionRequest, ExecutionResult, SandboxFile, SessionState
-from tests.sandbox.hostile import assert_clean_slate, normal_time
+from tests.sandbox.hostile import assert_clean_slate, assert_prompt, normal_time
 
 
 @pytest.fixture
@@ -33,19 +33,16 @@ def run(sandbox: Any, blobs: FileBlobs, code: str, **fields: Any) -> ExecutionRe
 # After an attacker's cell (one workspace), the victim's (another) on the same warm worker: right,
 # and in its normal time, measured at the start of each test (a bound relative to it holds on a
 # loaded machine too).
-NORMAL: dict[str, float] = {}
+@pytest.fixture
+def normal(sandbox: Any) -> float:
+    return normal_time(sandbox)
 
 
-@pytest.fixture(autouse=True)
-def normal_time_now(sandbox: Any) -> None:
-    NORMAL["cell"] = normal_time(sandbox)
-
-
-def run_victim(sandbox: Any, blobs: FileBlobs, code: str, **fields: Any) -> ExecutionResult:
+def run_victim(sandbox: Any, blobs: FileBlobs, code: str, normal: float, **fields: Any) -> ExecutionResult:
+    """The victim workspace's cell, which must take no longer than ``normal`` allows."""
     started = time.monotonic()
     result = run(sandbox, blobs, code, tenant="ws-victim", **fields)
-    took = time.monotonic() - started
-    assert took < 5 * NORMAL["cell"] + 0.5, f"the victim's execution took {took:.2f} s, {NORMAL['cell']:.2f} s before"
+    assert_prompt(time.monotonic() - started, normal, "the victim's execution")
     return result
 
 
@@ -75,27 +72,28 @@ def test_the_inputs_of_one_execution_are_bounded(sandbox: Any, blobs: FileBlobs)
 
 
 def test_a_link_planted_in_place_of_the_exchange_directory_is_never_followed(sandbox: Any, blobs: FileBlobs,
-                                                                              tmp_path: Path) -> None:
+                                                                              tmp_path: Path, normal: float) -> None:
     target = tmp_path / "host-dir"
     target.mkdir(mode=0o777)
     attacker = f"import shutil, os\nshutil.rmtree('/tmp/xchg')\nos.symlink({str(target)!r}, '/tmp/xchg')\nprint('planted')"
     assert run(sandbox, blobs, attacker, tenant="ws-attacker").code_output() == "planted\n"
     blobs.put("files/ws/f2", b"victim data")
-    victim = run_victim(sandbox, blobs, "print(open('v.txt').read())",
+    victim = run_victim(sandbox, blobs, "print(open('v.txt').read())", normal,
                         files=[SandboxFile(name="v.txt", key="files/ws/f2", size=11)])
     assert victim.code_output() == "victim data\n"  # the runner made the directory anew
     assert list(target.iterdir()) == []  # and nothing was written through the link
     assert_clean_slate(sandbox)
 
 
-def test_what_a_cell_leaves_in_the_exchange_directory_reaches_no_one(sandbox: Any, blobs: FileBlobs) -> None:
+def test_what_a_cell_leaves_in_the_exchange_directory_reaches_no_one(sandbox: Any, blobs: FileBlobs,
+                                                                     normal: float) -> None:
     leave = ("import os\nfor name in ('0' * 32, 'f' * 32, 'out'):\n    os.makedirs(f'/tmp/xchg/{name}/out', exist_ok=True)\n"
              "    open(f'/tmp/xchg/{name}/out/0', 'w').write('planted')\n    os.symlink('/etc/passwd', f'/tmp/xchg/{name}/in-0')\n"
              "print(sorted(os.listdir('/tmp/xchg')))")
     result = run(sandbox, blobs, leave, tenant="ws-attacker")
     assert "0000" in result.code_output() and result.files == []
     blobs.put("files/ws/f3", b"mine")
-    victim = run_victim(sandbox, blobs, "import os\nprint(sorted(os.listdir('/tmp/xchg')), open('m.txt').read())",
+    victim = run_victim(sandbox, blobs, "import os\nprint(sorted(os.listdir('/tmp/xchg')), open('m.txt').read())", normal,
                         files=[SandboxFile(name="m.txt", key="files/ws/f3", size=4)])
     assert victim.code_output() == "[] mine\n", victim.code_output()
     assert victim.files == []

@@ -222,15 +222,16 @@ def test_a_hostile_save_leaves_nothing_for_the_next_workspace_which_runs_in_its_
     runs in its normal time."""
     from agentsapi.adapters.file_blobs import FileBlobs
     from agentsapi.sandbox.port import ExecutionRequest
-    from tests.sandbox.hostile import assert_clean_slate
+    from tests.sandbox.hostile import assert_clean_slate, normal_time
     from tests.sandbox.test_exchange import run_victim
 
     blobs = FileBlobs(tmp_path / "blobs", os.urandom(32), "http://127.0.0.1")
+    normal = normal_time(sandbox)
     sandbox.execute(ExecutionRequest(code=HOSTILE_SAVES[attack], blobs=blobs, timeout_s=3, carry_session=True,
                                      tenant="ws-attacker"))
-    first = run_victim(sandbox, blobs, "import os\nmine = 7\nprint(sorted(os.listdir('.')))", carry_session=True)
+    first = run_victim(sandbox, blobs, "import os\nmine = 7\nprint(sorted(os.listdir('.')))", normal, carry_session=True)
     assert first.status == "ok" and first.code_output() == "[]\n", first.code_output()
     assert first.session is not None and first.session.key
-    second = run_victim(sandbox, blobs, "print(mine)", carry_session=True, session_key=first.session.key)
+    second = run_victim(sandbox, blobs, "print(mine)", normal, carry_session=True, session_key=first.session.key)
     assert second.code_output() == "7\n"
     assert_clean_slate(sandbox)
