@@ -534,6 +534,13 @@ class Frontend(BaseHTTPRequestHandler):
 
     do_GET = do_HEAD = do_POST = do_PATCH = do_PUT = do_DELETE = do_OPTIONS = _handle
 
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (TRACE, QUERY, a made-up one) goes to the handlers too, which answer 405
+        # with Allow or 404 in the API's error format; the standard library would send a 501 page.
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
+
     def end_headers(self) -> None:
         """Every response carries Access-Control-Allow-Origin for an allowed origin (see Cors)."""
         cors: Cors | None = getattr(self.server, "cors", None)

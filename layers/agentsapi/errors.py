@@ -27,6 +27,21 @@ class Unauthorized(ApiError):
     error_type = "authentication_error"
 
 
+class MethodNotAllowed(ApiError):
+    """The path exists, not with this method: ``Allow`` lists those it has."""
+
+    status = 405
+    error_type = "invalid_request_error"
+
+    def __init__(self, method: str, path: str, allowed: list[str]) -> None:
+        super().__init__(f"{method} is not allowed on {path}; allowed: {', '.join(allowed)}", param="method")
+        self.allowed = allowed
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(self.allowed)}
+
+
 class RetryLater(ApiError):
     """A refusal that passes: ``Retry-After`` says when to come back."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import InvalidRequest, NotFound
@@ -17,6 +18,12 @@ from ..models.common import new_id, now
 from ..store import Store
 from .paging import offset_page
 
+# An explicit null in an update (every field is nullable in Mistral's description): an agent always
+# has a model and a name, which null leaves as they are; anything else goes back to its default.
+KEPT_WHEN_NULL = frozenset({"model", "name"})
+AGENT_DEFAULTS: dict[str, Callable[[], Any]] = {"tools": list, "guardrails": list, "completion_args": dict,
+                                                "deployment_chat": lambda: False}
+
 
 class AgentService:
     def __init__(self, store: Store) -> None:
@@ -29,7 +36,8 @@ class AgentService:
         return head
 
     def _version(self, ws: str, agent_id: str, version: int) -> AgentVersion:
-        found = self.store.get_agent_version(ws, agent_id, version)
+        # Versions count from 0; a number past any store's integers (SQLite's are 64-bit) names none.
+        found = self.store.get_agent_version(ws, agent_id, version) if 0 <= version < 2**63 else None
         if found is None:
             raise NotFound(f"Agent {agent_id} has no version {version}", param="version")
         return found
@@ -50,7 +58,7 @@ class AgentService:
         self._check_handoffs(ws, request.handoffs)
         moment = now()
         agent_id = new_id("ag_")
-        fields = request.model_dump(exclude_none=True)
+        fields = request.model_dump(exclude_none=True, by_alias=True)  # json_schema's "schema" keeps its name
         version = AgentVersion(id=agent_id, version=0, created_at=moment, **fields)
         head = AgentHead(id=agent_id, active_version=0, latest_version=0, created_at=moment, updated_at=moment)
         self.store.create_agent(ws, head, version)
@@ -61,8 +69,9 @@ class AgentService:
         changes = request.model_dump(exclude_unset=True)
         self._check_handoffs(ws, request.handoffs)
         moment = now()
-        base = current.model_dump()
-        base.update({k: getattr(request, k) for k in changes})
+        base = current.model_dump(by_alias=True)
+        base.update({k: getattr(request, k) for k in changes if k not in KEPT_WHEN_NULL or changes[k] is not None})
+        base.update({k: AGENT_DEFAULTS[k]() for k in changes if changes[k] is None and k in AGENT_DEFAULTS})
         base.update(version=head.latest_version + 1, created_at=moment, version_message=request.version_message)
         version = AgentVersion.model_validate(base)
         new_head = head.model_copy(update={"active_version": version.version, "latest_version": version.version,

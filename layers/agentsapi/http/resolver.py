@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from pydantic import BaseModel
 
 from ..auth import Principal
-from ..errors import ApiError, ValidationFailed
+from ..errors import ApiError, MethodNotAllowed, ValidationFailed
 from ..services import Services, get_services
 from .edge import error_response, parse_body, request_body_limit
 from .errors import validation_detail
@@ -93,9 +93,20 @@ def make_resolver(logger: Logger) -> APIGatewayRestResolver:
 
     @app.not_found
     def _not_found(_: Exception) -> Response:
-        return error_response(_NoRoute(f"No route for {app.current_event.http_method} {app.current_event.path}"))
+        method, path = app.current_event.http_method, app.current_event.path
+        allowed = allowed_methods(app, path)
+        if allowed:
+            return error_response(MethodNotAllowed(method, path, allowed))
+        return error_response(_NoRoute(f"No route for {method} {path}"))
 
     return app
+
+
+def allowed_methods(app: APIGatewayRestResolver, path: str) -> list[str]:
+    """The methods the resolver's routes serve on ``path`` (none: the path itself is unknown).
+    Powertools keeps its routes in these two lists; it offers no public way to ask."""
+    routes = [*app._static_routes, *app._dynamic_routes]
+    return sorted({route.method for route in routes if route.rule.match(path)})
 
 
 class _NoRoute(ApiError):

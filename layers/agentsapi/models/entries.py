@@ -199,8 +199,15 @@ def entry_to_api(entry: Any) -> dict[str, Any]:
     for key in ("created_at", "completed_at"):
         value = getattr(entry, key)
         data[key] = iso(value) if value is not None else None
-    if data.get("type") == "tool.execution" and not isinstance(data.get("arguments"), str):
-        data["arguments"] = ""
+    if data.get("type") == "tool.execution":
+        if not isinstance(data.get("arguments"), str):
+            data["arguments"] = ""
+        # Mistral's description has no tool_call_id here (ours answers a confirmed call: only then
+        # sent), and the real API names the tool again as "function".
+        if data.get("tool_call_id") is None:
+            data.pop("tool_call_id", None)
+        if data.get("function") is None:
+            data["function"] = data.get("name")
     return data
 
 

@@ -67,7 +67,7 @@ class JsonSchema(StrictModel):
     name: str
     schema_: dict[str, Any] = Field(alias="schema")
     description: str | None = None
-    strict: bool | None = None
+    strict: bool = False  # a boolean in Mistral's description, false by default: never null
 
 
 class ResponseFormat(StrictModel):

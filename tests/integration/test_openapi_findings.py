@@ -1,0 +1,142 @@
+"""What the conformance run against Mistral's OpenAPI description found (tests/conformance/), each
+as its own regression test: the description's own inputs are served, and nothing stored breaks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import Api
+
+JSON_SCHEMA_FORMAT = {"type": "json_schema", "json_schema": {
+    "name": "answer", "schema": {"type": "object", "properties": {"value": {"type": "integer"}}}}}
+
+
+@pytest.fixture(params=["dynamodb", "sqlite"])
+def api(request: pytest.FixtureRequest, aws: None, fake_sandbox: Any, tmp_path: Any) -> Iterator[Api]:
+    """The real handlers on either storage (SQLite refused numbers DynamoDB took)."""
+    from agentsapi.services import build_services, embedded_storage, use_services
+    from agentsapi.settings import Settings
+
+    settings = Settings()
+    if request.param == "sqlite":
+        settings = settings.model_copy(update={"storage": "sqlite", "data_dir": str(tmp_path / "data")})
+        use_services(build_services(settings, sandbox=fake_sandbox, storage=embedded_storage(settings)))
+    else:
+        use_services(build_services(settings, sandbox=fake_sandbox))
+    try:
+        yield Api()
+    finally:
+        use_services(None)
+
+
+def agent(api: Any, **fields: Any) -> dict[str, Any]:
+    status, body, _ = api("POST", "/v1/agents", {"model": "m", "name": "n", **fields})
+    assert status == 200, body
+    return body
+
+
+def test_an_agent_with_a_json_schema_response_format_is_created_and_read_back_as_sent(api: Any) -> None:
+    created = agent(api, completion_args={"response_format": JSON_SCHEMA_FORMAT})
+    status, read, _ = api("GET", f"/v1/agents/{created['id']}")
+    assert status == 200
+    for body in (created, read):
+        json_schema = body["completion_args"]["response_format"]["json_schema"]
+        assert json_schema["schema"] == JSON_SCHEMA_FORMAT["json_schema"]["schema"]
+        assert "schema_" not in json_schema
+        # The description types strict as a boolean (default false): never echoed as null.
+        assert json_schema["strict"] is False
+    status, updated, _ = api("PATCH", f"/v1/agents/{created['id']}", {"description": "d"})
+    assert status == 200, updated
+    assert updated["completion_args"]["response_format"]["json_schema"]["schema"]["type"] == "object"
+
+
+@pytest.mark.parametrize(("field", "value", "expected"), [
+    ("name", None, "n"),  # an agent always has a name and a model: null leaves them as they are
+    ("model", None, "m"),
+    ("instructions", None, None),  # anything else: null sets it back to its default
+    ("description", None, None),
+    ("guardrails", None, []),
+    ("handoffs", None, None),
+    ("metadata", None, None),
+    ("deployment_chat", None, False),
+    ("tools", None, []),
+    ("completion_args", None, "defaults"),
+])
+def test_patching_an_agent_with_an_explicit_null_is_not_a_server_error(api: Any, field: str, value: Any,
+                                                                       expected: Any) -> None:
+    created = agent(api, instructions="be brief", description="d", metadata={"k": "v"},
+                    tools=[{"type": "code_interpreter"}], completion_args={"temperature": 0.5})
+    status, body, _ = api("PATCH", f"/v1/agents/{created['id']}", {field: value})
+    assert status == 200, body
+    if expected == "defaults":
+        assert body[field]["temperature"] is None and body[field]["tool_choice"] == "auto"
+    else:
+        assert body[field] == expected
+    assert body["version"] == 1
+
+
+TOO_BIG = "99999999999999999999"
+
+
+@pytest.mark.parametrize(("method", "path", "query", "body"), [
+    ("PATCH", "/v1/agents/{id}/version", f"version={TOO_BIG}", None),
+    ("PUT", "/v1/agents/{id}/aliases", f"alias=prod&version={TOO_BIG}", None),
+    ("GET", "/v1/agents/{id}", f"agent_version={TOO_BIG}", None),
+    ("GET", "/v1/agents/{id}/versions/" + TOO_BIG, "", None),
+    ("GET", "/v1/agents/{id}/versions/-1", "", None),
+])
+def test_a_version_number_no_agent_can_have_is_a_404_naming_it(api: Any, method: str, path: str, query: str,
+                                                               body: Any) -> None:
+    created = agent(api)
+    status, error, _ = api(method, path.format(id=created["id"]), body, query=query)
+    assert status == 404, error
+    assert "version" in error["message"].lower()
+    status, still, _ = api("GET", f"/v1/agents/{created['id']}")
+    assert status == 200 and still["version"] == 0
+
+
+def test_tool_execution_entries_carry_no_null_tool_call_id_and_name_their_function(api: Any) -> None:
+    status, started, _ = api("POST", "/v1/conversations", {"model": "m", "inputs": [
+        {"type": "message.input", "role": "user", "content": "run"},
+        {"type": "tool.execution", "name": "code_interpreter", "arguments": "{\"code\": \"print(1)\"}",
+         "info": {"code": "print(1)", "code_output": "1\n"}},
+    ]})
+    assert status == 200, started
+    status, history, _ = api("GET", f"/v1/conversations/{started['conversation_id']}/history")
+    executions = [e for e in history["entries"] if e["type"] == "tool.execution"]
+    assert executions
+    for execution in executions:
+        assert "tool_call_id" not in execution, execution
+        assert execution["function"] == "code_interpreter", execution
+
+
+@pytest.mark.parametrize("method", ["TRACE", "QUERY", "CONNECT", "FOO"])
+def test_an_unsupported_method_is_a_405_in_the_apis_error_format(services: Any, method: str) -> None:
+    import httpx
+
+    from tests.conftest import front_end
+
+    with front_end("agents") as url:
+        response = httpx.request(method, f"{url}/v1/agents", headers={"Authorization": "Bearer k"})
+    assert response.status_code == 405, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert "GET" in response.headers["allow"] and "POST" in response.headers["allow"]
+    assert method in response.json()["message"]
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("PUT", "/v1/agents", "GET, POST"),
+    ("DELETE", "/v1/files", "GET, POST"),
+    ("POST", "/v1/agents/ag_1/versions", "GET"),
+    ("PATCH", "/v1/usage", "GET"),
+])
+def test_a_method_a_path_does_not_have_is_a_405_with_allow_and_an_unknown_path_a_404(
+        api: Any, method: str, path: str, allowed: str) -> None:
+    status, body, headers = api(method, path, {})
+    assert (status, headers.get("Allow")) == (405, allowed), body
+    assert body["object"] == "error" and body["param"] == "method"
+    status, body, _ = api("GET", "/v1/agents/ag_1/nothing/here")
+    assert status == 404 and body["message"] == "No route for GET /v1/agents/ag_1/nothing/here"
