@@ -132,6 +132,7 @@ def test_an_unsupported_method_is_a_405_in_the_apis_error_format(services: Any, 
     ("DELETE", "/v1/files", "GET, POST"),
     ("POST", "/v1/agents/ag_1/versions", "GET"),
     ("PATCH", "/v1/usage", "GET"),
+    ("OPTIONS", "/v1/agents/pages", "GET"),  # not an agent id: the static path's methods only
 ])
 def test_a_method_a_path_does_not_have_is_a_405_with_allow_and_an_unknown_path_a_404(
         api: Any, method: str, path: str, allowed: str) -> None:

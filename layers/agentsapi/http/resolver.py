@@ -105,8 +105,12 @@ def make_resolver(logger: Logger) -> APIGatewayRestResolver:
 def allowed_methods(app: APIGatewayRestResolver, path: str) -> list[str]:
     """The methods the resolver's routes serve on ``path`` (none: the path itself is unknown).
     Powertools keeps its routes in these two lists; it offers no public way to ask."""
-    routes = [*app._static_routes, *app._dynamic_routes]
-    return sorted({route.method for route in routes if route.rule.match(path)})
+    # A static path wins over a pattern that also matches it (/v1/agents/pages is not an agent id).
+    for routes in (app._static_routes, app._dynamic_routes):
+        methods = {route.method for route in routes if route.rule.match(path)}
+        if methods:
+            return sorted(methods)
+    return []
 
 
 class _NoRoute(ApiError):
