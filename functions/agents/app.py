@@ -10,11 +10,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import TypeAdapter, ValidationError
 
-from agentsapi.domain.conversations import parse_metadata_filter
+from agentsapi.domain.agents import AgentSelection
+from agentsapi.domain.metadata import parse_metadata_filter
 from agentsapi.errors import ValidationFailed
-from agentsapi.http.edge import json_response, no_content, query_int
+from agentsapi.http.edge import json_response, no_content, query_bool, query_choices, query_int
 from agentsapi.http.resolver import json_body, make_resolver, services, workspace
-from agentsapi.models.agents import AliasName, CreateAgentRequest, SwitchVersionBody, UpdateAgentRequest
+from agentsapi.models.agents import AGENT_SOURCES, AliasName, CreateAgentRequest, SwitchVersionBody, UpdateAgentRequest
 
 logger = Logger()
 tracer = Tracer()
@@ -60,9 +61,18 @@ def create_agent() -> Response[Any]:
 @tracer.capture_method(capture_response=False)
 def list_agents_pages() -> Response[Any]:
     query = _query()
-    parse_metadata_filter(query.get("metadata"))  # accepted and ignored, like the sentinel the SDK sends
     page_size = query_int(query, "page_size", 20, 1, 1000)
-    return json_response(services().agents.list_tokens(workspace(app), page_size, query.get("page_token") or None))
+    return json_response(services().agents.list_tokens(workspace(app), page_size, query.get("page_token") or None,
+                                                       _selection(query)))
+
+
+def _selection(query: dict[str, str]) -> AgentSelection:
+    """The list filters of Mistral's description (the SDK's metadata sentinel means none)."""
+    multi = app.current_event.multi_value_query_string_parameters or {}
+    deployment_chat = query_bool(query, "deployment_chat", False) if query.get("deployment_chat") else None
+    return AgentSelection(name=query.get("name") or None, search=query.get("search") or None,
+                          agent_id=query.get("id") or None, sources=query_choices(multi, "sources", AGENT_SOURCES),
+                          deployment_chat=deployment_chat, metadata=parse_metadata_filter(query.get("metadata")))
 
 
 @app.get("/v1/agents")
@@ -71,7 +81,7 @@ def list_agents() -> Response[Any]:
     query = _query()
     page = query_int(query, "page", 0, 0, 1_000_000)
     page_size = query_int(query, "page_size", 20, 1, 1000)
-    return json_response(services().agents.list_page(workspace(app), page, page_size))
+    return json_response(services().agents.list_page(workspace(app), page, page_size, _selection(query)))
 
 
 @app.get("/v1/agents/<agent_id>")

@@ -13,7 +13,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from agentsapi.domain.conversations import TurnResult, parse_metadata_filter
+from agentsapi.domain.conversations import TurnResult
+from agentsapi.domain.metadata import parse_metadata_filter
 from agentsapi.http.edge import event_stream, json_response, no_content, query_int
 from agentsapi.http.resolver import json_body, make_resolver, services, workspace
 from agentsapi.models.conversations import (

@@ -11,11 +11,12 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from agentsapi.domain.files import FileSelection
 from agentsapi.errors import InvalidRequest, PayloadTooLarge
-from agentsapi.http.edge import json_response, query_int
+from agentsapi.http.edge import json_response, query_bool, query_choices, query_int
 from agentsapi.http.headers import content_disposition
 from agentsapi.http.resolver import json_body, make_resolver, services, workspace
-from agentsapi.models.files import SignedUploadRequest
+from agentsapi.models.files import SAMPLE_TYPES, SOURCES, SignedUploadRequest
 from agentsapi.payloads import DIRECT_BODY_MAX_BYTES, SIGNED_UPLOAD_ROUTE
 
 logger = Logger()
@@ -90,9 +91,15 @@ def create_signed_upload() -> Response[Any]:
 @tracer.capture_method(capture_response=False)
 def list_files() -> Response[Any]:
     query = app.current_event.query_string_parameters or {}
+    multi = app.current_event.multi_value_query_string_parameters or {}
     page = query_int(query, "page", 0, 0, 1_000_000)
     page_size = query_int(query, "page_size", 100, 1, 1000)
-    return json_response(services().files.list(workspace(app), page, page_size, query.get("purpose") or None))
+    selection = FileSelection(purpose=query.get("purpose") or None, search=query.get("search") or None,
+                              sources=query_choices(multi, "source", SOURCES),
+                              sample_types=query_choices(multi, "sample_type", SAMPLE_TYPES),
+                              mimetypes=frozenset(v for v in multi.get("mimetypes") or [] if v))
+    return json_response(services().files.list(workspace(app), page, page_size, selection,
+                                               include_total=query_bool(query, "include_total", True)))
 
 
 @app.get("/v1/files/<file_id>")

@@ -86,3 +86,35 @@ def test_files_list_pages(api: Any, page_size: int) -> None:
     second = upload(b"2", filename="b.txt")[1]
     ids = [api("GET", "/v1/files", query=f"page={page}&page_size={page_size}")[1]["data"][0]["id"] for page in (0, 1)]
     assert sorted(ids) == sorted([first["id"], second["id"]])
+
+
+def test_the_list_filters_by_name_purpose_type_source_and_counts_its_total(api: Any) -> None:
+    """Each of the description's list parameters narrows the listing, and the total (on by
+    default, as in Mistral's description) counts what the filters keep, not the page."""
+    for name, purpose, content_type in (("sales-2025.csv", "ocr", "text/csv"), ("Sales-2026.csv", "batch", "text/csv"),
+                                        ("notes.txt", "ocr", "text/plain")):
+        assert upload(b"x\n", filename=name, purpose=purpose, content_type=content_type)[0] == 200
+
+    def names(query: str) -> tuple[list[str], Any]:
+        status, body, _ = api("GET", "/v1/files", query=query)
+        assert status == 200, body
+        return sorted(f["filename"] for f in body["data"]), body["total"]
+
+    assert names("") == (["Sales-2026.csv", "notes.txt", "sales-2025.csv"], 3)
+    assert names("search=SALES") == (["Sales-2026.csv", "sales-2025.csv"], 2)
+    assert names("search=sales&purpose=ocr") == (["sales-2025.csv"], 1)
+    assert names("mimetypes=text/plain") == (["notes.txt"], 1)
+    assert names("source=upload&source=repository") == (["Sales-2026.csv", "notes.txt", "sales-2025.csv"], 3)
+    assert names("source=mistral") == ([], 0)
+    assert names("sample_type=instruct") == (["Sales-2026.csv", "notes.txt", "sales-2025.csv"], 3)
+    assert names("sample_type=batch_result") == ([], 0)
+    assert names("page_size=1&page=1") == (names("")[0][1:2], 3)  # the total is every match, the page one
+    assert names("include_total=false")[1] is None
+
+
+@pytest.mark.parametrize(("query", "param"), [
+    ("include_total=maybe", "include_total"), ("source=ftp", "source"), ("sample_type=poem", "sample_type"),
+])
+def test_a_list_parameter_with_a_value_it_cannot_have_is_a_400_naming_it(api: Any, query: str, param: str) -> None:
+    status, body, _ = api("GET", "/v1/files", query=query)
+    assert status == 400 and body["param"] == param, body

@@ -141,3 +141,38 @@ def test_a_method_a_path_does_not_have_is_a_405_with_allow_and_an_unknown_path_a
     assert body["object"] == "error" and body["param"] == "method"
     status, body, _ = api("GET", "/v1/agents/ag_1/nothing/here")
     assert status == 404 and body["message"] == "No route for GET /v1/agents/ag_1/nothing/here"
+
+
+def test_the_agents_lists_filter_by_name_search_id_source_deployment_and_metadata(api: Any) -> None:
+    """Each filter of Mistral's description narrows both lists (pages and tokens), on each agent's
+    active version."""
+    first = agent(api, name="Sales analyst", metadata={"team": "sales"})
+    second = agent(api, name="Support bot", metadata={"team": "support"})
+    api("PATCH", f"/v1/agents/{second['id']}", {"deployment_chat": True})
+
+    def names(query: str) -> list[str]:
+        answers = []
+        for path in ("/v1/agents", "/v1/agents/pages"):
+            status, body, _ = api("GET", path, query=query)
+            assert status == 200, body
+            answers.append(sorted(a["name"] for a in (body["data"] if isinstance(body, dict) else body)))
+        assert answers[0] == answers[1], (query, answers)
+        return answers[0]
+
+    assert names("") == ["Sales analyst", "Support bot"]
+    assert names("name=Support%20bot") == ["Support bot"]
+    assert names("name=Support") == []  # the name exactly
+    assert names("search=ANALYST") == ["Sales analyst"]
+    assert names(f"search={first['id'][-8:]}") == ["Sales analyst"]  # or a part of the id
+    assert names(f"id={second['id']}") == ["Support bot"]
+    assert names("sources=api") == ["Sales analyst", "Support bot"]
+    assert names("sources=playground") == []
+    assert names("deployment_chat=true") == ["Support bot"]
+    assert names("deployment_chat=false") == ["Sales analyst"]
+    assert names('metadata={"team":"sales"}') == ["Sales analyst"]
+    # Filters apply before paging: the newest agent is the other one.
+    status, body, _ = api("GET", "/v1/agents", query="page_size=1&page=0&name=Sales%20analyst")
+    assert [a["name"] for a in body] == ["Sales analyst"], body
+    for query, param in (("deployment_chat=AAA", "deployment_chat"), ("sources=robot", "sources")):
+        status, body, _ = api("GET", "/v1/agents", query=query)
+        assert status == 400 and body["param"] == param, body

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidRequest, NotFound
@@ -16,13 +17,41 @@ from ..models.agents import (
 )
 from ..models.common import new_id, now
 from ..store import Store
+from .metadata import metadata_matches
 from .paging import offset_page
+
+AGENT_SOURCE = "api"  # what agent_response reports as every agent's source
 
 # An explicit null in an update (every field is nullable in Mistral's description): an agent always
 # has a model and a name, which null leaves as they are; anything else goes back to its default.
 KEPT_WHEN_NULL = frozenset({"model", "name"})
 AGENT_DEFAULTS: dict[str, Callable[[], Any]] = {"tools": list, "guardrails": list, "completion_args": dict,
                                                 "deployment_chat": lambda: False}
+
+
+@dataclass(frozen=True)
+class AgentSelection:
+    """The agents list's filters, on each agent's active version (each one empty: no filter)."""
+
+    name: str | None = None  # exactly this name
+    search: str | None = None  # a case-insensitive part of the name, or of the id
+    agent_id: str | None = None
+    sources: frozenset[str] = frozenset()  # agents made through this API are all "api"
+    deployment_chat: bool | None = None
+    metadata: dict[str, Any] | None = None
+
+    def narrows(self) -> bool:
+        return bool(self.name or self.search or self.agent_id or self.sources or self.metadata
+                    or self.deployment_chat is not None)
+
+    def keeps(self, agent_id: str, version: AgentVersion) -> bool:
+        wanted = self.search.casefold() if self.search else None
+        return ((not self.name or version.name == self.name)
+                and (not wanted or wanted in version.name.casefold() or wanted in agent_id.casefold())
+                and (not self.agent_id or agent_id == self.agent_id)
+                and (not self.sources or AGENT_SOURCE in self.sources)
+                and (self.deployment_chat is None or version.deployment_chat == self.deployment_chat)
+                and (not self.metadata or metadata_matches(version.metadata, self.metadata)))
 
 
 class AgentService:
@@ -97,14 +126,25 @@ class AgentService:
         versions = sorted(self.store.list_agent_versions(ws, agent_id), key=lambda v: v.version, reverse=True)
         return [agent_response(head, v) for v in versions[page * page_size : (page + 1) * page_size]]
 
-    def list_page(self, ws: str, page: int, page_size: int) -> list[dict[str, Any]]:
-        heads = offset_page(lambda limit, token: self.store.list_agents(ws, limit, token), page, page_size)
+    def list_page(self, ws: str, page: int, page_size: int,
+                  selection: AgentSelection | None = None) -> list[dict[str, Any]]:
+        heads = offset_page(lambda limit, token: self.store.list_agents(ws, limit, token), page, page_size,
+                            keep=self._keep(ws, selection))
         return [self._render_head(ws, head) for head in heads]
 
-    def list_tokens(self, ws: str, page_size: int, page_token: str | None) -> dict[str, Any]:
+    def list_tokens(self, ws: str, page_size: int, page_token: str | None,
+                    selection: AgentSelection | None = None) -> dict[str, Any]:
+        """A page of the store's order; with filters it may hold fewer than ``page_size`` agents,
+        and the token still leads on through the rest."""
         batch = self.store.list_agents(ws, page_size, page_token)
-        return {"object": "list", "data": [self._render_head(ws, h) for h in batch.items],
+        keep = self._keep(ws, selection) or (lambda _: True)
+        return {"object": "list", "data": [self._render_head(ws, h) for h in batch.items if keep(h)],
                 "next_page_token": batch.next_token}
+
+    def _keep(self, ws: str, selection: AgentSelection | None) -> Callable[[AgentHead], bool] | None:
+        if selection is None or not selection.narrows():
+            return None
+        return lambda head: selection.keeps(head.id, self._version(ws, head.id, head.active_version))
 
     def _render_head(self, ws: str, head: Any) -> dict[str, Any]:
         return agent_response(head, self._version(ws, head.id, head.active_version))

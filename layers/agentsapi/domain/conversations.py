@@ -8,7 +8,6 @@ transaction) before ``conversation.response.done`` is emitted, or not at all.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +50,7 @@ from ..sandbox.port import SandboxFile, SessionState
 from ..store import Store
 from .agents import AgentService
 from .files import FileService
+from .metadata import metadata_matches
 from .paging import offset_page
 from .runtime import Event, HandoffTarget, Persona, Runtime, ToolContext, Turn, pending_tool_calls
 
@@ -468,7 +468,7 @@ class ConversationService:
     # -- read side ----------------------------------------------------------------------------
     def list(self, ws: str, page: int, page_size: int, metadata: dict[str, Any] | None) -> list[dict[str, Any]]:
         found = offset_page(lambda limit, token: self.store.list_conversations(ws, limit, token), page, page_size,
-                            keep=(lambda conversation: _matches(conversation.metadata, metadata)) if metadata else None)
+                            keep=(lambda conversation: metadata_matches(conversation.metadata, metadata)) if metadata else None)
         return [conversation.to_api() for conversation in found]
 
     def get(self, ws: str, conversation_id: str) -> dict[str, Any]:
@@ -503,18 +503,3 @@ def _file_refs(entries: list[Entry]) -> list[str]:
             for chunk in entry.content
             if isinstance(chunk, FileChunk) or (isinstance(chunk, ToolFileChunk) and chunk.tool == "code_interpreter")]
 
-
-def _matches(stored: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
-    stored = stored or {}
-    return all(stored.get(k) == v for k, v in wanted.items())
-
-
-def parse_metadata_filter(raw: str | None) -> dict[str, Any] | None:
-    """The SDK sends a JSON sentinel string when no filter is given: anything not an object is ignored."""
-    if not raw:
-        return None
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) and value else None

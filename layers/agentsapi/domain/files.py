@@ -16,7 +16,7 @@ from ..models.files import PURPOSES, FileRecord
 from ..payloads import DIRECT_DOWNLOAD_MAX_BYTES, SIGNED_URL_ROUTE
 from ..quota import FILES, StorageQuota
 from ..store import Store
-from .paging import offset_page
+from .paging import Fetch, all_matching, offset_page
 from .uploads import SignedUploads
 
 # An internal redirect is followed by the front end at once; the signature need not outlive that.
@@ -40,6 +40,28 @@ def _line_count(chunks: Iterable[bytes]) -> int:
             lines += chunk.count(b"\n")
             last = chunk[-1:]
     return lines + (1 if last and last != b"\n" else 0)
+
+
+@dataclass(frozen=True)
+class FileSelection:
+    """The files list's filters (each one empty: no filter): ``search`` a case-insensitive part of
+    the file name, the rest exact values, any of those given."""
+
+    purpose: str | None = None
+    search: str | None = None
+    sources: frozenset[str] = frozenset()
+    sample_types: frozenset[str] = frozenset()
+    mimetypes: frozenset[str] = frozenset()
+
+    def narrows(self) -> bool:
+        return bool(self.purpose or self.search or self.sources or self.sample_types or self.mimetypes)
+
+    def keeps(self, record: FileRecord) -> bool:
+        return ((not self.purpose or record.purpose == self.purpose)
+                and (not self.search or self.search.casefold() in record.filename.casefold())
+                and (not self.sources or record.source in self.sources)
+                and (not self.sample_types or record.sample_type in self.sample_types)
+                and (not self.mimetypes or record.mimetype in self.mimetypes))
 
 
 class FileService:
@@ -210,10 +232,17 @@ class FileService:
         record = self._record(ws, file_id)
         return {"url": self.blobs.signed_url(file_key(ws, file_id), expiry_hours * 3600, record.filename)}
 
-    def list(self, ws: str, page: int, page_size: int, purpose: str | None) -> dict[str, Any]:
+    def list(self, ws: str, page: int, page_size: int, selection: FileSelection | None = None,
+             include_total: bool = True) -> dict[str, Any]:
         self.uploads.complete_all(ws)  # signed uploads whose bytes are in appear in the very next listing
-        records = offset_page(lambda limit, token: self.store.list_files(ws, limit, token), page, page_size,
-                              keep=(lambda record: record.purpose == purpose) if purpose else None)
+        selection = selection or FileSelection()
+        keep = selection.keeps if selection.narrows() else None
+        fetch: Fetch = lambda limit, token: self.store.list_files(ws, limit, token)  # noqa: E731
+        if include_total:  # Mistral's default: the total counts every file the filters keep
+            records = all_matching(fetch, keep or (lambda _: True))
+            shown = records[page * page_size:(page + 1) * page_size]
+            return {"object": "list", "data": [record.to_api() for record in shown], "total": len(records)}
+        records = offset_page(fetch, page, page_size, keep=keep)
         return {"object": "list", "data": [record.to_api() for record in records], "total": None}
 
     def delete(self, ws: str, file_id: str) -> dict[str, Any]:

@@ -99,6 +99,24 @@ def query_int(params: dict[str, str] | None, name: str, default: int, low: int, 
     return value
 
 
+def query_bool(params: dict[str, str] | None, name: str, default: bool) -> bool:
+    raw = (params or {}).get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() not in ("true", "false"):
+        raise InvalidRequest(f"{name} must be true or false", param=name)
+    return raw.lower() == "true"
+
+
+def query_choices(multi: dict[str, list[str]] | None, name: str, allowed: Iterable[str]) -> frozenset[str]:
+    """Every value of a repeated query parameter, each one of ``allowed`` (none given: empty)."""
+    values = frozenset(v for v in (multi or {}).get(name) or [] if v != "")
+    unknown = sorted(values - frozenset(allowed))
+    if unknown:
+        raise InvalidRequest(f"{name} must be among {', '.join(sorted(allowed))}; got {', '.join(unknown)}", param=name)
+    return values
+
+
 def json_response(body: Any, status: int = 200) -> Response:
     return Response(status_code=status, content_type=JSON, body=json.dumps(body))
 

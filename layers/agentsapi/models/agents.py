@@ -111,3 +111,4 @@ def agent_response(head: AgentHead, version: AgentVersion) -> dict[str, Any]:
 
 
 AgentSource = Literal["api", "playground", "agent_builder_v1"]
+AGENT_SOURCES = ("api", "playground", "agent_builder_v1")  # the description's RequestSource

@@ -10,6 +10,8 @@ from .common import ApiModel, ClientFileName, StrictModel
 
 Purpose = Literal["fine-tune", "batch", "ocr", "agentic_safety", "code_interpreter"]
 PURPOSES = ("fine-tune", "batch", "ocr", "agentic_safety", "code_interpreter")
+SAMPLE_TYPES = ("pretrain", "instruct", "batch_request", "batch_result", "batch_error")
+SOURCES = ("upload", "repository", "mistral")
 
 
 class FileRecord(ApiModel):
