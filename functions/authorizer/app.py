@@ -51,6 +51,8 @@ def lambda_handler(event: APIGatewayAuthorizerTokenEvent, context: LambdaContext
         raise Exception("Unauthorized") from None  # noqa: TRY002 - the exact text API Gateway maps to 401
     arn = event.parsed_arn
     context_values: dict[str, Any] = {"workspace": principal.workspace}
+    if principal.key_id:
+        context_values["key_id"] = principal.key_id
     if principal.rate_limit_per_minute is not None:
         context_values["rate_limit_per_minute"] = principal.rate_limit_per_minute
     policy = APIGatewayAuthorizerResponse(principal_id=principal.workspace, region=arn.region,

@@ -55,6 +55,7 @@ class Principal:
 
     workspace: str
     rate_limit_per_minute: int | None = None  # None: the deployment's default
+    key_id: str | None = None  # which key (a workspace may have several): batch's created_by_me
 
 
 class KeyStore(Protocol):
@@ -92,9 +93,9 @@ class Authenticator:
         if record is not None:
             if record.revoked_at is not None:
                 raise Unauthorized("This API key has been revoked")
-            return Principal(record.workspace, record.rate_limit_per_minute)
+            return Principal(record.workspace, record.rate_limit_per_minute, record.key_id)
         if self.open or any(hmac.compare_digest(digest, known) for known in self.env_hashes):
-            return Principal(digest[:32])
+            return Principal(digest[:32], key_id=digest[:32])
         raise Unauthorized("Invalid API key")
 
     def _record(self, digest: str) -> ApiKeyRecord | None:

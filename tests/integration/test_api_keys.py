@@ -112,7 +112,7 @@ def test_authorizer_passes_the_workspace_and_refuses_unknown_or_revoked_keys(key
         with pytest.raises(Exception, match="^Unauthorized$"):
             authorizer(issued.key)
     assert policy["principalId"] == "team-a"
-    assert policy["context"] == {"workspace": "team-a", "rate_limit_per_minute": 2}
+    assert policy["context"] == {"workspace": "team-a", "rate_limit_per_minute": 2, "key_id": issued.record.key_id}
     statement = policy["policyDocument"]["Statement"][0]
     assert statement["Effect"] == "Allow"
     # cached per token for every route, so the policy must cover the whole stage
@@ -252,3 +252,22 @@ def test_many_concurrent_callers_each_write_only_their_own_workspace(services: A
             names = [a["name"] for a in httpx.get(url, params={"page_size": 100}, timeout=10,
                                                   headers={"Authorization": f"Bearer {key}"}).json()]
             assert sorted(names) == sorted(f"{key}/{n}" for n in range(15)), key
+
+
+def test_created_by_me_lists_the_batch_jobs_of_the_callers_key_among_its_workspaces(keyed: Any) -> None:
+    from agentsapi.auth import ApiKeyService
+    from local.aws import create_queues
+
+    keyed.batch.queue.queue_url = create_queues("batch-keys-test", max_receives=3)[0]
+    mine, colleague = (ApiKeyService(keyed.keys.store).create("team-a").key for _ in range(2))
+    jobs = {}
+    for key in (mine, colleague):
+        status, job, _ = Api(key)("POST", "/v1/batch/jobs", {"endpoint": "/v1/conversations", "model": "m",
+                                                            "requests": [{"body": {"inputs": "hi"}}]})
+        assert status == 200, job
+        jobs[key] = job["id"]
+    _, everyone, _ = Api(mine)("GET", "/v1/batch/jobs")
+    assert sorted(j["id"] for j in everyone["data"]) == sorted(jobs.values())  # one workspace: both
+    _, own, _ = Api(mine)("GET", "/v1/batch/jobs", query="created_by_me=true")
+    assert [j["id"] for j in own["data"]] == [jobs[mine]] and own["total"] == 1
+    assert "created_by" not in own["data"][0]  # internal

@@ -265,3 +265,35 @@ def test_batch_requests_go_to_sqs_in_one_fair_group_per_workspace(api: Any, serv
                                                    AttributeNames=["All"])["Messages"]
     groups = {m["Attributes"].get("MessageGroupId") for m in messages}
     assert groups == {hashlib.sha256(ws(services).encode()).hexdigest()}, groups
+
+
+def test_the_list_filters_by_metadata_and_creation_time_and_orders_either_way(api: Any, poller: QueuePoller) -> None:
+    first = create(api, model="m", metadata={"team": "sales"}, requests=[{"body": {"inputs": "hi"}}])
+    second = create(api, model="m", metadata={"team": "ops"}, requests=[{"body": {"inputs": "hi"}}])
+
+    def ids(query: str) -> list[str]:
+        status, body, _ = api("GET", "/v1/batch/jobs", query=query)
+        assert status == 200, body
+        assert body["total"] == len(body["data"])
+        return [j["id"] for j in body["data"]]
+
+    assert ids('metadata={"team":"sales"}') == [first["id"]]
+    assert set(ids("order_by=created")) == {first["id"], second["id"]}
+    assert ids("order_by=created") == list(reversed(ids("order_by=-created")))
+    assert ids("created_after=2000-01-01T00:00:00Z") != [] and ids("created_after=2999-01-01T00:00:00Z") == []
+    for query, param in (("order_by=size", "order_by"), ("created_after=yesterday", "created_after"),
+                         ("created_by_me=perhaps", "created_by_me"), ("status=DONE", "status")):
+        status, body, _ = api("GET", "/v1/batch/jobs", query=query)
+        assert status == 400 and body["param"] == param, body
+
+
+def test_inline_returns_the_results_themselves(api: Any, poller: QueuePoller) -> None:
+    job = create(api, model="m", requests=[{"custom_id": "only", "body": {"inputs": "hi"}}])
+    _, waiting, _ = api("GET", f"/v1/batch/jobs/{job['id']}", query="inline=true")
+    assert waiting["outputs"] == []  # nothing yet
+    poller.drain()
+    _, done, _ = api("GET", f"/v1/batch/jobs/{job['id']}", query="inline=true")
+    assert [line["custom_id"] for line in done["outputs"]] == ["only"]
+    assert done["outputs"] == output_lines(api, done["output_file"])
+    _, plain, _ = api("GET", f"/v1/batch/jobs/{job['id']}")
+    assert "outputs" not in plain

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -26,9 +27,31 @@ from ..models.conversations import StartConversationRequest
 from .agents import AgentService
 from .conversations import ConversationService
 from .files import FileService
+from .metadata import metadata_matches
 from .paging import all_matching
 
 INBOX_PREFIX = "batch-inbox"
+
+
+@dataclass(frozen=True)
+class JobSelection:
+    """The batch list's filters (each one empty: no filter) and its order."""
+
+    statuses: frozenset[str] = frozenset()
+    agent_id: str | None = None
+    model: str | None = None
+    metadata: dict[str, Any] | None = None
+    created_after: int | None = None  # epoch seconds, exclusive
+    created_by: str | None = None  # created_by_me: the caller's key
+    newest_first: bool = True  # order_by "-created" (the default) or "created"
+
+    def keeps(self, job: BatchJob) -> bool:
+        return ((not self.statuses or job.status in self.statuses)
+                and (not self.agent_id or job.agent_id == self.agent_id)
+                and (not self.model or job.model == self.model)
+                and (not self.metadata or metadata_matches(job.metadata, self.metadata))
+                and (self.created_after is None or job.created_at > self.created_after)
+                and (self.created_by is None or job.created_by == self.created_by))
 
 
 class RequestInProgress(RuntimeError):
@@ -54,7 +77,7 @@ class BatchService:
         self.max_json_depth = max_json_depth
 
     # -- the API side ---------------------------------------------------------------------------
-    def create(self, ws: str, request: CreateBatchJobRequest) -> dict[str, Any]:
+    def create(self, ws: str, request: CreateBatchJobRequest, created_by: str | None = None) -> dict[str, Any]:
         if request.agent_id:
             self.agents.resolve_version(ws, request.agent_id, None)  # 404 for an unknown agent, now
         items = self._items(ws, request)
@@ -63,7 +86,7 @@ class BatchService:
         now = int(time.time())
         failed = sum(1 for i in items if i.state == "failed")
         job = BatchJob(id=new_id("batch_"), input_files=request.input_files or [], model=request.model,
-                       agent_id=request.agent_id, metadata=request.metadata, created_at=now,
+                       agent_id=request.agent_id, metadata=request.metadata, created_at=now, created_by=created_by,
                        deadline=now + request.timeout_hours * 3600, total_requests=len(items),
                        completed_requests=failed, failed_requests=failed)
         self.store.create_job(ws, job, items)
@@ -108,21 +131,27 @@ class BatchService:
         self.blobs.delete(key)  # consumed: a re-sent notification finds nothing and starts nothing
         return job
 
-    def get(self, ws: str, job_id: str) -> dict[str, Any]:
+    def get(self, ws: str, job_id: str, inline: bool = False) -> dict[str, Any]:
         job = self.store.get_job(ws, job_id)
         if job is None:
             raise NotFound(f"Batch job {job_id} not found", param="job_id")
-        return job.to_api()
+        answer = job.to_api()
+        if inline:  # the results themselves, as the output file's lines (none yet: an empty list)
+            answer["outputs"] = self._outputs(ws, job.output_file)
+        return answer
 
-    def list(self, ws: str, page: int, page_size: int, status: list[str] | None, agent_id: str | None,
-             model: str | None) -> dict[str, Any]:
-        def keep(job: Any) -> bool:
-            return not ((status and job.status not in status) or (agent_id and job.agent_id != agent_id)
-                        or (model and job.model != model))
+    def _outputs(self, ws: str, output_file: str | None) -> list[dict[str, Any]]:
+        if output_file is None:
+            return []
+        _, content = self.files.content(ws, output_file)
+        return [json.loads(line) for line in content.decode().splitlines() if line.strip()]
 
-        jobs = all_matching(lambda limit, token: self.store.list_jobs(ws, limit, token), keep)  # the API reports a total
+    def list(self, ws: str, page: int, page_size: int, selection: JobSelection | None = None) -> dict[str, Any]:
+        selection = selection or JobSelection()
+        jobs = all_matching(lambda limit, token: self.store.list_jobs(ws, limit, token), selection.keeps)
+        jobs.sort(key=lambda job: (job.created_at, job.id), reverse=selection.newest_first)
         shown = jobs[page * page_size:(page + 1) * page_size]
-        return {"object": "list", "data": [job.to_api() for job in shown], "total": len(jobs)}
+        return {"object": "list", "data": [job.to_api() for job in shown], "total": len(jobs)}  # the API reports a total
 
     def cancel(self, ws: str, job_id: str) -> dict[str, Any]:
         job = self.store.get_job(ws, job_id)

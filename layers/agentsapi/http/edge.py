@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import Response
@@ -106,6 +107,18 @@ def query_bool(params: dict[str, str] | None, name: str, default: bool) -> bool:
     if raw.lower() not in ("true", "false"):
         raise InvalidRequest(f"{name} must be true or false", param=name)
     return raw.lower() == "true"
+
+
+def query_time(params: dict[str, str] | None, name: str) -> int | None:
+    """An ISO 8601 date-time (UTC when it names no zone) as epoch seconds."""
+    raw = (params or {}).get(name)
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise InvalidRequest(f"{name} must be an ISO 8601 date-time, e.g. 2026-01-31T12:00:00Z", param=name) from exc
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
 
 
 def query_choices(multi: dict[str, list[str]] | None, name: str, allowed: Iterable[str]) -> frozenset[str]:

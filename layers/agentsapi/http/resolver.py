@@ -133,7 +133,8 @@ def principal_of(app: APIGatewayRestResolver) -> Principal:
     from_authorizer = authorizer.get("workspace") if authorizer else None
     if from_authorizer:
         limit = authorizer.get("rate_limit_per_minute")
-        return Principal(str(from_authorizer), int(limit) if limit not in (None, "") else None)
+        return Principal(str(from_authorizer), int(limit) if limit not in (None, "") else None,
+                         authorizer.get("key_id") or None)
     return services().keys.authenticate(app.current_event.get_header_value("authorization"))
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, model_validator
 
 from .common import ApiModel, StrictModel
 
 Status = Literal["QUEUED", "RUNNING", "SUCCESS", "FAILED", "TIMEOUT_EXCEEDED", "CANCELLATION_REQUESTED", "CANCELLED"]
+STATUSES: tuple[str, ...] = get_args(Status)
 TERMINAL = ("SUCCESS", "FAILED", "TIMEOUT_EXCEEDED", "CANCELLED")
 MAX_INLINE_REQUESTS = 10_000
 MAX_REQUESTS_PER_JOB = MAX_INLINE_REQUESTS  # from inline requests or input files alike
@@ -52,6 +53,7 @@ class BatchJob(ApiModel):
     metadata: dict[str, str] | None = None
     status: Status = "QUEUED"
     created_at: int
+    created_by: str | None = None  # the key that created it (internal: list's created_by_me)
     started_at: int | None = None
     completed_at: int | None = None
     deadline: int
@@ -64,7 +66,7 @@ class BatchJob(ApiModel):
     errors: list[dict[str, Any]] = Field(default_factory=list)
 
     def to_api(self) -> dict[str, Any]:
-        data = self.model_dump(mode="json", exclude={"deadline"})
+        data = self.model_dump(mode="json", exclude={"deadline", "created_by"})
         data["object"] = "batch"
         return data
 
