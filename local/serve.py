@@ -172,9 +172,10 @@ class Housekeeper:
         return self
 
     def run_once(self) -> int:
-        from agentsapi.domain.housekeeping import expire_sessions
+        from agentsapi.domain.housekeeping import expire_files, expire_sessions
 
         services = self.services
+        expire_files(services.files, services.storage.blobs)
         return expire_sessions(services.storage.blobs, services.quota, services.settings.session_ttl)
 
     def _run(self) -> None:

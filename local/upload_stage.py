@@ -45,7 +45,8 @@ class StagedUpload:
             raise InvalidRequest("file: the multipart body has no 'file' field", param="file")
         self.staged = form.file
         return {STAGED_UPLOAD: {"token": form.file.token, "filename": form.filename,
-                                "contentType": form.content_type, "purpose": form.fields.get("purpose")}}
+                                "contentType": form.content_type, "purpose": form.fields.get("purpose"),
+                                "expiry": form.fields.get("expiry"), "visibility": form.fields.get("visibility")}}
 
     def cleanup(self) -> None:
         if self.staged is not None:

@@ -1,6 +1,7 @@
 """Files API: /v1/files... Thin: parse (multipart for uploads), call one FileService method, answer."""
 
 import base64
+import time
 from email import policy
 from email.parser import BytesParser
 from typing import Any
@@ -11,7 +12,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from agentsapi.domain.files import FileSelection
+from agentsapi.domain.files import FileSelection, upload_expiry
 from agentsapi.errors import InvalidRequest, PayloadTooLarge
 from agentsapi.http.edge import json_response, query_bool, query_choices, query_int
 from agentsapi.http.headers import content_disposition
@@ -69,12 +70,15 @@ def _multipart() -> dict[str, Any]:
 def upload_file() -> Response[Any]:
     staged = _request_context().get(STAGED_UPLOAD)
     if staged:
+        expires_at = upload_expiry(staged.get("expiry"), staged.get("visibility"), time.time())
         record = services().files.adopt_staged(workspace(app), staged["token"], staged["filename"],
-                                               staged.get("purpose"), staged.get("contentType"))
+                                               staged.get("purpose"), staged.get("contentType"), expires_at)
     else:
         fields = _multipart()
         filename, mimetype, content = fields["file"]
-        record = services().files.upload(workspace(app), filename, content, fields.get("purpose"), mimetype)
+        expires_at = upload_expiry(fields.get("expiry"), fields.get("visibility"), time.time())
+        record = services().files.upload(workspace(app), filename, content, fields.get("purpose"), mimetype,
+                                         expires_at=expires_at)
     metrics.add_metric(name="FilesUploaded", unit=MetricUnit.Count, value=1)
     return json_response(record.to_api())
 
@@ -173,12 +177,14 @@ def uploads_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, 
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def recount_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Once a day (UsageRecountFunction): every workspace's storage counters set to what the
-    bucket holds, so that session states the lifecycle rules expired stop counting."""
-    from agentsapi.domain.housekeeping import recount_usage
+    """Once a day (UsageRecountFunction): files past their expiry deleted (reads never show them
+    meanwhile: they delete those they meet), then every workspace's storage counters set to what
+    the bucket holds, so that session states the lifecycle rules expired stop counting."""
+    from agentsapi.domain.housekeeping import expire_files, recount_usage
 
     current = services()
     assert current.quota is not None and current.storage is not None
+    expired = expire_files(current.files, current.storage.blobs)
     recounted = recount_usage(current.quota, current.storage.blobs)
     metrics.add_metric(name="UsageRecounted", unit=MetricUnit.Count, value=recounted)
-    return {"recounted": recounted}
+    return {"recounted": recounted, "expired_files": expired}

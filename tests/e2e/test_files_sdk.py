@@ -53,3 +53,14 @@ def test_files_are_private_to_a_workspace(client: Mistral, server_url: str) -> N
         other.files.download(file_id=uploaded.id).read()
     assert getattr(raised.value, "status_code", None) == 404
     assert client.files.delete(file_id=uploaded.id).deleted is True
+
+
+def test_the_sdk_uploads_with_an_expiry_and_lists_with_filters(client: Mistral) -> None:
+    """Through make serve's front end, which streams uploads to disk before the handler sees them."""
+    uploaded = client.files.upload(file={"file_name": "expiring-notes.txt", "content": b"soon gone\n"},
+                                   purpose="batch", expiry=3)
+    assert uploaded.expires_at == uploaded.created_at + 3 * 3600
+    listed = client.files.list(search="EXPIRING-notes", include_total=True)
+    assert [f.id for f in listed.data] == [uploaded.id] and listed.total == 1
+    with pytest.raises(Exception, match="visibility"):
+        client.files.upload(file={"file_name": "private.txt", "content": b"x"}, visibility="user")

@@ -15,11 +15,12 @@ BOUNDARY = "----agentsapi-test"
 
 
 def upload(content: bytes, filename: str = "data.csv", purpose: str | None = "ocr", key: str = "test-key",
-           content_type: str = "text/csv") -> tuple[int, Any]:
+           content_type: str = "text/csv", **fields: str) -> tuple[int, Any]:
     parts = [f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
              f"Content-Type: {content_type}\r\n\r\n".encode() + content + b"\r\n"]
-    if purpose:
-        parts.append(f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\n{purpose}\r\n'.encode())
+    form = {"purpose": purpose, **fields} if purpose else fields
+    for name, value in form.items():
+        parts.append(f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
     body = b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
     event = make_event("POST", "/v1/files", {"authorization": f"Bearer {key}",
                                              "content-type": f"multipart/form-data; boundary={BOUNDARY}"},
@@ -108,7 +109,8 @@ def test_the_list_filters_by_name_purpose_type_source_and_counts_its_total(api: 
     assert names("source=mistral") == ([], 0)
     assert names("sample_type=instruct") == (["Sales-2026.csv", "notes.txt", "sales-2025.csv"], 3)
     assert names("sample_type=batch_result") == ([], 0)
-    assert names("page_size=1&page=1") == (names("")[0][1:2], 3)  # the total is every match, the page one
+    in_order = [f["filename"] for f in api("GET", "/v1/files")[1]["data"]]
+    assert names("page_size=1&page=1") == (in_order[1:2], 3)  # the total is every match, the page one
     assert names("include_total=false")[1] is None
 
 
@@ -118,3 +120,47 @@ def test_the_list_filters_by_name_purpose_type_source_and_counts_its_total(api: 
 def test_a_list_parameter_with_a_value_it_cannot_have_is_a_400_naming_it(api: Any, query: str, param: str) -> None:
     status, body, _ = api("GET", "/v1/files", query=query)
     assert status == 400 and body["param"] == param, body
+
+
+def test_a_file_uploaded_with_an_expiry_says_when_and_is_deleted_once_it_passes(api: Any, services: Any,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentsapi.domain import files as files_module
+    from agentsapi.domain.housekeeping import expire_files
+    from agentsapi.quota import FILES
+
+    code, short = upload(b"a,b\n", filename="short.csv", expiry="2")
+    assert code == 200 and short["expires_at"] == short["created_at"] + 2 * 3600, short
+    code, kept = upload(b"a,b\n", filename="kept.csv")
+    assert code == 200 and kept["expires_at"] is None
+    code, swept = upload(b"a,b\n", filename="swept.csv", expiry="1")
+    ws = services.keys.authenticate("Bearer test-key").workspace
+    used = services.quota.usage(ws).held[FILES]
+
+    later = time.time() + 2 * 3600 + 1
+    monkeypatch.setattr(files_module.time, "time", lambda: later)
+    assert expire_files(services.files, services.storage.blobs) == 2  # the sweep (hourly locally, daily in AWS)
+    assert api("GET", f"/v1/files/{short['id']}")[0] == 404
+    assert [f["id"] for f in api("GET", "/v1/files")[1]["data"]] == [kept["id"]]
+    assert services.storage.blobs.get(f"files/{ws}/{swept['id']}") is None  # the bytes too
+    assert services.quota.usage(ws).held[FILES] == used - 8  # and their charge given back
+
+
+def test_a_file_past_its_expiry_is_gone_from_reads_before_any_sweep(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentsapi.domain import files as files_module
+
+    _, record = upload(b"x\n", expiry="1")
+    later = time.time() + 3601
+    monkeypatch.setattr(files_module.time, "time", lambda: later)
+    assert api("GET", "/v1/files")[1]["data"] == []
+    assert api("GET", f"/v1/files/{record['id']}/content")[0] == 404
+
+
+@pytest.mark.parametrize(("fields", "param"), [
+    ({"expiry": "0"}, "expiry"), ({"expiry": "soon"}, "expiry"), ({"expiry": str(24 * 366)}, "expiry"),
+    ({"visibility": "user"}, "visibility"), ({"visibility": "public"}, "visibility"),
+])
+def test_an_expiry_or_visibility_that_cannot_be_honoured_is_a_400_naming_it(api: Any, fields: dict[str, str],
+                                                                            param: str) -> None:
+    code, body = upload(b"x\n", **fields)
+    assert code == 400 and body["param"] == param, body
+    assert api("GET", "/v1/files")[1]["data"] == []  # nothing stored

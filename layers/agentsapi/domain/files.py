@@ -42,6 +42,27 @@ def _line_count(chunks: Iterable[bytes]) -> int:
     return lines + (1 if last and last != b"\n" else 0)
 
 
+MAX_EXPIRY_HOURS = 24 * 365
+
+
+def upload_expiry(expiry: str | None, visibility: str | None, now: float) -> int | None:
+    """When an upload's file is to be deleted (``expiry`` in hours, as the SDK's batch helper
+    sends it), or None: kept until deleted. Visibility is the workspace's: every key of a
+    workspace sees its files, so "user" cannot be honoured and is refused."""
+    if visibility not in (None, "", "workspace"):
+        raise InvalidRequest("visibility: only 'workspace' is supported (every key of a workspace sees its files)",
+                             param="visibility")
+    if expiry in (None, "", "null"):
+        return None
+    try:
+        hours = int(expiry)
+    except ValueError as exc:
+        raise InvalidRequest("expiry must be a whole number of hours", param="expiry") from exc
+    if not 1 <= hours <= MAX_EXPIRY_HOURS:
+        raise InvalidRequest(f"expiry must be between 1 and {MAX_EXPIRY_HOURS} hours", param="expiry")
+    return int(now) + hours * 3600
+
+
 @dataclass(frozen=True)
 class FileSelection:
     """The files list's filters (each one empty: no filter): ``search`` a case-insensitive part of
@@ -76,12 +97,12 @@ class FileService:
 
     def upload(self, ws: str, filename: str, content: bytes, purpose: str | None = None, mimetype: str | None = None,
                source: str = "upload", sample_type: str = "instruct", enforce_limit: bool = True,
-               enforce_quota: bool = True) -> FileRecord:
+               enforce_quota: bool = True, expires_at: int | None = None) -> FileRecord:
         """Store a file. ``enforce_limit`` is off for files the service writes itself (batch results,
         which are counted but never refused: ``enforce_quota`` off), and for batch inbox drops."""
         num_lines = _line_count([content]) if filename.endswith(".jsonl") else None
         record = self._new_record(filename, len(content), purpose, mimetype, num_lines, source, sample_type,
-                                  enforce_limit)
+                                  enforce_limit, expires_at)
         self._charge(ws, len(content), f"the file {filename!r}", enforce_quota)
         try:
             self.blobs.put(file_key(ws, record.id), content, record.mimetype or "application/octet-stream")
@@ -107,7 +128,7 @@ class FileService:
             self.quota.credit(ws, FILES, nbytes)
 
     def adopt_staged(self, ws: str, token: str, filename: str, purpose: str | None = None,
-                     mimetype: str | None = None) -> FileRecord:
+                     mimetype: str | None = None, expires_at: int | None = None) -> FileRecord:
         """A large upload the local front end streamed to a staging file (never held in memory):
         the same checks as ``upload``, then the staged file becomes the blob by a rename."""
         staged = getattr(self.blobs, "open_staged", None)
@@ -119,7 +140,7 @@ class FileService:
         else:
             reader.close()
             num_lines = None
-        record = self._new_record(filename, reader.size, purpose, mimetype, num_lines)
+        record = self._new_record(filename, reader.size, purpose, mimetype, num_lines, expires_at=expires_at)
         self._charge(ws, reader.size, f"the file {filename!r}")
         try:
             if not self.blobs.adopt(token, file_key(ws, record.id)):  # type: ignore[attr-defined]
@@ -173,7 +194,7 @@ class FileService:
 
     def _new_record(self, filename: str, size: int, purpose: str | None, mimetype: str | None,
                     num_lines: int | None, source: str = "upload", sample_type: str = "instruct",
-                    enforce_limit: bool = True) -> FileRecord:
+                    enforce_limit: bool = True, expires_at: int | None = None) -> FileRecord:
         """The checks every new file passes, in the order a client fixes them, and its record."""
         problem = file_name_problem(filename)
         if problem:
@@ -187,12 +208,15 @@ class FileService:
         mimetype = mimetype if mimetype and mimetype != "application/octet-stream" else mimetypes.guess_type(filename)[0]
         return FileRecord(id=str(uuid.uuid4()), bytes=size, created_at=int(time.time()), filename=filename,
                           purpose=purpose, mimetype=mimetype or "application/octet-stream", num_lines=num_lines,
-                          source=source, sample_type=sample_type)  # type: ignore[arg-type]
+                          source=source, sample_type=sample_type, expires_at=expires_at)  # type: ignore[arg-type]
 
     def _record(self, ws: str, file_id: str) -> FileRecord:
         # A signed upload whose bytes are in but whose notification has not run yet is recorded now:
         # once its bytes are stored, a file is always there to retrieve.
         record = self.store.get_file(ws, file_id) or self.uploads.complete(ws, file_id)
+        if record is not None and record.expired(time.time()):
+            self.remove(ws, file_id)  # past its expiry: deleted when first seen, if the sweep has not yet
+            record = None
         if record is None:
             raise NotFound(f"File {file_id} not found", param="file_id")
         return record
@@ -236,14 +260,33 @@ class FileService:
              include_total: bool = True) -> dict[str, Any]:
         self.uploads.complete_all(ws)  # signed uploads whose bytes are in appear in the very next listing
         selection = selection or FileSelection()
-        keep = selection.keeps if selection.narrows() else None
+        now, expired = time.time(), []
+
+        def keep(record: FileRecord) -> bool:
+            if record.expired(now):
+                expired.append(record.id)
+                return False
+            return selection.keeps(record)
+
         fetch: Fetch = lambda limit, token: self.store.list_files(ws, limit, token)  # noqa: E731
+        total = None
         if include_total:  # Mistral's default: the total counts every file the filters keep
-            records = all_matching(fetch, keep or (lambda _: True))
-            shown = records[page * page_size:(page + 1) * page_size]
-            return {"object": "list", "data": [record.to_api() for record in shown], "total": len(records)}
-        records = offset_page(fetch, page, page_size, keep=keep)
-        return {"object": "list", "data": [record.to_api() for record in records], "total": None}
+            records = all_matching(fetch, keep)
+            total, records = len(records), records[page * page_size:(page + 1) * page_size]
+        else:
+            records = offset_page(fetch, page, page_size, keep=keep)
+        for file_id in expired:  # past their expiry: deleted when first seen, if the sweep has not yet
+            self.remove(ws, file_id)
+        return {"object": "list", "data": [record.to_api() for record in records], "total": total}
+
+    def expire(self, ws: str) -> int:
+        """Delete the workspace's files past their expiry (the housekeeping sweep). Returns how many."""
+        now = time.time()
+        expired = all_matching(lambda limit, token: self.store.list_files(ws, limit, token),
+                               lambda record: record.expired(now))
+        for record in expired:
+            self.remove(ws, record.id)
+        return len(expired)
 
     def delete(self, ws: str, file_id: str) -> dict[str, Any]:
         record = self._record(ws, file_id)

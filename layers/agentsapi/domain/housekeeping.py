@@ -1,4 +1,5 @@
-"""Housekeeping of stored bytes: the storage quota's recount, and session states past their TTL.
+"""Housekeeping of stored bytes: the storage quota's recount, session states past their TTL, and
+files past the expiry their upload asked for (reads also delete those they meet).
 
 In AWS the bucket's lifecycle rules remove session states after ``SessionTtlDays`` and a
 scheduled function recounts; on one machine ``make serve`` recounts at start-up and expires
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from ..blobs import BlobStore
 from ..quota import FILES, KINDS, SESSIONS, StorageQuota
+from .files import FileService
 
 SESSIONS_PREFIX = "sessions/"
 
@@ -27,6 +29,11 @@ def recount_usage(quota: StorageQuota, blobs: BlobStore) -> int:
     bytes stored but no counter yet: data from before quotas). Returns how many."""
     known = set(quota.ledger.workspaces()) | _workspaces_under(blobs, FILES) | _workspaces_under(blobs, SESSIONS)
     return quota.recount(lambda ws: measure(blobs, ws), sorted(known))
+
+
+def expire_files(files: FileService, blobs: BlobStore) -> int:
+    """Delete every workspace's files past the expiry their upload asked for. Returns how many."""
+    return sum(files.expire(ws) for ws in sorted(_workspaces_under(blobs, FILES)))
 
 
 def expire_sessions(blobs: BlobStore, quota: StorageQuota, ttl_s: float) -> int:

@@ -24,12 +24,16 @@ class FileRecord(ApiModel):
     source: Literal["upload", "repository", "mistral"] = "upload"
     mimetype: str | None = None
     num_lines: int | None = None
+    expires_at: int | None = None  # epoch seconds; the file is deleted once it passes
 
     def to_api(self) -> dict[str, Any]:
         return {"id": self.id, "object": "file", "bytes": self.bytes, "created_at": self.created_at,
                 "filename": self.filename, "purpose": self.purpose, "sample_type": self.sample_type,
                 "source": self.source, "mimetype": self.mimetype, "num_lines": self.num_lines, "deleted": False,
-                "signature": None, "expires_at": None, "visibility": "workspace"}
+                "signature": None, "expires_at": self.expires_at, "visibility": "workspace"}
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
 
 
 class SignedUploadRequest(StrictModel):
