@@ -126,8 +126,8 @@ def list_versions(agent_id: str) -> Response[Any]:
 @app.get("/v1/agents/<agent_id>/versions/<version>")
 @tracer.capture_method(capture_response=False)
 def get_version(agent_id: str, version: str) -> Response[Any]:
-    number = _int_param("version", version)
-    return json_response(services().agents.get(workspace(app), agent_id, number))
+    # A string in Mistral's description: a version number, or one of the agent's aliases.
+    return json_response(services().agents.get(workspace(app), agent_id, version))
 
 
 @app.put("/v1/agents/<agent_id>/aliases")

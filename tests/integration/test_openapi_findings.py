@@ -3,6 +3,7 @@ as its own regression test: the description's own inputs are served, and nothing
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -176,3 +177,26 @@ def test_the_agents_lists_filter_by_name_search_id_source_deployment_and_metadat
     for query, param in (("deployment_chat=AAA", "deployment_chat"), ("sources=robot", "sources")):
         status, body, _ = api("GET", "/v1/agents", query=query)
         assert status == 400 and body["param"] == param, body
+
+
+def test_a_version_path_segment_is_a_number_or_an_alias_and_anything_else_a_404(api: Any) -> None:
+    created = agent(api)
+    api("PATCH", f"/v1/agents/{created['id']}", {"description": "v1"})
+    assert api("PUT", f"/v1/agents/{created['id']}/aliases", query="alias=stable&version=0")[0] == 200
+    assert api("GET", f"/v1/agents/{created['id']}/versions/1")[1]["description"] == "v1"
+    assert api("GET", f"/v1/agents/{created['id']}/versions/stable")[1]["version"] == 0
+    status, error, _ = api("GET", f"/v1/agents/{created['id']}/versions/nightly")
+    assert status == 404 and "nightly" in error["message"], error
+
+
+def test_guardrails_are_validated_as_the_description_types_them_and_echoed_in_full(api: Any, services: Any) -> None:
+    guardrail = {"moderation_llm_v2": {"custom_category_thresholds": {"pii": 0.2}, "action": "block"}}
+    created = agent(api, guardrails=[guardrail])
+    [echoed] = created["guardrails"]
+    assert echoed["moderation_llm_v2"]["custom_category_thresholds"]["pii"] == 0.2
+    assert echoed["moderation_llm_v2"]["model_name"] == "mistral-moderation-2603" and echoed["block_on_error"] is False
+    for wrong, field in (({"moderation_llm_v1": {"action": "shout"}}, "action"),
+                         ({"moderation_llm_v1": {"custom_category_thresholds": {"jailbreaking": 0.5}}}, "jailbreaking"),
+                         ({"moderation_llm_v2": {"": {"": False}}}, "moderation_llm_v2")):
+        status, error, _ = api("POST", "/v1/agents", {"model": "m", "name": "n", "guardrails": [wrong]})
+        assert status == 422 and field in json.dumps(error["detail"]), error

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from .common import ApiModel, StrictModel, iso
-from .tools import CompletionArgs, GuardrailConfig, Tool
+from .tools import CompletionArgs, GuardrailConfig, StoredGuardrails, Tool
 
 AliasName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z]([a-z0-9_-]*[a-z0-9])?$")]
 Name = Annotated[str, Field(min_length=1, max_length=256)]
@@ -59,7 +59,7 @@ class AgentVersion(ApiModel):
     completion_args: CompletionArgs = Field(default_factory=CompletionArgs)
     handoffs: list[str] | None = None
     metadata: dict[str, Any] | None = None
-    guardrails: list[GuardrailConfig] = Field(default_factory=list)
+    guardrails: StoredGuardrails = Field(default_factory=list)
     version_message: str | None = None
     deployment_chat: bool = False
     created_at: datetime
@@ -99,7 +99,7 @@ def agent_response(head: AgentHead, version: AgentVersion) -> dict[str, Any]:
         "completion_args": version.completion_args.expanded(),
         "handoffs": version.handoffs,
         "metadata": version.metadata,
-        "guardrails": [g.model_dump(mode="json") for g in version.guardrails],
+        "guardrails": list(version.guardrails),
         "version": version.version,
         "versions": list(range(head.latest_version + 1)),
         "version_message": version.version_message,

@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from .common import ApiModel, StrictModel, iso
 from .entries import Entry
-from .tools import CompletionArgs, GuardrailConfig, Tool
+from .tools import CompletionArgs, GuardrailConfig, StoredGuardrails, Tool
 
 Inputs = str | Annotated[list[Entry], Field(max_length=1000)]
 HandoffExecution = Literal["client", "server"]
@@ -78,7 +78,7 @@ class Conversation(ApiModel):
     instructions: str | None = None
     tools: list[Tool] = Field(default_factory=list)
     completion_args: CompletionArgs = Field(default_factory=CompletionArgs)
-    guardrails: list[GuardrailConfig] | None = None
+    guardrails: StoredGuardrails | None = None
     name: str | None = None
     description: str | None = None
     metadata: dict[str, Any] | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from .common import StrictModel
 
@@ -98,7 +98,64 @@ class CompletionArgs(StrictModel):
         return self.model_dump(mode="json", by_alias=True)
 
 
+Threshold = float | None  # a score above it triggers the action (the description gives no bounds)
+
+
+class ModerationV1Thresholds(StrictModel):
+    sexual: Threshold = None
+    hate_and_discrimination: Threshold = None
+    violence_and_threats: Threshold = None
+    dangerous_and_criminal_content: Threshold = None
+    selfharm: Threshold = None
+    health: Threshold = None
+    financial: Threshold = None
+    law: Threshold = None
+    pii: Threshold = None
+
+
+class ModerationV2Thresholds(StrictModel):
+    sexual: Threshold = None
+    hate_and_discrimination: Threshold = None
+    violence_and_threats: Threshold = None
+    dangerous: Threshold = None
+    criminal: Threshold = None
+    selfharm: Threshold = None
+    health: Threshold = None
+    financial: Threshold = None
+    law: Threshold = None
+    pii: Threshold = None
+    jailbreaking: Threshold = None
+
+
+class ModerationV1Config(StrictModel):
+    model_name: str = "mistral-moderation-2411"
+    custom_category_thresholds: ModerationV1Thresholds | None = None
+    ignore_other_categories: bool = False
+    action: Literal["none", "block"] = "none"
+
+
+class ModerationV2Config(StrictModel):
+    model_name: str = "mistral-moderation-2603"
+    custom_category_thresholds: ModerationV2Thresholds | None = None
+    ignore_other_categories: bool = False
+    action: Literal["none", "block"] = "none"
+
+
 class GuardrailConfig(StrictModel):
+    """Mistral's guardrail settings, validated as its description types them. Stored and echoed:
+    no moderation model runs here (README "API coverage" says what that means)."""
+
     block_on_error: bool = False
-    moderation_llm_v1: dict[str, Any] | None = None
-    moderation_llm_v2: dict[str, Any] | None = None
+    moderation_llm_v1: ModerationV1Config | None = None
+    moderation_llm_v2: ModerationV2Config | None = None
+
+
+def _dumped(value: Any) -> Any:
+    if isinstance(value, list):
+        return [item.model_dump(mode="json") if isinstance(item, BaseModel) else item for item in value]
+    return value
+
+
+# What is stored: the configs as they were accepted. Loaded as plain objects, so that a stored
+# agent or conversation from before the configs were typed still reads.
+StoredGuardrails = Annotated[list[dict[str, Any]], BeforeValidator(_dumped)]
