@@ -149,7 +149,7 @@ def test_every_operation_conforms_to_mistrals_description_but_for_the_listed_dif
     # schemathesis failing to generate data from the description's own schema (its fuzzing of the
     # conversation request's unions); a network error or a timeout fails the test.
     errors = errors_in(report)
-    assert all(kind == "Unsatisfiable" for kind, _ in errors), errors
+    assert all(kind in ("Unsatisfiable", "UnsatisfiableSchema") for kind, _ in errors), errors
 
 
 def _event_schemas() -> tuple[dict[str, Any], dict[str, str]]:
