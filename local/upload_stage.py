@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agentsapi.adapters.file_blobs import FileBlobs, StagedBlob
-from agentsapi.errors import ApiError, InvalidRequest, PayloadTooLarge
+from agentsapi.errors import ApiError, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from agentsapi.http.edge import MULTIPART_OVERHEAD_BYTES
 from local.multipart_stream import boundary_of, receive_form
 
@@ -70,7 +70,8 @@ def upload_stager(blobs: FileBlobs, max_file_bytes: Callable[[], int],
                 return refused
         boundary = boundary_of(headers.get("content-type") or "")
         if boundary is None:
-            return InvalidRequest("upload with Content-Type multipart/form-data (fields: file, purpose)", param="file")
+            return UnsupportedMediaType("upload with Content-Type multipart/form-data (fields: file, purpose)",
+                                        param="Content-Type")
         max_bytes = max_file_bytes()
         if length > max_bytes + MULTIPART_OVERHEAD_BYTES:  # refused before a byte is read
             return _too_large(max_bytes)

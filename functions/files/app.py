@@ -13,7 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentsapi.domain.files import FileSelection, upload_expiry
-from agentsapi.errors import InvalidRequest, PayloadTooLarge
+from agentsapi.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from agentsapi.http.edge import json_response, query_bool, query_choices, query_int
 from agentsapi.http.headers import content_disposition
 from agentsapi.http.resolver import json_body, make_resolver, services, workspace
@@ -47,7 +47,8 @@ def _multipart() -> dict[str, Any]:
     """The form fields of a multipart/form-data body; the ``file`` field keeps name, type and bytes."""
     content_type = app.current_event.get_header_value("content-type") or ""
     if not content_type.startswith("multipart/form-data"):
-        raise InvalidRequest("upload with Content-Type multipart/form-data (fields: file, purpose)", param="file")
+        raise UnsupportedMediaType("upload with Content-Type multipart/form-data (fields: file, purpose)",
+                                   param="Content-Type")
     body = _raw_body()
     if len(body) > DIRECT_BODY_MAX_BYTES:  # more than API Gateway + Lambda carry; locally, a front end without staging
         raise PayloadTooLarge(f"file: a {len(body)}-byte upload is over the {DIRECT_BODY_MAX_BYTES} bytes one request "

@@ -85,6 +85,11 @@ class Conflict(ApiError):
     error_type = "invalid_request_error"
 
 
+class UnsupportedMediaType(ApiError):
+    status = 415
+    error_type = "invalid_request_error"
+
+
 class PayloadTooLarge(ApiError):
     status = 413
     error_type = "invalid_request_error"

@@ -64,7 +64,7 @@ def test_bad_purpose_and_missing_file_field(api: Any) -> None:
     code, body = upload(b"x", purpose="anything")
     assert code == 400 and body["param"] == "purpose"
     code, body, _ = api("POST", "/v1/files", {"not": "multipart"})
-    assert code == 400 and body["param"] == "file"
+    assert code == 415 and body["param"] == "Content-Type"
 
 
 def test_other_workspace_cannot_see_files(api: Any) -> None:

@@ -200,3 +200,13 @@ def test_guardrails_are_validated_as_the_description_types_them_and_echoed_in_fu
                          ({"moderation_llm_v2": {"": {"": False}}}, "moderation_llm_v2")):
         status, error, _ = api("POST", "/v1/agents", {"model": "m", "name": "n", "guardrails": [wrong]})
         assert status == 422 and field in json.dumps(error["detail"]), error
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
+def test_a_json_route_answers_a_body_of_another_media_type_with_a_415(api: Any, content_type: str) -> None:
+    status, error, _ = api("POST", "/v1/agents", raw='{"model": "m", "name": "n"}', headers={"content-type": content_type})
+    assert status == 415 and error["param"] == "Content-Type" and content_type in error["message"], error
+    assert api("GET", "/v1/agents")[1] == []  # nothing stored
+    status, _, _ = api("POST", "/v1/agents", raw='{"model": "m", "name": "n"}',
+                       headers={"content-type": "application/json; charset=utf-8"})
+    assert status == 200

@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from pydantic import BaseModel
 
 from ..auth import Principal
-from ..errors import ApiError, MethodNotAllowed, ValidationFailed
+from ..errors import ApiError, MethodNotAllowed, UnsupportedMediaType, ValidationFailed
 from ..services import Services, get_services
 from .edge import error_response, parse_body, request_body_limit
 from .errors import validation_detail
@@ -149,4 +149,8 @@ def json_body(app: APIGatewayRestResolver, model: type[Model]) -> Model:
     """The request's JSON body as ``model``, within the route's size and the nesting limit."""
     settings = services().settings
     event = app.current_event
+    media_type = (event.get_header_value("content-type") or "").split(";", 1)[0].strip().lower()
+    if media_type and media_type != "application/json" and not media_type.endswith("+json"):
+        # No Content-Type at all is taken as JSON (curl -d without -H, scripts); another one is not.
+        raise UnsupportedMediaType(f"send the body as application/json, not {media_type}", param="Content-Type")
     return parse_body(model, event.decoded_body, request_body_limit(settings, event.path), settings.max_json_depth)
