@@ -127,18 +127,19 @@ class ModerationV2Thresholds(StrictModel):
     jailbreaking: Threshold = None
 
 
-class ModerationV1Config(StrictModel):
+class _Moderation(StrictModel):
+    ignore_other_categories: bool = False
+    action: Literal["none", "block"] = "none"
+
+
+class ModerationV1Config(_Moderation):
     model_name: str = "mistral-moderation-2411"
     custom_category_thresholds: ModerationV1Thresholds | None = None
-    ignore_other_categories: bool = False
-    action: Literal["none", "block"] = "none"
 
 
-class ModerationV2Config(StrictModel):
+class ModerationV2Config(_Moderation):
     model_name: str = "mistral-moderation-2603"
     custom_category_thresholds: ModerationV2Thresholds | None = None
-    ignore_other_categories: bool = False
-    action: Literal["none", "block"] = "none"
 
 
 class GuardrailConfig(StrictModel):
