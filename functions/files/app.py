@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentsapi.domain.files import FileSelection, upload_expiry
 from agentsapi.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
-from agentsapi.http.edge import json_response, query_bool, query_choices, query_int
+from agentsapi.http.edge import json_response, query_bool, query_choices, query_int, query_values
 from agentsapi.http.headers import content_disposition
 from agentsapi.http.resolver import json_body, make_resolver, services, workspace
 from agentsapi.models.files import SAMPLE_TYPES, SOURCES, SignedUploadRequest
@@ -102,7 +102,7 @@ def list_files() -> Response[Any]:
     selection = FileSelection(purpose=query.get("purpose") or None, search=query.get("search") or None,
                               sources=query_choices(multi, "source", SOURCES),
                               sample_types=query_choices(multi, "sample_type", SAMPLE_TYPES),
-                              mimetypes=frozenset(v for v in multi.get("mimetypes") or [] if v))
+                              mimetypes=query_values(multi, "mimetypes"))
     return json_response(services().files.list(workspace(app), page, page_size, selection,
                                                include_total=query_bool(query, "include_total", True)))
 

@@ -128,26 +128,36 @@ class AgentService:
 
     def list_page(self, ws: str, page: int, page_size: int,
                   selection: AgentSelection | None = None) -> list[dict[str, Any]]:
+        versions: dict[str, AgentVersion] = {}
         heads = offset_page(lambda limit, token: self.store.list_agents(ws, limit, token), page, page_size,
-                            keep=self._keep(ws, selection))
-        return [self._render_head(ws, head) for head in heads]
+                            keep=self._keep(ws, selection, versions))
+        return [self._render_head(ws, head, versions) for head in heads]
 
     def list_tokens(self, ws: str, page_size: int, page_token: str | None,
                     selection: AgentSelection | None = None) -> dict[str, Any]:
         """A page of the store's order; with filters it may hold fewer than ``page_size`` agents,
         and the token still leads on through the rest."""
         batch = self.store.list_agents(ws, page_size, page_token)
-        keep = self._keep(ws, selection) or (lambda _: True)
-        return {"object": "list", "data": [self._render_head(ws, h) for h in batch.items if keep(h)],
+        versions: dict[str, AgentVersion] = {}
+        keep = self._keep(ws, selection, versions) or (lambda _: True)
+        return {"object": "list", "data": [self._render_head(ws, h, versions) for h in batch.items if keep(h)],
                 "next_page_token": batch.next_token}
 
-    def _keep(self, ws: str, selection: AgentSelection | None) -> Callable[[AgentHead], bool] | None:
+    def _keep(self, ws: str, selection: AgentSelection | None,
+              versions: dict[str, AgentVersion]) -> Callable[[AgentHead], bool] | None:
+        """The filter on each agent's active version; the versions it reads are kept in
+        ``versions``, so that rendering the agents it keeps reads none of them again."""
         if selection is None or not selection.narrows():
             return None
-        return lambda head: selection.keeps(head.id, self._version(ws, head.id, head.active_version))
 
-    def _render_head(self, ws: str, head: Any) -> dict[str, Any]:
-        return agent_response(head, self._version(ws, head.id, head.active_version))
+        def keep(head: AgentHead) -> bool:
+            version = versions[head.id] = self._version(ws, head.id, head.active_version)
+            return selection.keeps(head.id, version)
+        return keep
+
+    def _render_head(self, ws: str, head: Any, versions: dict[str, AgentVersion] | None = None) -> dict[str, Any]:
+        version = (versions or {}).get(head.id) or self._version(ws, head.id, head.active_version)
+        return agent_response(head, version)
 
     def delete(self, ws: str, agent_id: str) -> None:
         self._head(ws, agent_id)

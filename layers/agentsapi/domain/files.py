@@ -74,9 +74,6 @@ class FileSelection:
     sample_types: frozenset[str] = frozenset()
     mimetypes: frozenset[str] = frozenset()
 
-    def narrows(self) -> bool:
-        return bool(self.purpose or self.search or self.sources or self.sample_types or self.mimetypes)
-
     def keeps(self, record: FileRecord) -> bool:
         return ((not self.purpose or record.purpose == self.purpose)
                 and (not self.search or self.search.casefold() in record.filename.casefold())

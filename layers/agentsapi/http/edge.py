@@ -121,9 +121,14 @@ def query_time(params: dict[str, str] | None, name: str) -> int | None:
     return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
 
 
+def query_values(multi: dict[str, list[str]] | None, name: str) -> frozenset[str]:
+    """Every non-empty value of a repeated query parameter (none given: empty)."""
+    return frozenset(v for v in (multi or {}).get(name) or [] if v != "")
+
+
 def query_choices(multi: dict[str, list[str]] | None, name: str, allowed: Iterable[str]) -> frozenset[str]:
     """Every value of a repeated query parameter, each one of ``allowed`` (none given: empty)."""
-    values = frozenset(v for v in (multi or {}).get(name) or [] if v != "")
+    values = query_values(multi, name)
     unknown = sorted(values - frozenset(allowed))
     if unknown:
         raise InvalidRequest(f"{name} must be among {', '.join(sorted(allowed))}; got {', '.join(unknown)}", param=name)
