@@ -14,8 +14,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 # Which function serves which path prefix (template.yaml routes /v1/agents... and /v1/conversations...).
+# A value with a slash names a module other than app.py in a function's folder: /mcp is served by
+# the conversations function (functions/conversations/mcp_app.py).
 ROUTES = {"/v1/agents": "agents", "/v1/conversations": "conversations", "/v1/files": "files",
-          "/v1/batch": "batch", "/v1/usage": "files"}
+          "/v1/batch": "batch", "/v1/usage": "files", "/mcp": "conversations/mcp_app"}
 
 
 def _load(name: str, path: Path) -> ModuleType:
@@ -38,9 +40,11 @@ _loaded: dict[str, ModuleType] = {}
 
 
 def handler_module(function: str) -> ModuleType:
-    """Import functions/<function>/app.py under a unique name (every function calls its module app)."""
+    """Import functions/<function>/app.py (or functions/<folder>/<module>.py) under a unique name."""
     if function not in _loaded:
-        _loaded[function] = _load(f"{function}_app", ROOT / "functions" / function / "app.py")
+        folder, _, module = function.partition("/")
+        path = ROOT / "functions" / folder / f"{module or 'app'}.py"
+        _loaded[function] = _load(f"{folder}_{module or 'app'}", path)
     return _loaded[function]
 
 

@@ -654,19 +654,26 @@ class FrontendServer(ThreadingHTTPServer):
 
 
 def main() -> None:
-    """The web app of the streaming function: every request goes to the conversations handler."""
-    import app  # the conversations handler module beside this file
+    """The web app of the streaming function: the conversations handler, and the MCP server's."""
+    import app  # the handler modules beside this file
+    import mcp_app
 
     def route(path: str) -> Handler | None:
         if path == "/v1/conversations" or path.startswith("/v1/conversations/"):
             return lambda event: app.lambda_handler(event, LambdaContextStub())
+        if path == "/mcp":
+            return lambda event: mcp_app.lambda_handler(event, LambdaContextStub())
         return None
+
+    def flush_metrics() -> None:
+        app.metrics.flush_metrics()
+        mcp_app.metrics.flush_metrics()
 
     address = ("0.0.0.0", int(os.environ.get("PORT", "8080")))  # noqa: S104 - the adapter connects locally
     # Every connection comes from the web adapter (one request at a time per environment): no cap
     # per client address, whose only address is the adapter's.
     policy = ConnectionPolicy.from_env()
-    server = FrontendServer(address, route, after_stream=app.metrics.flush_metrics,
+    server = FrontendServer(address, route, after_stream=flush_metrics,
                             policy=ConnectionPolicy(**{**policy.__dict__, "max_per_client": 0}))
     server.serve_forever()
 

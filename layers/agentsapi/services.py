@@ -27,7 +27,10 @@ from .domain.conversations import ConversationService
 from .domain.files import FileService
 from .domain.housekeeping import recount_usage
 from .domain.runtime import Runtime
+from .domain.sessions import InterpreterSessions
+from .http.edge import MCP_PATH, request_body_limit
 from .jobqueue import JobQueue, QueueConsumer, SqsQueue
+from .mcp.server import McpServer
 from .providers.offline import OfflineModel
 from .providers.port import ModelProvider
 from .quota import StorageQuota, UsageLedger
@@ -55,6 +58,7 @@ class Services:
     batch: BatchService
     storage: Storage | None = None
     quota: StorageQuota | None = None
+    mcp: McpServer | None = None
 
 
 def build_sandbox(settings: Settings) -> Sandbox:
@@ -240,7 +244,9 @@ def build_services(settings: Settings, sandbox: Sandbox | None = None, storage: 
                          max_json_depth=settings.max_json_depth)
     keys = Authenticator.from_settings(settings, storage.key_store)
     limiter = RateLimiter(storage.rate_counter, settings.rate_limit_per_minute)
-    return Services(settings, keys, limiter, store, agents, conversations, sandbox, files, batch, storage, quota)
+    mcp = McpServer(InterpreterSessions(conversations, files, settings.mcp_read_max_bytes), files,
+                    max_body_bytes=request_body_limit(settings, MCP_PATH), max_depth=settings.max_json_depth)
+    return Services(settings, keys, limiter, store, agents, conversations, sandbox, files, batch, storage, quota, mcp)
 
 
 _override: Services | None = None

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # Bounds on client input, refused with a 4xx naming the field before anything is stored.
     # Nesting stays well below the 200 levels pydantic's JSON parser reads back from storage.
     max_json_depth: int = Field(64, alias="MAX_JSON_DEPTH", ge=8, le=128)
+    # The largest file the MCP server's read_file (and resources/read) returns inline: its base64
+    # must fit in a Lambda response (payloads.LAMBDA_RESPONSE_BYTES); larger ones are downloaded.
+    mcp_read_max_bytes: int = Field(3 * 1024 * 1024, alias="MCP_READ_MAX_BYTES", gt=0, le=4_500_000)
     max_input_entries: int = Field(200, alias="MAX_INPUT_ENTRIES", ge=1, le=10_000)
     max_conversation_entries: int = Field(5000, alias="MAX_CONVERSATION_ENTRIES", ge=2, le=100_000)
     # One entry is stored as one item; DynamoDB's items stop at 400 KB (keys and names included).

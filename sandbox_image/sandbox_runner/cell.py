@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import linecache
+import os
 import sys
 import traceback
 import types
@@ -112,15 +113,42 @@ def _safe_traceback(exc: BaseException) -> str:
         return f"{type(exc).__name__}: {_safe_str(exc)}\n"
 
 
+SAVED_BY_CODE = "_saved_by_the_code"
+
+
+def note_figures_the_code_saves() -> None:
+    """Mark a figure the code saves to a file itself (``plt.savefig('plot.png')``), so that
+    save_figures does not return the same figure a second time under its own name."""
+    from matplotlib.figure import Figure
+
+    savefig = Figure.savefig
+
+    def noting_savefig(self: Any, fname: Any, *args: Any, **kwargs: Any) -> Any:
+        outcome = savefig(self, fname, *args, **kwargs)
+        if isinstance(fname, (str, os.PathLike)):  # a file, not a buffer the code reads back
+            setattr(self, SAVED_BY_CODE, True)
+            # As saved: a later change marks it stale again (saving with bbox_inches="tight"
+            # leaves it stale although nothing changed).
+            self.stale = False
+        return outcome
+
+    Figure.savefig = noting_savefig  # type: ignore[method-assign]
+
+
 def save_figures(workdir: str) -> list[str]:
-    """Write every open matplotlib figure as plot_<n>.png and close them."""
+    """Write every open matplotlib figure as plot_<n>.png and close them; a figure the code saved
+    to a file itself, and did not change since (matplotlib marks a changed figure stale), is
+    already in the working directory and is not written twice."""
     pyplot = sys.modules.get("matplotlib.pyplot")
     if pyplot is None:
         return []
     names = []
-    for index, number in enumerate(pyplot.get_fignums()):
-        name = f"plot_{index}.png"
-        pyplot.figure(number).savefig(f"{workdir}/{name}", format="png")
+    for number in pyplot.get_fignums():
+        figure = pyplot.figure(number)
+        if getattr(figure, SAVED_BY_CODE, False) and not figure.stale:
+            continue
+        name = f"plot_{len(names)}.png"
+        figure.savefig(f"{workdir}/{name}", format="png")
         names.append(name)
     pyplot.close("all")
     return names

@@ -36,6 +36,7 @@ def preload(modules: list[str]) -> list[str]:
         matplotlib.use("Agg")
         # plt.show() is a no-op here; the figures are collected after the cell.
         warnings.filterwarnings("ignore", message=".*non-interactive.*cannot be shown")
+        cell.note_figures_the_code_saves()
     for name in modules:
         try:
             importlib.import_module(name)

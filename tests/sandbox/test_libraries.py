@@ -95,3 +95,20 @@ def test_input_files_are_not_session_state(sandbox: Any) -> None:
                                               session_state=first.session.content(), timeout_s=30))
     assert second.status == "ok" and second.display == str(299_999 ** 2), second.code_output()
     assert "not carried" not in second.code_output()
+
+
+def test_a_figure_the_code_saved_is_returned_once_and_a_changed_one_again(sandbox: Any) -> None:
+    code = """import matplotlib.pyplot as plt
+plt.plot([1, 2], [2, 1])
+plt.savefig("saved.png", bbox_inches="tight")
+plt.show()
+changed, axes = plt.subplots()
+axes.plot([1, 2])
+changed.savefig("before_title.png")
+axes.set_title("after saving")
+"""
+    result = sandbox.execute(ExecutionRequest(code=code, timeout_s=60))
+    assert result.status == "ok", result.code_output()
+    # The saved figure is not returned a second time as plot_<n>.png; the one changed after its
+    # save is, as it looks at the end of the cell.
+    assert sorted(f.name for f in result.files) == ["before_title.png", "plot_0.png", "saved.png"]

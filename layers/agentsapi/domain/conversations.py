@@ -45,6 +45,7 @@ from ..models.entries import (
     ToolFileChunk,
     entry_to_api,
 )
+from ..models.tools import CodeInterpreterTool
 from ..quota import SESSIONS, StorageQuota
 from ..sandbox.port import SandboxFile, SessionState
 from ..store import Store
@@ -53,6 +54,9 @@ from .files import FileService
 from .metadata import metadata_matches
 from .paging import offset_page
 from .runtime import Event, HandoffTarget, Persona, Runtime, ToolContext, Turn, pending_tool_calls
+
+# The model a session started without one (an MCP client's) names, should a person chat in it later.
+SESSION_MODEL = "mistral-medium-latest"
 
 # Stands in, in a restarted history, for a session reference its source did not own, or that
 # the workspace's storage quota had no room to copy.
@@ -181,9 +185,9 @@ class ConversationService:
                                  "restart this one from an earlier entry", param="inputs")
 
     # -- what the code works with -----------------------------------------------------------
-    def _check_file_refs(self, ws: str, inputs: list[Entry]) -> None:
+    def _checkfile_refs(self, ws: str, inputs: list[Entry]) -> None:
         """Files named in the inputs must exist in this workspace (404 otherwise, like any id)."""
-        for file_id in _file_refs(inputs):
+        for file_id in file_refs(inputs):
             if self.files is None:
                 raise InvalidRequest("file chunks need the Files API, which is not configured", param="inputs")
             self.files.get(ws, file_id)
@@ -197,7 +201,7 @@ class ConversationService:
         files, blobs = self.files, self.blobs
         by_name: dict[str, SandboxFile] = {}
         unusable: list[str] = []
-        for file_id in _file_refs(history):
+        for file_id in file_refs(history):
             record = files.record(ws, file_id)
             if file_name_problem(record.filename):  # stored before names were bounded: never sent on
                 unusable.append(file_id)
@@ -365,7 +369,7 @@ class ConversationService:
             conversation.instructions = request.instructions
             conversation.tools = request.tools or []
             conversation.completion_args = request.completion_args or conversation.completion_args
-        self._check_file_refs(ws, inputs)
+        self._checkfile_refs(ws, inputs)
         _check_owed_results(pending_tool_calls(inputs), [])
         persona = self._persona(ws, conversation)
 
@@ -381,7 +385,7 @@ class ConversationService:
         inputs = self._bounded_inputs(request.inputs)
         conversation = self._load(ws, conversation_id)
         self._check_room(conversation.entry_count, len(inputs))
-        self._check_file_refs(ws, inputs)
+        self._checkfile_refs(ws, inputs)
         history = self.store.get_entries(ws, conversation_id)
         confirmations = _confirmations(history, request.tool_confirmations or [])
         if not inputs and not confirmations:
@@ -421,7 +425,7 @@ class ConversationService:
                 raise InvalidRequest("agent_version applies only to agent conversations", param="agent_version")
             _, version = self.agents.resolve_version(ws, conversation.agent_id, request.agent_version)
             conversation.agent_version = version.version
-        self._check_file_refs(ws, inputs)
+        self._checkfile_refs(ws, inputs)
         _check_owed_results(pending_tool_calls(history[: cut + 1]), inputs)
         kept = self._adopt_sessions(ws, source.id, conversation.id, history[: cut + 1])
         persona = self._persona(ws, conversation, request.completion_args, kept)
@@ -437,6 +441,17 @@ class ConversationService:
     def _turn(self, ws: str, conversation_id: str, persona: Persona, history: list[Entry],
               save: Callable[[Turn], None] | None, handoff_execution: str | None,
               confirmations: list[tuple[FunctionCallEntry, bool]] | None = None) -> TurnResult:
+        def drive(turn: Turn, context: ToolContext) -> Iterator[Event]:
+            return self.runtime.run(persona, history, turn, handoff_execution or "server",
+                                    lambda agent_id: self._agent_persona(ws, agent_id, None), confirmations or [],
+                                    context)
+
+        return self._run(ws, conversation_id, history, save, drive)
+
+    def _run(self, ws: str, conversation_id: str, history: list[Entry], save: Callable[[Turn], None] | None,
+             drive: Callable[[Turn, ToolContext], Iterator[Event]]) -> TurnResult:
+        """A turn's events around ``drive`` (the model loop, or one direct execution): stored whole
+        by ``save`` before it is done, or nothing it made is kept."""
         result = TurnResult(conversation_id, iter(()), Turn())
 
         def events() -> Iterator[Event]:
@@ -444,9 +459,7 @@ class ConversationService:
             kept, saved = Kept(), False
             try:
                 context = self._tool_context(ws, conversation_id, history, kept)
-                yield from self.runtime.run(persona, history, result.turn, handoff_execution or "server",
-                                            lambda agent_id: self._agent_persona(ws, agent_id, None),
-                                            confirmations or [], context)
+                yield from drive(result.turn, context)
                 if save is not None:
                     save(result.turn)
                 saved = True
@@ -465,6 +478,44 @@ class ConversationService:
         result.events = events()
         return result
 
+    # -- the interpreter driven directly, without a model (the MCP server's sessions) -----------
+    def run_code(self, ws: str, conversation_id: str | None, code: str,
+                 inputs: list[Entry] | None = None) -> TurnResult:
+        """Run ``code`` in a conversation's interpreter as if its model had called the code
+        interpreter with it: the same sandbox, session state, files, quota and stored
+        ``tool.execution`` entry, after ``inputs`` (e.g. a message attaching files). Without an id,
+        a new conversation holds the session. ``code`` None stores the inputs alone."""
+        inputs = _stamp(list(inputs or []))
+        if conversation_id is None:
+            moment = now()
+            conversation = Conversation(id=new_id("conv_"), created_at=moment, updated_at=moment, model=SESSION_MODEL,
+                                        tools=[CodeInterpreterTool(type="code_interpreter")],
+                                        name="Python session", metadata={"source": "mcp"})
+            history: list[Entry] = []
+        else:
+            conversation = self._load(ws, conversation_id)
+            history = self.store.get_entries(ws, conversation_id)
+            # While function results are owed, Mistral's rule admits nothing else into the history.
+            _check_owed_results(conversation.pending_tool_call_ids, [])
+        self._check_room(conversation.entry_count, len(inputs) + 1)
+        self._checkfile_refs(ws, inputs)
+        persona = Persona(conversation.model or SESSION_MODEL, None, conversation.tools, conversation.completion_args,
+                          agent_id=conversation.agent_id)
+        expected, new = conversation.entry_count, conversation_id is None
+
+        def save(turn: Turn) -> None:
+            self._check_entry_sizes(turn.outputs, "outputs")
+            if new:
+                self.store.create_conversation(ws, conversation, inputs + turn.outputs)
+            else:
+                self.store.append_entries(ws, conversation.model_copy(update={"updated_at": now()}),
+                                          inputs + turn.outputs, expected_count=expected)
+
+        def drive(turn: Turn, context: ToolContext) -> Iterator[Event]:
+            return iter(()) if code is None else self.runtime.execute_code(persona, code, turn, history + inputs, context)
+
+        return self._run(ws, conversation.id, history + inputs, save, drive)
+
     # -- read side ----------------------------------------------------------------------------
     def list(self, ws: str, page: int, page_size: int, metadata: dict[str, Any] | None) -> list[dict[str, Any]]:
         found = offset_page(lambda limit, token: self.store.list_conversations(ws, limit, token), page, page_size,
@@ -482,6 +533,10 @@ class ConversationService:
             if self.quota is not None:
                 self.quota.credit(ws, SESSIONS, freed)
 
+    def entries(self, ws: str, conversation_id: str) -> list[Entry]:
+        self._load(ws, conversation_id)
+        return self.store.get_entries(ws, conversation_id)
+
     def history(self, ws: str, conversation_id: str) -> dict[str, Any]:
         self._load(ws, conversation_id)
         entries = self.store.get_entries(ws, conversation_id)
@@ -495,7 +550,7 @@ class ConversationService:
         return {"object": "conversation.messages", "conversation_id": conversation_id, "messages": messages}
 
 
-def _file_refs(entries: list[Entry]) -> list[str]:
+def file_refs(entries: list[Entry]) -> list[str]:
     """File ids handed to the code through ``file`` chunks of input messages, in order."""
     # The official SDK can send a ``tool_file`` chunk for the code interpreter in a message input;
     # plain HTTP clients may also use Mistral's ``file`` chunk.

@@ -372,6 +372,12 @@ class Runtime:
         yield from self._out_of_time(persona, turn, f"the model used tools {self.max_steps} times in this turn "
                                                     "without answering; the step limit ends the turn here")
 
+    def execute_code(self, persona: Persona, code: str, turn: Turn, entries: list[Entry],
+                     context: ToolContext) -> Iterator[Event]:
+        """One execution asked for by the caller, not by a model: recorded as the model's would be."""
+        turn.context = context
+        yield from self._execute(persona, {"entry_id": "", "arguments": json.dumps({"code": code})}, turn, list(entries))
+
     def _execute(self, persona: Persona, call: dict[str, str], turn: Turn, entries: list[Entry],
                  answers: str | None = None, clock: TurnClock | None = None) -> Iterator[Event]:
         entry_id = call["entry_id"] or new_id("tool_exec_")

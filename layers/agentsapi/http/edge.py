@@ -31,6 +31,8 @@ stream_sink: ContextVar[list[Iterator[bytes]] | None] = ContextVar("stream_sink"
 # Multipart framing around an upload's bytes; batch bodies carry many conversation bodies.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 BATCH_BODY_FACTOR = 8
+MCP_PATH = "/mcp"
+MCP_FRAMING_BYTES = 64 * 1024  # the JSON-RPC envelope around an upload's content
 
 
 def request_body_limit(settings: Settings, path: str) -> int:
@@ -40,6 +42,9 @@ def request_body_limit(settings: Settings, path: str) -> int:
         # A body in the event is what API Gateway and Lambda carry at most; larger files take a signed
         # upload, or locally the front end's staged upload (local/upload_stage.py), never an event.
         return min(settings.files_max_bytes + MULTIPART_OVERHEAD_BYTES, DIRECT_BODY_MAX_BYTES)
+    if path == MCP_PATH:
+        # upload_file's content travels in the JSON body (base64: 4 bytes per 3), in one event.
+        return min(settings.files_max_bytes * 2 + MCP_FRAMING_BYTES, DIRECT_BODY_MAX_BYTES)
     if path == "/v1/batch" or path.startswith("/v1/batch/"):
         return settings.max_request_bytes * BATCH_BODY_FACTOR
     return settings.max_request_bytes

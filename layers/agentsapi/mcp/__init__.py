@@ -1,0 +1,1 @@
+"""The MCP server (Model Context Protocol, Streamable HTTP): the interpreter for any MCP client."""
