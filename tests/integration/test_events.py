@@ -159,3 +159,27 @@ def test_an_api_gateway_event_streams_through_the_web_app(services: Any) -> None
     kinds = [line.removeprefix("event: ") for line in response.text.splitlines() if line.startswith("event: ")]
     assert kinds[0] == "conversation.response.started" and kinds[-1] == "conversation.response.done"
     assert "tool.execution.done" in kinds
+
+
+def test_mcp_events_run_code_in_a_session_stored_in_dynamodb(services: Any, fake_sandbox: Any) -> None:
+    """The MCP server's events through its handler, on the AWS adapters (DynamoDB, S3 under moto):
+    a session is a conversation, and a second call appends to it."""
+    def mcp(name: str, **arguments: str) -> dict[str, Any]:
+        event = json.loads((EVENTS / "conversations" / f"{name}.json").read_text())
+        message = json.loads(event["body"])
+        message["params"].get("arguments", {}).update(arguments)
+        event["body"] = json.dumps(message)
+        return apigw.invoke("conversations/mcp_app", event)
+
+    listed = mcp("mcp_tools_list")
+    assert listed["statusCode"] == 200, listed["body"]
+    assert [tool["name"] for tool in body(listed)["result"]["tools"]] == \
+        ["run_python", "upload_file", "list_files", "read_file"]
+    first = body(mcp("mcp_run_python"))["result"]
+    assert fake_sandbox.codes == ["print(6 * 7)"]
+    assert (first["isError"], first["structuredContent"]["output"]) == (False, "ran 1\n")
+    session = first["structuredContent"]["session_id"]
+    second = body(mcp("mcp_run_python", session_id=session))["result"]
+    assert second["structuredContent"]["session_id"] == session
+    history = body(invoke("conversations", "get_conversation_history", conversation_id=session))
+    assert [e["info"]["code_output"] for e in history["entries"]] == ["ran 1\n", "ran 2\n"]

@@ -305,7 +305,7 @@ def test_conversation_turns_stream_through_api_gateway_behind_the_authorizer() -
     assert props("Api")["EndpointConfiguration"] == {"Type": "REGIONAL"}
     conversations = props("ConversationsFunction")
     events = {e["Properties"]["Path"]: e["Properties"] for e in conversations["Events"].values()}
-    assert set(events) == {"/v1/conversations", "/v1/conversations/{proxy+}"}
+    assert set(events) == {"/v1/conversations", "/v1/conversations/{proxy+}", "/mcp"}
     for route in events.values():
         assert route["Method"] == "ANY" and route["ResponseTransferMode"] == "RESPONSE_STREAM"
         assert route["TimeoutInMillis"] == 900_000 and "Auth" not in route
@@ -318,6 +318,24 @@ def test_conversation_turns_stream_through_api_gateway_behind_the_authorizer() -
     other_routes = {e["Properties"]["Path"] for name, f in FUNCTIONS.items() if name != "ConversationsFunction"
                     for e in f["Properties"].get("Events", {}).values() if e["Type"] == "Api"}
     assert not [path for path in other_routes if path.startswith("/v1/conversations")]
+
+
+def test_the_mcp_server_is_served_by_the_conversations_function_behind_the_authorizer() -> None:
+    """/mcp runs code as turns do: the same function (its sandbox and session permissions), the
+    same key authorizer, streamed for 15 minutes so that a long cell is not cut at 29 s; its web
+    app and the local front end route /mcp to the same module."""
+    mcp = [(name, e["Properties"]) for name, f in FUNCTIONS.items() for e in f["Properties"].get("Events", {}).values()
+           if e["Type"] == "Api" and e["Properties"]["Path"].startswith("/mcp")]
+    assert [(name, route["Path"], route["Method"]) for name, route in mcp] == [("ConversationsFunction", "/mcp", "ANY")]
+    route = mcp[0][1]
+    assert route["ResponseTransferMode"] == "RESPONSE_STREAM" and route["TimeoutInMillis"] == 900_000
+    assert "Auth" not in route and refs(route["RestApiId"]) == {"Api"}
+    web = (ROOT / "functions" / "conversations" / "web.py").read_text()
+    assert 'if path == "/mcp":' in web and "mcp_app.lambda_handler" in web
+    from local.apigw import ROUTES
+
+    assert ROUTES["/mcp"] == "conversations/mcp_app"
+    assert (ROOT / "functions" / "conversations" / "mcp_app.py").is_file()
 
 
 def test_one_runtime_lambda_keeps_on_the_chosen_architecture() -> None:
