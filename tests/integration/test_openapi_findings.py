@@ -210,3 +210,22 @@ def test_a_json_route_answers_a_body_of_another_media_type_with_a_415(api: Any, 
     status, _, _ = api("POST", "/v1/agents", raw='{"model": "m", "name": "n"}',
                        headers={"content-type": "application/json; charset=utf-8"})
     assert status == 200
+
+
+def test_each_agent_version_carries_the_time_it_was_made(api: Any) -> None:
+    """The playground's versions list showed one time for every version: each version read as
+    such (listed, by number, by alias) says when it was made; the agent, when it last changed."""
+    import time
+
+    created = agent(api)
+    time.sleep(0.02)
+    api("PATCH", f"/v1/agents/{created['id']}", {"description": "v1"})
+    time.sleep(0.02)
+    latest = api("PATCH", f"/v1/agents/{created['id']}", {"description": "v2"})[1]
+    listed = {v["version"]: v for v in api("GET", f"/v1/agents/{created['id']}/versions")[1]}
+    made = [listed[n]["updated_at"] for n in (0, 1, 2)]
+    assert made == sorted(made) and len(set(made)) == 3, made
+    assert made[0] == created["updated_at"] and made[2] == latest["updated_at"]
+    assert {v["created_at"] for v in listed.values()} == {created["created_at"]}  # the agent's creation
+    assert api("GET", f"/v1/agents/{created['id']}/versions/1")[1]["updated_at"] == made[1]
+    assert api("GET", f"/v1/agents/{created['id']}", query="agent_version=0")[1]["updated_at"] == made[0]

@@ -110,7 +110,7 @@ class AgentService:
 
     def get(self, ws: str, agent_id: str, selector: int | str | None = None) -> dict[str, Any]:
         head, version = self.resolve_version(ws, agent_id, selector)
-        return agent_response(head, version)
+        return agent_response(head, version, as_version=selector is not None)
 
     def switch_version(self, ws: str, agent_id: str, version_number: int | None) -> dict[str, Any]:
         if version_number is None:
@@ -124,7 +124,7 @@ class AgentService:
     def list_versions(self, ws: str, agent_id: str, page: int, page_size: int) -> list[dict[str, Any]]:
         head = self._head(ws, agent_id)
         versions = sorted(self.store.list_agent_versions(ws, agent_id), key=lambda v: v.version, reverse=True)
-        return [agent_response(head, v) for v in versions[page * page_size : (page + 1) * page_size]]
+        return [agent_response(head, v, as_version=True) for v in versions[page * page_size : (page + 1) * page_size]]
 
     def list_page(self, ws: str, page: int, page_size: int,
                   selection: AgentSelection | None = None) -> list[dict[str, Any]]:

@@ -86,8 +86,10 @@ class AgentAlias(ApiModel):
                 "updated_at": iso(self.updated_at)}
 
 
-def agent_response(head: AgentHead, version: AgentVersion) -> dict[str, Any]:
-    """The Agent object: ``versions``, ``deployment_chat`` and ``source`` are required by the SDK."""
+def agent_response(head: AgentHead, version: AgentVersion, as_version: bool = False) -> dict[str, Any]:
+    """The Agent object: ``versions``, ``deployment_chat`` and ``source`` are required by the SDK.
+    ``as_version``: one version read as such (the versions list, a version by number or alias):
+    its ``updated_at`` is when that version was made, not when the agent last changed."""
     return {
         "object": "agent",
         "id": head.id,
@@ -106,7 +108,7 @@ def agent_response(head: AgentHead, version: AgentVersion) -> dict[str, Any]:
         "deployment_chat": version.deployment_chat,
         "source": "api",
         "created_at": iso(head.created_at),
-        "updated_at": iso(max(head.updated_at, version.created_at)),
+        "updated_at": iso(version.created_at if as_version else max(head.updated_at, version.created_at)),
     }
 
 
