@@ -103,7 +103,7 @@ def start(host: str, port: int, warm: bool = True) -> tuple[Any, Any]:
     raise_open_files_limit()
     os.environ.setdefault("PUBLIC_URL", f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}")  # noqa: S104
     from agentsapi.services import build_services, use_services
-    from agentsapi.settings import Settings
+    from agentsapi.settings import Settings, resolved_provider
 
     settings = Settings()
     lock = lock_data_dir(Path(settings.data_dir)) if settings.storage == "sqlite" else None
@@ -129,7 +129,8 @@ def start(host: str, port: int, warm: bool = True) -> tuple[Any, Any]:
         return (lambda event: invoke(function, event)) if function else None
 
     blobs = services.storage.blobs
-    raw_routes = [playground(keys_required=not services.keys.open, stream_url=stream_url),
+    raw_routes = [playground(keys_required=not services.keys.open, stream_url=stream_url,
+                             model_provider=resolved_provider(settings)),
                   signed_blobs(blobs, notify=services.files.uploads.object_created)]
     server = web.FrontendServer((host, port), route, raw_route=first_answer(*raw_routes),
                                 stager=upload_stager(blobs, lambda: services.files.max_bytes, services.keys.authenticate),
@@ -210,13 +211,14 @@ def front_end_settings(keys_open: bool) -> tuple[str | None, web.Cors | None]:
     return stream_url, cors
 
 
-def playground(keys_required: bool, stream_url: str | None = None) -> Any:
+def playground(keys_required: bool, stream_url: str | None = None, model_provider: str = "offline") -> Any:
     """The browser playground at /playground/ (and / redirecting there): the same files and headers
     as its Lambda function in AWS (functions/playground/static_site.py)."""
     from local.apigw import playground_site
 
     def answer(method: str, path: str, query: str) -> Any:
-        found = playground_site.answer(method, path, keys_required, stream_url=stream_url)
+        found = playground_site.answer(method, path, keys_required, stream_url=stream_url,
+                                       model_provider=model_provider)
         return None if found is None else (found.status, found.headers, [found.body])
 
     return answer

@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger()
 STREAM_URL = static_site.stream_url_from_env()  # template.yaml: the conversations function URL
+MODEL_PROVIDER = static_site.model_provider_from_env()
 
 
 def _prefix(event: dict[str, Any]) -> str:
@@ -32,7 +33,8 @@ def _prefix(event: dict[str, Any]) -> str:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     method = event.get("httpMethod") or "GET"
     path = event.get("path") or "/"
-    result = static_site.answer(method, path, static_site.keys_required_from_env(), _prefix(event), STREAM_URL) \
+    result = static_site.answer(method, path, static_site.keys_required_from_env(), _prefix(event), STREAM_URL,
+                                MODEL_PROVIDER) \
         or static_site.not_found(path)  # only the playground's routes lead here
     logger.info("playground", extra={"path": path, "status": result.status})
     return {"statusCode": result.status, "headers": result.headers,

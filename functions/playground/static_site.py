@@ -102,8 +102,13 @@ def keys_required_from_env() -> bool:
     return mode == "keys" or (mode == "auto" and bool(os.environ.get("API_KEYS", "").strip()))
 
 
+def model_provider_from_env() -> str:
+    """Which model answers (template.yaml passes the stack's ModelProvider), for the first-visit panel."""
+    return os.environ.get("MODEL_PROVIDER", "offline")
+
+
 def answer(method: str, path: str, keys_required: bool, prefix: str = "",
-           stream_url: str | None = None) -> Answer | None:
+           stream_url: str | None = None, model_provider: str = "offline") -> Answer | None:
     """The answer to ``method path`` (path without the query), or None if it is not the playground's.
 
     ``prefix`` is whatever is in front of the site's root in the browser's URL (API Gateway's stage,
@@ -117,9 +122,11 @@ def answer(method: str, path: str, keys_required: bool, prefix: str = "",
         return _text(302, "see /playground/", Location=f"{prefix}{BASE}/", **{"Cache-Control": "no-cache"})
     name = path[len(BASE) + 1:] or "index.html"
     if name == CONFIG:
-        # What the page must know before it calls the API: whether to ask for a key, and where
-        # turns stream from (null: the page's own origin).
-        body = json.dumps({"keys_required": keys_required, "stream_url": stream_url}).encode()
+        # What the page must know before it calls the API: whether to ask for a key, where turns
+        # stream from (null: the page's own origin), and which model answers (offline, mistral,
+        # openai: the first visit says so, and how to connect a real one).
+        body = json.dumps({"keys_required": keys_required, "stream_url": stream_url,
+                           "model_provider": model_provider}).encode()
         return _answer(200, "application/json", body, **{"Cache-Control": "no-store"})
     file = FILES.get(name)
     if file is None:

@@ -19,11 +19,15 @@ from typing import Any
 
 CELL_FILENAME = "<cell>"
 MAX_DISPLAY_CHARS = 20_000
+# A trailing DataFrame is also given as a table (the page shows it as one): its first rows and
+# columns, each cell as text, so that its size stays far below what an entry may hold.
+MAX_TABLE_ROWS, MAX_TABLE_COLUMNS, MAX_CELL_CHARS = 50, 20, 40
 
 
 @dataclass
 class CellOutcome:
     display: str | None = None
+    table: dict[str, Any] | None = None
     error: dict[str, str] | None = None
     memory_error: bool = False
     figures: list[str] = field(default_factory=list)
@@ -55,6 +59,31 @@ def _display(value: Any) -> str | None:
     if len(text) > MAX_DISPLAY_CHARS:
         text = text[:MAX_DISPLAY_CHARS] + f"\n[display truncated at {MAX_DISPLAY_CHARS} characters]"
     return text
+
+
+def _cell_text(value: Any) -> str:
+    # Floats as pandas shows them (display.precision 6, NaN), not 0.30000000000000004.
+    if isinstance(value, float) and value != value:
+        return "NaN"
+    text = format(value, ".6g") if isinstance(value, float) else str(value)
+    return text if len(text) <= MAX_CELL_CHARS else text[: MAX_CELL_CHARS - 1] + "…"
+
+
+def _table(value: Any) -> dict[str, Any] | None:
+    """A pandas DataFrame or Series as a table of text (IPython's rich display shows it as HTML;
+    this is the same table without markup, which nothing downstream has to sanitise)."""
+    pandas = sys.modules.get("pandas")
+    if pandas is None or not isinstance(value, (pandas.DataFrame, pandas.Series)):
+        return None
+    try:
+        frame = value.to_frame() if isinstance(value, pandas.Series) else value
+        shown = frame.iloc[:MAX_TABLE_ROWS, :MAX_TABLE_COLUMNS]
+        return {"columns": [_cell_text(c) for c in shown.columns], "index": [_cell_text(i) for i in shown.index],
+                "rows": [[_cell_text(x) for x in row] for row in shown.itertuples(index=False, name=None)],
+                "shape": [int(frame.shape[0]), int(frame.shape[1])],
+                "index_name": "" if frame.index.name is None else _cell_text(frame.index.name)}
+    except Exception:  # noqa: BLE001 - the text display stays; a table is a nicety
+        return None
 
 
 PRETTY_MODULE = "_sandbox_ipython_pretty"
@@ -91,6 +120,7 @@ def run_cell(code: str, namespace: dict[str, Any]) -> CellOutcome:
         if trailing is not None:
             value = eval(compile(trailing, CELL_FILENAME, "eval"), namespace)  # noqa: S307
             outcome.display = _display(value)
+            outcome.table = _table(value)
     except MemoryError as exc:
         outcome.memory_error = True
         outcome.error = {"name": "MemoryError", "value": str(exc), "traceback": _safe_traceback(exc)}

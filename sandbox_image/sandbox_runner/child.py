@@ -208,6 +208,7 @@ def run(request: dict[str, Any], raw_w: int, chan_w: int) -> None:
                 session_notes.append(f"session state could not be saved: {type(exc).__name__}: {exc}")
         result = {
             "display": outcome.display,
+            "table": outcome.table,
             "error": outcome.error,
             "memory_error": outcome.memory_error,
             "figures": outcome.figures,

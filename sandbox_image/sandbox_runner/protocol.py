@@ -17,6 +17,8 @@ Response::
      "outputs": [{"stream": "stdout" | "stderr", "text": "..."}],   # in the order written
      "stdout": "...", "stderr": "...",
      "display": "42" | null,             # repr of a trailing expression, as Jupyter shows it
+     "table": {"columns": [...], "index": [...], "rows": [[...]], "shape": [rows, columns],
+               "index_name": ""} | null,  # a trailing DataFrame's first rows, every cell as text
      "error": {"name": "...", "value": "...", "traceback": "..."} | null,
      "exit_code": 0 | null, "signal": null | 9,
      "duration_ms": 12.5, "max_rss_kb": 51234,

@@ -470,6 +470,7 @@ class Runner:
             "status": status,
             "outputs": self._redact_runs(outcome.output.runs()),
             "display": self._redact((result or {}).get("display")),
+            "table": self._redact_table((result or {}).get("table")),
             "error": self._redact_error((result or {}).get("error")),
             "exit_code": exit_info.returncode if exit_info else _exit_code_from(result),
             "signal": exit_info.signal if exit_info else None,
@@ -640,6 +641,13 @@ class Runner:
     def _redact_runs(self, runs: list[dict[str, str]]) -> list[dict[str, str]]:
         return [{"stream": r["stream"], "text": self._redact(r["text"]) or ""} for r in runs]
 
+    def _redact_table(self, table: dict[str, Any] | None) -> dict[str, Any] | None:
+        if table is None:
+            return None
+        redact = lambda text: self._redact(text) or ""  # noqa: E731
+        return {**table, "columns": [redact(c) for c in table["columns"]], "index": [redact(i) for i in table["index"]],
+                "rows": [[redact(x) for x in row] for row in table["rows"]], "index_name": redact(table["index_name"])}
+
     def _redact_error(self, error: Any) -> dict[str, str] | None:
         if not isinstance(error, dict):
             return None
@@ -744,6 +752,7 @@ def _parse_result(payload: bytes) -> dict[str, Any] | None:
     error = value.get("error")
     clean: dict[str, Any] = {
         "display": value["display"] if isinstance(value.get("display"), str) else None,
+        "table": clean_table(value.get("table")),
         "error": {k: str(error.get(k, "")) for k in ("name", "value", "traceback")} if isinstance(error, dict) else None,
         "memory_error": value.get("memory_error") is True,
         "session_notes": [n for n in value.get("session_notes") or [] if isinstance(n, str)]
@@ -754,6 +763,28 @@ def _parse_result(payload: bytes) -> dict[str, Any] | None:
         if isinstance(value.get("timings_ms"), dict) else {},
     }
     return clean
+
+
+def clean_table(value: Any) -> dict[str, Any] | None:
+    """The child's table of a trailing DataFrame, as hostile input: exactly the expected shape and
+    bounds (cell.MAX_TABLE_*), else no table (the text display stays)."""
+    from .cell import MAX_CELL_CHARS, MAX_TABLE_COLUMNS, MAX_TABLE_ROWS
+
+    def texts(items: Any, most: int) -> bool:
+        return isinstance(items, list) and len(items) <= most and all(
+            isinstance(t, str) and len(t) <= MAX_CELL_CHARS for t in items)
+
+    if not isinstance(value, dict):
+        return None
+    columns, index, rows, shape = value.get("columns"), value.get("index"), value.get("rows"), value.get("shape")
+    name = value.get("index_name")
+    if not (texts(columns, MAX_TABLE_COLUMNS) and texts(index, MAX_TABLE_ROWS) and isinstance(rows, list)
+            and len(rows) == len(index) and all(texts(r, MAX_TABLE_COLUMNS) and len(r) == len(columns) for r in rows)
+            and isinstance(shape, list) and len(shape) == 2
+            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
+            and isinstance(name, str) and len(name) <= MAX_CELL_CHARS):
+        return None
+    return {"columns": columns, "index": index, "rows": rows, "shape": shape, "index_name": name}
 
 
 def _is_stamp(item: Any) -> bool:

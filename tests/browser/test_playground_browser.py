@@ -41,10 +41,9 @@ def wait_for_turn(page: Any) -> None:
 
 
 def conversation_id(page: Any) -> str:
-    title = page.locator("#conversation-title").inner_text()
-    found = re.search(r"conv_[0-9a-f]+", title)
-    assert found, title
-    return found.group(0)
+    found = page.locator("#conversation-title").get_attribute("data-conversation-id") or ""
+    assert re.fullmatch(r"conv_[0-9a-f]+", found), found
+    return found
 
 
 def api_get(page: Any, served: Served, path: str) -> Any:
@@ -146,7 +145,8 @@ def test_a_batch_progress_bar_reaches_its_total_and_the_output_downloads(page: A
     expect(bar).to_have_attribute("aria-valuemax", "3")
     expect(bar).to_have_attribute("aria-valuenow", "3", timeout=60_000)
     expect(job).to_have_attribute("data-status", "SUCCESS")
-    expect(job).to_contain_text("3 succeeded · 0 failed")
+    expect(job).to_contain_text("Finished")
+    expect(job).to_contain_text("3 of 3 succeeded")
     with page.expect_download() as download:
         job.get_by_role("button", name="Download output").click()
     results = [json.loads(line) for line in Path(download.value.path()).read_text().splitlines()]

@@ -297,3 +297,15 @@ def test_inline_returns_the_results_themselves(api: Any, poller: QueuePoller) ->
     assert done["outputs"] == output_lines(api, done["output_file"])
     _, plain, _ = api("GET", f"/v1/batch/jobs/{job['id']}")
     assert "outputs" not in plain
+
+
+def test_a_jobs_conversations_carry_its_id_in_their_metadata(api: Any, poller: QueuePoller) -> None:
+    """So that a client finds a job's conversations, and the playground keeps them out of its
+    chat history; metadata the request gave is kept beside it."""
+    job = create(api, model="m", requests=[{"body": {"inputs": "hi", "metadata": {"team": "ops"}}},
+                                           {"body": {"inputs": "hello"}}])
+    poller.drain()
+    _, found, _ = api("GET", "/v1/conversations", query=f'metadata={{"batch_job_id":"{job["id"]}"}}')
+    assert sorted(json.dumps(c["metadata"], sort_keys=True) for c in found) == sorted([
+        json.dumps({"batch_job_id": job["id"], "team": "ops"}, sort_keys=True),
+        json.dumps({"batch_job_id": job["id"]})])

@@ -112,3 +112,20 @@ axes.set_title("after saving")
     # The saved figure is not returned a second time as plot_<n>.png; the one changed after its
     # save is, as it looks at the end of the cell.
     assert sorted(f.name for f in result.files) == ["before_title.png", "plot_0.png", "saved.png"]
+
+
+def test_a_trailing_dataframe_is_also_a_table_of_text(sandbox: Any) -> None:
+    code = ("import pandas as pd\n"
+            "pd.DataFrame({'city': ['Lyon', 'Lille'], 'share': [0.1 + 0.2, float('nan')]}).set_index('city')")
+    result = sandbox.execute(ExecutionRequest(code=code, timeout_s=60))
+    assert result.status == "ok", result.code_output()
+    assert result.display is not None and "Lyon" in result.display  # the text display is kept (the API's)
+    assert result.table is not None
+    assert (result.table.columns, result.table.index, result.table.rows) == (["share"], ["Lyon", "Lille"],
+                                                                            [["0.3"], ["NaN"]])
+    assert (result.table.shape, result.table.index_name) == ((2, 1), "city")
+    big = sandbox.execute(ExecutionRequest(code="import pandas as pd\npd.DataFrame({f'c{i}': range(500) for i in range(40)})",
+                                           timeout_s=60))
+    assert big.table is not None and big.table.shape == (500, 40)
+    assert len(big.table.rows) == 50 and len(big.table.columns) == 20  # the first rows and columns only
+    assert sandbox.execute(ExecutionRequest(code="[1, 2]", timeout_s=60)).table is None

@@ -83,7 +83,7 @@ def test_config_tells_the_page_whether_to_ask_for_a_key(env: dict[str, str], req
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     response = invoke(event_named("config"))
-    assert json.loads(response["body"]) == {"keys_required": required, "stream_url": None}
+    assert json.loads(response["body"]) == {"keys_required": required, "stream_url": None, "model_provider": "offline"}
     assert response["headers"]["Cache-Control"] == "no-store"
 
 

@@ -85,3 +85,29 @@ def test_a_response_never_names_blob_keys_the_api_side_would_adopt() -> None:
                                    "session": {"key": "sandbox/other-execution/out/session", "bytes": 1}})
     assert result.files[0].key is None and result.session is not None and result.session.key is None
     assert result.exchange_prefix is None
+
+
+TABLE = {"columns": ["a"], "index": ["0", "1"], "rows": [["1"], ["2"]], "shape": [2, 1], "index_name": ""}
+
+
+@pytest.mark.parametrize("forged", [
+    {**TABLE, "rows": [["1", "2"], ["3", "4"]]},  # more cells than columns
+    {**TABLE, "rows": [["1"]]},  # fewer rows than index labels
+    {**TABLE, "index": [str(n) for n in range(51)], "rows": [["x"]] * 51, "shape": [51, 1]},  # over the row cap
+    {**TABLE, "columns": ["x" * 41]},  # a cell longer than its cap
+    {**TABLE, "rows": [[1], [2]]},  # not text
+    {**TABLE, "shape": [True, 1]},
+    {**TABLE, "shape": [-1, 1]},
+    "a table",
+])
+def test_a_table_the_child_did_not_make_as_specified_is_dropped(forged: object) -> None:
+    """The child's result frame can be written by the user's code: the runner keeps a table only
+    in exactly its shape and bounds (else the text display alone), and so does the API side."""
+    from sandbox_runner.runner import clean_table
+
+    assert clean_table(TABLE) == TABLE
+    assert clean_table(forged) is None
+    kept = ExecutionResult.model_validate({"status": "ok", "display": "x", "table": forged})
+    assert kept.status == "ok" and kept.display == "x"
+    if isinstance(forged, dict) and len(forged.get("index", [])) > 50:
+        assert kept.table is None

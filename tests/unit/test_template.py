@@ -294,7 +294,7 @@ def test_only_the_playground_page_is_outside_the_authorizer() -> None:
     playground = props(PLAYGROUND)
     assert function_policies(PLAYGROUND) == set() and "Policies" not in playground
     # No table, bucket or queue to reach; its turns stream through API Gateway, on its own origin.
-    assert playground["Environment"]["Variables"] == {"AUTH_MODE": "keys"}
+    assert playground["Environment"]["Variables"] == {"AUTH_MODE": "keys", "MODEL_PROVIDER": {"Ref": "ModelProvider"}}
     assert playground["CodeUri"] == "functions/playground/" and "VpcConfig" not in playground
 
 

@@ -63,8 +63,8 @@ export function mountAgents(ctx) {
       v.instructions ? h('span', { class: 'muted' }, ` · ${v.instructions.slice(0, 80)}`) : null,
       v.version === current.version
         ? h('strong', { class: 'active' }, ' (active)')
-        : h('button', { type: 'button', class: 'link', 'aria-label': `Make version ${v.version} active`,
-          onclick: () => activate(v.version) }, 'Make active'))));
+        : h('button', { type: 'button', class: 'link', onclick: () => activate(v.version) },
+          `Make version ${v.version} active`))));
   }
 
   async function activate(version) {
@@ -73,6 +73,7 @@ export function mountAgents(ctx) {
       fill(current);
       await showVersions();
       await refresh();
+      ctx.say(`Version ${current.version} of ${current.name} is now active.`); // not the last save's message
     } catch (error) {
       ctx.notify(error);
     }

@@ -69,15 +69,18 @@ export function createApi(base, getKey, streamBase = null) {
   }
 
   // POSTs a turn with stream: true and calls onEvent({event, data}) for each SSE block as it arrives.
-  async function stream(path, body, onEvent) {
+  // Aborting ``signal`` closes the stream: the server cancels the turn and stores none of it.
+  async function stream(path, body, onEvent, signal) {
     let response;
     try {
       response = await fetch(url(path, undefined, streamBase || base), {
         method: 'POST',
         headers: headers({ 'Content-Type': 'application/json', Accept: 'text/event-stream' }),
         body: JSON.stringify({ ...body, stream: true }),
+        signal,
       });
     } catch (error) {
+      if (error.name === 'AbortError') throw error;
       throw new ApiError(0, `The server did not answer (${error.message}). Is it running?`);
     }
     if (!response.ok) throw await failure(response);

@@ -60,6 +60,7 @@ async function main() {
 
   const ctx = {
     api,
+    config,
     notify(error) {
       alertBox.hidden = false;
       alertBox.className = 'alert error';
@@ -114,6 +115,7 @@ async function main() {
     ctx.clearNotice();
     await chat.refreshList();
     await agents.refresh();
+    chat.focus(); // where a person starts: the message box
   }
 
   keyInput.addEventListener('change', () => {

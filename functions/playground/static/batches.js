@@ -5,6 +5,25 @@ import { byId, h, when } from './dom.js';
 const TERMINAL = new Set(['SUCCESS', 'FAILED', 'TIMEOUT_EXCEEDED', 'CANCELLED']);
 const POLL_MS = 1000;
 
+// The job's state as a person reads it, from the status and the counts Mistral's API reports. In a
+// cancelled job the requests that never ran count as failed there: they are said as such, in grey.
+export function jobState(job) {
+  const total = job.total_requests || 0;
+  const ok = job.succeeded_requests || 0;
+  const failed = job.failed_requests || 0;
+  const done = job.completed_requests ?? ok + failed;
+  const cancelled = job.status === 'CANCELLED' || job.status === 'CANCELLATION_REQUESTED';
+  const label = {
+    QUEUED: 'Queued', RUNNING: 'Running', CANCELLATION_REQUESTED: 'Cancelling',
+    CANCELLED: 'Cancelled', TIMEOUT_EXCEEDED: 'Timed out',
+    FAILED: 'Failed', SUCCESS: failed ? 'Finished with failures' : 'Finished',
+  }[job.status] || job.status;
+  const parts = [`${ok} of ${total} succeeded`];
+  if (failed) parts.push(cancelled ? `${failed} failed or cancelled` : `${failed} failed`);
+  if (done < total) parts.push(`${total - done} ${cancelled ? 'not run' : 'to go'}`);
+  return { label, counts: parts.join(' · '), bad: job.status === 'FAILED' || (!cancelled && failed > 0), cancelled };
+}
+
 export function parseRequests(text) {
   const requests = [];
   text.split('\n').forEach((line, n) => {
@@ -30,11 +49,12 @@ export function mountBatches(ctx) {
     const total = job.total_requests || 0;
     const ok = job.succeeded_requests || 0;
     const failed = job.failed_requests || 0;
+    const { cancelled } = jobState(job);
     const bar = h('div', { class: 'progress', role: 'progressbar', 'aria-label': `Progress of ${job.id}`,
       'aria-valuemin': 0, 'aria-valuemax': total, 'aria-valuenow': ok + failed,
-      'aria-valuetext': `${ok} succeeded, ${failed} failed, of ${total}` });
+      'aria-valuetext': jobState(job).counts });
     const okBar = h('span', { class: 'ok' });
-    const failedBar = h('span', { class: 'failed' });
+    const failedBar = h('span', { class: cancelled ? 'cancelled' : 'failed' });
     okBar.style.width = `${total ? (100 * ok) / total : 0}%`; // CSSOM, not a style attribute: CSP allows it
     failedBar.style.width = `${total ? (100 * failed) / total : 0}%`;
     bar.append(okBar, failedBar);
@@ -44,12 +64,13 @@ export function mountBatches(ctx) {
   function row(job) {
     const download = (fileId, label) => h('button', { type: 'button', class: 'link',
       onclick: () => ctx.download(fileId, `${job.id}-${label}.jsonl`) }, `Download ${label}`);
+    const state = jobState(job);
     return h('li', { class: 'job', dataset: { id: job.id, status: job.status } },
-      h('div', { class: 'job-head' }, h('strong', {}, job.status), ' ', h('code', {}, job.id),
+      h('div', { class: 'job-head' }, h('strong', { class: state.bad ? 'state bad' : 'state' }, state.label), ' ',
+        h('code', {}, job.id),
         h('span', { class: 'when' }, ` ${job.agent_id ? `agent ${job.agent_id}` : job.model} · ${when(job.created_at)}`)),
       progress(job),
-      h('div', { class: 'counts' },
-        `${job.succeeded_requests || 0} succeeded · ${job.failed_requests || 0} failed · ${job.total_requests || 0} in all`),
+      h('div', { class: 'counts' }, state.counts),
       h('div', { class: 'row' },
         job.output_file ? download(job.output_file, 'output') : null,
         job.error_file ? download(job.error_file, 'errors') : null,

@@ -1,7 +1,7 @@
 // Conversations: history, the transcript (rendered from stored entries and, while a turn runs,
 // from its SSE events as they arrive), attachments, and restarts.
 
-import { byId, clear, h, when } from './dom.js';
+import { addCopyButtons, byId, clear, copyButton, h, when } from './dom.js';
 import { codeBlock } from './highlight.js';
 import { renderMarkdown } from './markdown.js';
 
@@ -45,6 +45,42 @@ export function partialCode(args) {
   return out;
 }
 
+// What each execution status means to a reader: a label, and whether it is a failure. A cell cut
+// at its output limit did what it was asked: its label says so, without the colour of an error.
+const CELL_STATES = {
+  ok: null,
+  output_truncated: { label: 'Output cut at its size limit', kind: 'warn' },
+  error: { label: 'Error', kind: 'bad' },
+  timeout: { label: 'Stopped at its time limit', kind: 'bad' },
+  memory: { label: 'Stopped: out of memory', kind: 'bad' },
+  crashed: { label: 'Crashed', kind: 'bad' },
+  unavailable: { label: 'Not run', kind: 'bad' },
+};
+const TITLES_STORAGE = 'agents-playground-titles'; // renamed conversations: id -> title, in this browser
+
+export const EXAMPLES = [
+  'Plot the function sin(x) / x between -20 and 20, and tell me where it crosses zero.',
+  'Simulate 10,000 rolls of two dice and show the distribution of their sum as a table and a bar chart.',
+  'Which of the numbers below 1000 are both prime and palindromic?',
+];
+
+// A title people can tell apart: the first line of prose, else "Python: " and the first line of
+// code; never the fences of a code block.
+export function titleFrom(text, files = []) {
+  const lines = String(text || '').split('\n');
+  let inCode = false;
+  let firstCode = '';
+  for (const line of lines) {
+    const trimmed = line.trim();
+    if (trimmed.startsWith('```')) { inCode = !inCode; continue; }
+    if (!trimmed) continue;
+    if (!inCode) return trimmed.slice(0, 80);
+    if (!firstCode) firstCode = trimmed;
+  }
+  if (firstCode) return `Python: ${firstCode}`.slice(0, 80);
+  return files.length ? `Files: ${files.join(', ')}`.slice(0, 80) : 'Untitled';
+}
+
 function textOf(content) {
   if (typeof content === 'string') return content;
   return (content || []).filter((c) => c.type === 'text').map((c) => c.text).join('\n');
@@ -64,6 +100,11 @@ export function mountChat(ctx) {
   const settings = byId('chat-settings');
   const title = byId('conversation-title');
   const restartBanner = byId('restart-banner');
+  const stop = byId('stop');
+  const subtitle = byId('conversation-subtitle');
+  const renameButton = byId('rename');
+  let controller = null; // aborts the running turn's stream (Stop)
+  let known = new Map(); // conversation id -> its listing (for titles)
 
   const imageBlobs = new Map(); // file id -> Promise of its bytes as a typed Blob (fetched once, with the key)
   let conversationId = null;
@@ -92,7 +133,8 @@ export function mountChat(ctx) {
     const type = String(file.file_type || name.split('.').pop() || '').toLowerCase();
     shownFiles.add(file.file_id);
     if (IMAGE_TYPES[type]) {
-      const img = h('img', { alt: name, class: 'plot' });
+      const img = h('img', { alt: name, class: 'plot', title: 'Click to see it whole' });
+      img.addEventListener('click', () => img.classList.toggle('whole'));
       const figure = h('figure', { class: 'file' }, img,
         h('figcaption', {}, h('button', { type: 'button', class: 'link', onclick: () => download(file.file_id, name) },
           `Download ${name}`)));
@@ -113,10 +155,16 @@ export function mountChat(ctx) {
   function entryShell(kind, who, id) {
     const body = h('div', { class: 'body' });
     const actions = h('div', { class: 'actions' });
+    const state = h('span', { class: 'state', hidden: true });
     const item = h('li', { class: `entry entry-${kind}`, dataset: id ? { entryId: id } : {} },
-      h('div', { class: 'who' }, who), body, actions);
+      h('div', { class: 'entry-head' }, h('div', { class: 'who' }, who), state), body, actions);
     if (id) addRestart(item, id);
-    return { item, body, actions };
+    function setState(text, stateKind) {
+      state.hidden = !text;
+      state.textContent = text || '';
+      state.className = `state ${stateKind || ''}`;
+    }
+    return { item, body, actions, setState };
   }
 
   function addRestart(item, id) {
@@ -129,11 +177,11 @@ export function mountChat(ctx) {
 
   function userEntry(entry) {
     const shell = entryShell('user', entry.role === 'assistant' ? 'Assistant (given)' : 'You', entry.id);
-    shell.body.append(renderMarkdown(textOf(entry.content)));
+    shell.body.append(addCopyButtons(renderMarkdown(textOf(entry.content))));
     const files = Array.isArray(entry.content) ? entry.content.filter((c) => c.type === 'tool_file' || c.type === 'file') : [];
     if (files.length) {
       shell.body.append(h('ul', { class: 'chips', 'aria-label': 'Attached files' },
-        files.map((f) => h('li', {}, `📎 ${f.file_name || f.file_id}`))));
+        files.map((f) => h('li', {}, `📎 ${f.file_name || f.file_id} (in the working directory)`))));
     }
     return shell.item;
   }
@@ -141,25 +189,54 @@ export function mountChat(ctx) {
   function executionView(id) {
     const shell = entryShell('tool', 'Code interpreter', id);
     const code = h('div', { class: 'code-slot' });
-    const output = h('pre', { class: 'output pending' }, 'Running…');
+    const output = h('pre', { class: 'output pending', tabindex: 0 }, 'Running… (the output shows when the cell ends)');
+    const notice = h('p', { class: 'notice', hidden: true });
+    const table = h('div', { class: 'table-slot' });
     const files = h('div', { class: 'files' });
-    shell.body.append(code, h('div', { class: 'label' }, 'Output'), output, files);
+    shell.body.append(code, h('div', { class: 'label' }, 'Output'), notice,
+      h('div', { class: 'block' }, output, copyButton(() => output.textContent, 'output')), table, files);
     let partial = '';
     let finished = false; // a frame scheduled before the end must not put the partial code back
     const showPartial = perFrame(() => { if (!finished) code.replaceChildren(codeBlock(partial, 'python')); });
+    const showCode = (text) => code.replaceChildren(addCopyButtons(h('div', {}, codeBlock(text, 'python'))));
     return {
       item: shell.item,
       setCode(text) { partial = text; if (!finished) showPartial(); },
       finish(info) {
         finished = true;
-        if (typeof info.code === 'string') code.replaceChildren(codeBlock(info.code, 'python'));
+        if (typeof info.code === 'string') showCode(info.code);
         output.classList.remove('pending');
-        const text = info.code_output ?? textOf(info.result);
-        output.textContent = text || '(no output)';
-        if (info.status && info.status !== 'ok') output.classList.add('error');
+        let text = info.code_output ?? textOf(info.result);
+        const frame = info.display_table;
+        if (frame && typeof frame.text === 'string' && text.includes(frame.text)) {
+          text = text.replace(frame.text, '').replace(/\n{2,}$/, '\n'); // the table shows it; the text stays in the API
+          table.replaceChildren(frameTable(frame));
+        }
+        output.textContent = text.trim() ? text : (frame ? '(no printed output)' : '(no output)');
+        const state = CELL_STATES[info.status] ?? (info.status ? { label: info.status, kind: 'bad' } : null);
+        shell.setState(state && state.label, state && state.kind);
+        if (state && state.kind === 'bad') output.classList.add('error');
+        if (info.status === 'output_truncated') {
+          notice.hidden = false;
+          notice.textContent = 'The cell printed more than the output limit: below is its beginning, and the reason at its end.';
+        }
         for (const file of info.files || []) files.append(fileView(file));
       },
     };
+  }
+
+  // A DataFrame (the sandbox's table of a trailing value) as an HTML table, every cell as text.
+  function frameTable(frame) {
+    const head = h('tr', {}, h('th', { scope: 'col' }, frame.index_name || ''),
+      (frame.columns || []).map((c) => h('th', { scope: 'col' }, c)));
+    const rows = (frame.rows || []).map((row, n) => h('tr', {}, h('th', { scope: 'row' }, (frame.index || [])[n] ?? ''),
+      row.map((cell) => h('td', {}, cell))));
+    const [total, width] = frame.shape || [rows.length, (frame.columns || []).length];
+    const shown = rows.length < total || (frame.columns || []).length < width;
+    return h('div', {},
+      h('table', { class: 'frame', tabindex: 0, 'aria-label': `Table, ${total} rows × ${width} columns` },
+        h('thead', {}, head), h('tbody', {}, rows)),
+      h('p', { class: 'frame-note' }, `${total} rows × ${width} columns${shown ? ` (the first ${rows.length} rows and ${(frame.columns || []).length} columns shown)` : ''}`));
   }
 
   function executionEntry(entry) {
@@ -179,7 +256,7 @@ export function mountChat(ctx) {
     function render() {
       const nodes = [];
       for (const part of parts) {
-        if (part.type === 'text') nodes.push(renderMarkdown(part.text));
+        if (part.type === 'text') nodes.push(addCopyButtons(renderMarkdown(part.text)));
         else if (part.type === 'tool_file') {
           if (!shownFiles.has(part.file_id) || part.view) part.view = part.view || fileView(part);
           if (part.view) nodes.push(part.view);
@@ -242,6 +319,7 @@ export function mountChat(ctx) {
   function liveTurn() {
     const outputs = new Map(); // output_index -> view
     const args = new Map();
+    const cellStates = []; // each finished cell's status
     let sawError = false;
     function view(index, make) {
       if (!outputs.has(index)) {
@@ -271,6 +349,7 @@ export function mountChat(ctx) {
           }
           case 'tool.execution.done':
             view(index, () => executionView(data.id)).finish(data.info || {});
+            cellStates.push((data.info || {}).status || 'ok');
             setStatus('Thinking…');
             break;
           case 'message.output.delta':
@@ -295,7 +374,12 @@ export function mountChat(ctx) {
           case 'conversation.response.done': {
             const usage = data.usage || {};
             const runs = (usage.connectors || {}).code_interpreter;
-            setStatus(`Done · ${usage.total_tokens ?? 0} tokens${runs ? ` · ${runs} code run${runs > 1 ? 's' : ''}` : ''}`);
+            // "Done" says the turn ended; what went wrong in its cells is said too, not hidden behind it.
+            const failed = cellStates.filter((st) => CELL_STATES[st] && CELL_STATES[st].kind === 'bad');
+            const labels = [...new Set(failed.map((st) => CELL_STATES[st].label.toLowerCase()))];
+            const trouble = failed.length
+              ? ` · ${failed.length} of ${cellStates.length} cell${cellStates.length > 1 ? 's' : ''} failed (${labels.join(', ')})` : '';
+            setStatus(`Done · ${usage.total_tokens ?? 0} tokens${runs ? ` · ${runs} code run${runs > 1 ? 's' : ''}` : ''}${trouble}`);
             break;
           }
           case 'conversation.response.error':
@@ -322,6 +406,8 @@ export function mountChat(ctx) {
     // the previous turn also showed.
     if (!value) transcript.dataset.turns = String(Number(transcript.dataset.turns || 0) + 1);
     send.disabled = value;
+    stop.hidden = !value;
+    if (!value) controller = null;
   }
 
   // -- sending ------------------------------------------------------------------------------------
@@ -342,11 +428,18 @@ export function mountChat(ctx) {
 
   async function submit() {
     const text = message.value;
-    if (busy || (!text.trim() && !attachments.length)) return;
+    if (busy) { // said, not silently ignored
+      setStatus('A turn is still running: press Stop to end it, or wait for it');
+      return;
+    }
+    if (!text.trim() && !attachments.length) return;
     ctx.clearNotice();
     setBusy(true);
     let turn = null;
     let pending = null;
+    const before = conversationId;
+    controller = new AbortController();
+    const { signal } = controller;
     try {
       const files = await uploadAttachments();
       const inputs = files.length
@@ -360,13 +453,15 @@ export function mountChat(ctx) {
         const keep = transcript.querySelector(`[data-entry-id="${CSS.escape(restartFrom.entryId)}"]`);
         while (keep && keep.nextSibling) keep.nextSibling.remove();
         path = `v1/conversations/${encodeURIComponent(conversationId)}/restart`;
-        body = { from_entry_id: restartFrom.entryId, inputs };
+        // Marked as a branch, so that the history tells it from its original.
+        body = { from_entry_id: restartFrom.entryId, inputs,
+          metadata: { ...((known.get(conversationId) || {}).metadata || {}), branch_of: conversationId } };
       } else if (conversationId) {
         path = `v1/conversations/${encodeURIComponent(conversationId)}`;
         body = { inputs };
       } else {
         path = 'v1/conversations';
-        body = { inputs, name: (text.trim() || files.map((f) => f.file_name).join(', ')).slice(0, 80) };
+        body = { inputs, name: titleFrom(text, files.map((f) => f.file_name)) };
         if (agentSelect.value) body.agent_id = agentSelect.value;
         else {
           body.model = byId('model').value.trim() || 'mistral-medium-latest';
@@ -384,8 +479,17 @@ export function mountChat(ctx) {
       await api.stream(path, body, (event) => {
         pending = null; // the server took the turn
         turn.handle(event);
-      });
+      }, signal);
     } catch (error) {
+      if (signal.aborted) { // Stop: the server cancelled the turn and kept none of it
+        setBusy(false);
+        setStatus('Stopped: the turn was cancelled, and nothing of it was saved');
+        message.value = text;
+        if (before && !restartFrom) await openConversation(before, { keepStatus: true });
+        else { setConversation(before); if (!before) showWelcome(); }
+        await refreshList();
+        return;
+      }
       ctx.notify(error);
       setStatus('Failed');
       if (pending) { // refused before the turn began (a wrong key, a bad setting): give the message back
@@ -410,18 +514,70 @@ export function mountChat(ctx) {
   }
 
   // -- conversations ------------------------------------------------------------------------------
-  function setConversation(id) {
+  function savedTitles() {
+    try { return JSON.parse(localStorage.getItem(TITLES_STORAGE) || '{}'); } catch { return {}; }
+  }
+
+  function titleOf(c) {
+    return savedTitles()[c.id] || c.name || (c.agent_id ? `Agent ${c.agent_id}` : c.model) || c.id;
+  }
+
+  // Who answers in a conversation, in a line under its title.
+  function describe(c) {
+    if (!c) return '';
+    const tools = (c.tools || []).map((t) => (t.type === 'code_interpreter' ? 'code interpreter' : t.type));
+    const who = c.agent_id ? `Agent ${(agentNames.get(c.agent_id) || c.agent_id)}` : `Model ${c.model}`;
+    const branch = c.metadata && c.metadata.branch_of ? ` · branch of “${titleOf(known.get(c.metadata.branch_of) || { id: c.metadata.branch_of })}”` : '';
+    return `${who}${tools.length ? ` · tools: ${tools.join(', ')}` : ''}${branch}`;
+  }
+
+  function setConversation(id, listing) {
     conversationId = id;
+    if (listing) known.set(id, listing);
+    const c = id ? known.get(id) : null;
     settings.hidden = Boolean(id);
-    title.textContent = id ? `Conversation ${id}` : 'New conversation';
+    title.textContent = id ? (c ? titleOf(c) : 'Conversation') : 'New conversation';
+    title.dataset.conversationId = id || '';
+    renameButton.hidden = !id;
+    subtitle.hidden = !c;
+    subtitle.textContent = describe(c);
     for (const item of list.querySelectorAll('li')) item.classList.toggle('current', item.dataset.id === id);
+  }
+
+  function rename() {
+    if (!conversationId) return;
+    const id = conversationId;
+    const field = h('input', { 'aria-label': 'New title', value: title.textContent });
+    const save = h('button', { type: 'button', class: 'primary' }, 'Save title');
+    const box = h('div', { class: 'row' }, field, save);
+    title.parentElement.after(box);
+    field.focus();
+    field.select();
+    const done = async (keep) => {
+      if (keep && field.value.trim()) {
+        const titles = savedTitles();
+        titles[id] = field.value.trim().slice(0, 120);
+        localStorage.setItem(TITLES_STORAGE, JSON.stringify(titles));
+      }
+      box.remove();
+      setConversation(conversationId);
+      await refreshList();
+      renameButton.focus();
+    };
+    save.addEventListener('click', () => done(true));
+    field.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter') { event.preventDefault(); done(true); }
+      if (event.key === 'Escape') done(false);
+    });
   }
 
   async function openConversation(id, { keepStatus = false } = {}) {
     try {
-      const history = await api.get(`v1/conversations/${encodeURIComponent(id)}/history`);
+      const [history, listing] = await Promise.all([
+        api.get(`v1/conversations/${encodeURIComponent(id)}/history`),
+        api.get(`v1/conversations/${encodeURIComponent(id)}`)]);
       setRestart(null);
-      setConversation(id);
+      setConversation(id, listing);
       if (!keepStatus) setStatus('');
       renderHistory(history.entries || []);
     } catch (error) {
@@ -433,7 +589,7 @@ export function mountChat(ctx) {
     setConversation(null);
     setRestart(null);
     shownFiles = new Set();
-    clear(transcript);
+    showWelcome();
     setStatus('');
     if (agentId !== undefined) agentSelect.value = agentId;
     syncSettings();
@@ -448,8 +604,13 @@ export function mountChat(ctx) {
       ctx.notify(error);
       return;
     }
-    list.replaceChildren(...conversations.map((c) => {
-      const label = c.name || (c.agent_id ? `agent ${c.agent_id}` : c.model) || c.id;
+    known = new Map(conversations.map((c) => [c.id, c]));
+    // A batch's requests are conversations too, but not ones a person had: the Batches tab has them.
+    const chats = conversations.filter((c) => !(c.metadata && c.metadata.batch_job_id));
+    if (conversationId && known.has(conversationId)) setConversation(conversationId);
+    list.replaceChildren(...chats.map((c) => {
+      const label = titleOf(c);
+      const branchOf = c.metadata && c.metadata.branch_of;
       let armed = false;
       const remove = h('button', { type: 'button', class: 'delete link', 'aria-label': `Delete ${label}` }, 'Delete');
       remove.addEventListener('click', async () => {
@@ -465,7 +626,9 @@ export function mountChat(ctx) {
       remove.addEventListener('blur', () => { armed = false; remove.textContent = 'Delete'; });
       return h('li', { class: c.id === conversationId ? 'current' : '', dataset: { id: c.id } },
         h('button', { type: 'button', class: 'open', title: c.id, onclick: () => openConversation(c.id) },
-          h('span', { class: 'name' }, label), h('span', { class: 'when' }, when(c.created_at))),
+          h('span', { class: 'name' }, label),
+          branchOf ? h('span', { class: 'branch' }, `↳ branch of “${titleOf(known.get(branchOf) || { id: branchOf })}”`) : null,
+          h('span', { class: 'when' }, when(c.created_at))),
         remove);
     }));
   }
@@ -501,7 +664,24 @@ export function mountChat(ctx) {
     byId('tools-field').hidden = usingAgent;
   }
 
+  // What a first visit (and a new conversation) shows: which model answers, how to connect a real
+  // one, and prompts to start from.
+  function showWelcome() {
+    const provider = (ctx.config && ctx.config.model_provider) || 'offline';
+    const offline = provider === 'offline';
+    const examples = EXAMPLES.map((text) => h('button', { type: 'button', class: 'link example',
+      onclick: () => { message.value = text; message.focus(); } }, text));
+    transcript.replaceChildren(h('li', { class: 'welcome', id: 'welcome' },
+      h('h3', {}, offline ? 'No model is connected: the offline model answers' : `Connected to ${provider === 'mistral' ? "Mistral's API" : 'an OpenAI-compatible server'}`),
+      offline ? h('p', {}, 'It runs the ```python blocks of your message in the sandbox and shows what they printed, so you can try the interpreter now. To talk to a real model, start the server with a key:') : null,
+      offline ? h('pre', { tabindex: 0 }, 'MISTRAL_API_KEY=... make serve\n# or any OpenAI-compatible server:\nLLM_BASE_URL=http://127.0.0.1:11434/v1 make serve') : null,
+      h('p', {}, 'Try one of these:'), h('div', { class: 'examples' }, examples)));
+  }
+
+  const agentNames = new Map();
+
   function showAgents(agents) {
+    for (const a of agents) agentNames.set(a.id, a.name);
     const chosen = agentSelect.value;
     agentSelect.replaceChildren(h('option', { value: '' }, 'none: a model with the tools below'),
       ...agents.map((a) => h('option', { value: a.id }, `${a.name} (${a.model}, v${a.version})`)));
@@ -519,8 +699,22 @@ export function mountChat(ctx) {
     renderAttachments();
   });
   agentSelect.addEventListener('change', syncSettings);
+  stop.addEventListener('click', () => { if (controller) controller.abort(); });
+  renameButton.addEventListener('click', rename);
+  // Files dropped on the composer are attached, as the file picker attaches them.
+  form.addEventListener('dragover', (event) => { event.preventDefault(); form.classList.add('dragging'); });
+  form.addEventListener('dragleave', () => form.classList.remove('dragging'));
+  form.addEventListener('drop', (event) => {
+    event.preventDefault();
+    form.classList.remove('dragging');
+    const dropped = Array.from((event.dataTransfer && event.dataTransfer.files) || []);
+    if (!dropped.length) return;
+    attachments.push(...dropped.map((file) => ({ file })));
+    renderAttachments();
+  });
   byId('new-conversation').addEventListener('click', () => newConversation());
   byId('restart-cancel').addEventListener('click', () => { setRestart(null); message.focus(); });
 
-  return { refreshList, newConversation, showAgents };
+  showWelcome();
+  return { refreshList, newConversation, showAgents, focus: () => message.focus() };
 }

@@ -37,3 +37,30 @@ export function when(timestamp) {
   const date = typeof timestamp === 'number' ? new Date(timestamp * 1000) : new Date(timestamp);
   return Number.isNaN(date.getTime()) ? '' : date.toLocaleString();
 }
+
+// A "Copy" button for the text ``text()`` returns when clicked; it says "Copied" for a moment.
+export function copyButton(text, what) {
+  const button = h('button', { type: 'button', class: 'copy', 'aria-label': `Copy ${what}` }, 'Copy');
+  button.addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText(text());
+      button.textContent = 'Copied';
+    } catch {
+      button.textContent = 'Copy failed';
+    }
+    setTimeout(() => { button.textContent = 'Copy'; }, 1500);
+  });
+  return button;
+}
+
+// Puts a Copy button on every code block under ``root`` that has none yet.
+export function addCopyButtons(root) {
+  for (const pre of root.querySelectorAll('pre')) {
+    if (pre.parentElement && pre.parentElement.classList.contains('block')) continue;
+    const block = h('div', { class: 'block' });
+    pre.replaceWith(block);
+    block.append(pre, copyButton(() => pre.textContent, pre.classList.contains('output') ? 'output' : 'code'));
+    if (!pre.hasAttribute('tabindex')) pre.tabIndex = 0; // a block that scrolls is reachable by keyboard
+  }
+  return root;
+}

@@ -222,6 +222,11 @@ class BatchService:
         body.pop("agent_id", None)
         body.pop("model", None)
         body["agent_id" if job.agent_id else "model"] = job.agent_id or job.model
+        # Its conversation says which job it belongs to (GET /v1/conversations?metadata=... finds a
+        # job's conversations; the playground keeps them out of its chat history).
+        metadata = body.get("metadata")
+        if metadata is None or isinstance(metadata, dict):  # anything else is refused as it is, below
+            body["metadata"] = {**(metadata or {}), "batch_job_id": job.id}
         try:
             request = StartConversationRequest.model_validate(body, context=CLIENT_INPUT)
         except ValidationError as exc:

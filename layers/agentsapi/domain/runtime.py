@@ -408,6 +408,10 @@ class Runtime:
             info["isolation"] = isolation
         if files:
             info["files"] = [f.model_dump(mode="json", exclude={"type", "tool"}) for f in files]
+        if result.table is not None and result.display is not None:
+            # The display's text stays in code_output (the API's, the model's); ``text`` lets a
+            # client show the table in its place.
+            info["display_table"] = {**result.table.model_dump(mode="json"), "text": result.display}
         execution = ToolExecutionEntry(id=entry_id, created_at=started, completed_at=now(), name=CODE_INTERPRETER,
                                        function=CODE_INTERPRETER, arguments=json.dumps({"code": code}), info=info,
                                        model=persona.model, agent_id=persona.agent_id, tool_call_id=answers,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidatorFunctionWrapHandler, field_validator
 
 Status = Literal["ok", "error", "timeout", "memory", "output_truncated", "crashed", "unavailable"]
 
@@ -50,6 +50,14 @@ class SessionState(BaseModel):
         return base64.b64decode(self.state_b64)
 
 
+class DisplayTable(BaseModel):
+    columns: list[str] = Field(max_length=20)
+    index: list[str] = Field(max_length=50)
+    rows: list[list[str]] = Field(max_length=50)
+    shape: tuple[int, int]
+    index_name: str = ""
+
+
 class ExecutionResult(BaseModel):
     """A sandbox response, validated: the API side does not trust its shape either."""
 
@@ -58,6 +66,8 @@ class ExecutionResult(BaseModel):
     status: Status
     outputs: list[OutputRun] = Field(default_factory=list)
     display: str | None = None
+    # A trailing DataFrame's first rows as text (the playground shows a table); a malformed one is dropped.
+    table: DisplayTable | None = None
     error: ExecutionError | None = None
     exit_code: int | None = None
     signal: int | None = None
@@ -68,6 +78,14 @@ class ExecutionResult(BaseModel):
     session: SessionState | None = None
     # By reference: the blob prefix holding this execution's outputs until the turn adopts them.
     exchange_prefix: str | None = None
+
+    @field_validator("table", mode="wrap")
+    @classmethod
+    def _drop_a_malformed_table(cls, value: object, handler: ValidatorFunctionWrapHandler) -> DisplayTable | None:
+        try:
+            return handler(value)  # type: ignore[no-any-return]
+        except ValidationError:
+            return None  # the text display is what counts; the table is a nicety
 
     @classmethod
     def unavailable(cls, why: str) -> ExecutionResult:
