@@ -26,7 +26,7 @@ $(VENV)/.installed: requirements-dev.txt layers/requirements.txt
 # bubblewrap and Debian's own python3.11 (the sandbox venv) for everything, and for the tests only
 # chromium (large, ~300 MB), which Playwright drives as it is (never a download of its own).
 SYSTEM_PACKAGES := bubblewrap:bwrap util-linux:setpriv python3.11:$(SANDBOX_SYS_PYTHON)
-TEST_PACKAGES := chromium:chromium
+TEST_PACKAGES := chromium:chromium npm:npm
 
 define apt_install
 	@missing=""; \
@@ -63,12 +63,20 @@ $(SANDBOX_VENV)/lambda-ric/.installed: tests/lambda_mode/requirements.txt $(SAND
 
 setup: system-deps $(VENV)/.installed $(SANDBOX_VENV)/.installed
 
+# axe-core (Deque's accessibility engine) from npm, pinned: tests/browser/test_playground_a11y.py
+# runs it in the page; PyPI's copies lag behind the version the issue was measured with.
+AXE_VERSION := 4.14.1
+AXE := $(VENV)/axe-$(AXE_VERSION)/node_modules/axe-core/axe.min.js
+$(AXE): | test-deps $(VENV)/.installed
+	npm install --prefix $(VENV)/axe-$(AXE_VERSION) --no-audit --no-fund --silent axe-core@$(AXE_VERSION)
+	test -s $@
+
 serve: setup
 	PORT=$(PORT) $(PY) -m local.serve
 
 # Three processes on two cores (most of the suite waits on servers, sandboxes and deadlines), then the tests
 # marked serial alone: they measure the machine's CPU or look at every sandbox on it.
-test: setup test-deps $(SANDBOX_VENV)/lambda-ric/.installed
+test: setup test-deps $(SANDBOX_VENV)/lambda-ric/.installed $(AXE)
 	$(PY) -m pytest -q -n 3 --dist loadfile -m "not serial" --durations=25
 	$(PY) -m pytest -q -m serial
 

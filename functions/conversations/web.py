@@ -19,6 +19,7 @@ import io
 import json
 import os
 import re
+import select
 import socket
 import sys
 import threading
@@ -517,20 +518,36 @@ class Frontend(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
         self.end_headers()
         client_gone = False
-        for block in blocks:  # always run the turn to the end, so what was done is stored
+        for block in blocks:
+            # A client that closed the stream (the playground's Stop, a closed tab) cancels the
+            # turn: the next event is not asked for, and the turn, closed before it was stored,
+            # keeps nothing. Seen before each write: a write to a closed socket may still succeed.
+            client_gone = self._peer_closed()
+            if not client_gone:
+                try:
+                    self.wfile.write(f"{len(block):x}\r\n".encode() + block + b"\r\n")
+                    self.wfile.flush()
+                except OSError:
+                    client_gone = True
             if client_gone:
-                continue
-            try:
-                self.wfile.write(f"{len(block):x}\r\n".encode() + block + b"\r\n")
-                self.wfile.flush()
-            except OSError:
-                client_gone = True
+                close = getattr(blocks, "close", None)
+                if close is not None:
+                    close()
+                break
         if not client_gone:
             with contextlib.suppress(OSError):
                 self.wfile.write(b"0\r\n\r\n")
         after = getattr(self.server, "after_stream", None)
         if after is not None:
             after()
+
+    def _peer_closed(self) -> bool:
+        """The client has closed its end (EOF waiting on the socket), without blocking."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
 
     do_GET = do_HEAD = do_POST = do_PATCH = do_PUT = do_DELETE = do_OPTIONS = _handle
 

@@ -59,9 +59,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-@pytest.fixture
-def page(browser: Any, served: Served, request: pytest.FixtureRequest) -> Iterator[Any]:
+def _page_of(browser: Any, served: Served, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh page on ``served``; a failed test leaves its screenshot and console as artefacts."""
     context, page, console = open_playground(browser, served)
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=served.url)
     yield page
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:
@@ -74,3 +75,28 @@ def page(browser: Any, served: Served, request: pytest.FixtureRequest) -> Iterat
     problems = [line for line in console if line.startswith(("pageerror", "error"))
                 and "401" not in line]  # a refused key is logged by the browser as a failed request
     assert not problems, problems
+
+
+@pytest.fixture
+def page(browser: Any, served: Served, request: pytest.FixtureRequest) -> Iterator[Any]:
+    yield from _page_of(browser, served, request)
+
+
+# A server of their own with short limits, in open mode, for the tests of states and layout
+# (tests/browser/test_playground_states.py, test_playground_layout.py): a cell stops after 3 s.
+LIMIT_S = 3
+
+
+@pytest.fixture(scope="session")
+def quick() -> Iterator[Served]:
+    data_dir = tempfile.mkdtemp(prefix="agents-browser-states-")
+    server = Server({"SANDBOX_WORKERS": "2", "SANDBOX_TIMEOUT_S": str(LIMIT_S), "DATA_DIR": data_dir,
+                     "AUTH_MODE": "auto", "API_KEYS": ""}, log_path="/tmp/agents-api-browser-states.log")
+    yield Served(server.url, None)
+    server.stop(timeout_s=15)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def quick_page(browser: Any, quick: Served, request: pytest.FixtureRequest) -> Iterator[Any]:
+    yield from _page_of(browser, quick, request)

@@ -158,8 +158,20 @@ def sse(event: dict[str, Any]) -> bytes:
     return f"event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
 
 
+def _blocks(events: Iterable[dict[str, Any]]) -> Iterator[bytes]:
+    """The events as SSE blocks; closing this closes the events too (a turn closed before it is
+    stored is cancelled, and keeps nothing: see ConversationService._run)."""
+    try:
+        for event in events:
+            yield sse(event)
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
+
+
 def event_stream(events: Iterable[dict[str, Any]]) -> Response:
-    blocks = (sse(e) for e in events)
+    blocks = _blocks(events)
     sink = stream_sink.get()
     if sink is not None:
         sink.append(iter(blocks))
