@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from .protocol import BadRequest, SandboxConfig, parse_request
@@ -37,8 +38,10 @@ def get_runner() -> Runner:
     return _runner
 
 
-def handle(event: Any, remaining_s: float | None) -> dict[str, Any]:
-    """Shared by the Lambda handler and the local worker."""
+def handle(event: Any, remaining_s: float | None,
+           on_output: Callable[[str, str], None] | None = None) -> dict[str, Any]:
+    """Shared by the Lambda handler and the local worker (which alone passes ``on_output``: the
+    cell's lines as they are printed)."""
     try:
         request = parse_request(event, _config())
     except BadRequest as exc:
@@ -50,7 +53,7 @@ def handle(event: Any, remaining_s: float | None) -> dict[str, Any]:
     deadline = None if remaining_s is None else remaining_s - DEADLINE_MARGIN_S
     global _exit_after_response
     try:
-        return runner.execute(request, deadline_s=deadline)
+        return runner.execute(request, deadline_s=deadline, on_output=on_output)
     except BadRequest as exc:
         return {"status": "bad_request", "message": str(exc)}
     except SandboxTainted as tainted:

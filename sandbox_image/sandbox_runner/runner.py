@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,8 @@ class _Output:
     chunks: list[tuple[str, bytes]] = field(default_factory=list)
     size: int = 0
     over_cap: bool = False
+    # Told of each piece as it is admitted (live output): see LiveLines.
+    listener: Callable[[str, bytes], None] | None = None
 
     def add(self, stream: str, data: bytes) -> None:
         if self.over_cap or not data:
@@ -58,6 +61,8 @@ class _Output:
             data = data[:room]
             self.over_cap = True
         self.size += len(data)
+        if self.listener is not None:
+            self.listener(stream, data)
         if self.chunks and self.chunks[-1][0] == stream:
             self.chunks[-1] = (stream, self.chunks[-1][1] + data)
         else:
@@ -65,6 +70,22 @@ class _Output:
 
     def runs(self) -> list[dict[str, str]]:
         return [{"stream": s, "text": d.decode("utf-8", "replace")} for s, d in self.chunks]
+
+
+class LiveLines:
+    """Output as it is printed, for a caller that shows it live: whole lines only (a secret is
+    never split between two pieces, so each is redacted as the final output is), per stream."""
+
+    def __init__(self, emit: Callable[[str, str], None], redact: Callable[[str | None], str | None]) -> None:
+        self.emit, self.redact = emit, redact
+        self.pending: dict[str, bytes] = {}
+
+    def __call__(self, stream: str, data: bytes) -> None:
+        buffered = self.pending.get(stream, b"") + data
+        complete, newline, rest = buffered.rpartition(b"\n")
+        self.pending[stream] = rest
+        if newline:
+            self.emit(stream, self.redact((complete + newline).decode("utf-8", "replace")) or "")
 
 
 @dataclass
@@ -270,18 +291,21 @@ class Runner:
         return json.loads(data)
 
     # -- one execution ----------------------------------------------------------------------
-    def execute(self, request: ExecutionRequest, deadline_s: float | None = None) -> dict[str, Any]:
+    def execute(self, request: ExecutionRequest, deadline_s: float | None = None,
+                on_output: Callable[[str, str], None] | None = None) -> dict[str, Any]:
         """Run one cell: prepare its directory, run it under the deadline, kill everything it
         started, collect what it wrote, wipe every writable place. Raises SandboxTainted (with
-        the response) when something could not be cleaned: the host must then be replaced."""
+        the response) when something could not be cleaned: the host must then be replaced.
+        ``on_output(stream, text)`` is told of each whole line as it is printed (live output)."""
         try:
-            return self._execute(request, deadline_s)
+            return self._execute(request, deadline_s, on_output)
         except _ZygoteGoneBeforeStart:
             # The zygote died between its health check and this request (killed from outside):
             # no user code ran, so the execution is simply run again on a new one.
-            return self._execute(request, deadline_s)
+            return self._execute(request, deadline_s, on_output)
 
-    def _execute(self, request: ExecutionRequest, deadline_s: float | None) -> dict[str, Any]:
+    def _execute(self, request: ExecutionRequest, deadline_s: float | None,
+                 on_output: Callable[[str, str], None] | None = None) -> dict[str, Any]:
         entered = time.monotonic()
         self.start()  # (re)starts a zygote that is missing or was tampered with: not the caller's time
         started = time.monotonic()
@@ -290,7 +314,8 @@ class Runner:
         marks = {"prepare": time.monotonic()}
         outcome: _Outcome | None = None
         try:
-            outcome = self._run(execution, started + budget)
+            outcome = self._run(execution, started + budget,
+                                LiveLines(on_output, self._redact) if on_output is not None else None)
         finally:
             if outcome is None:  # the run itself failed: still, nothing of it may survive
                 self._sweep()
@@ -347,7 +372,8 @@ class Runner:
         _write_new(execution.control / REQUEST_FILE, json.dumps(child_request).encode())
         return execution
 
-    def _run(self, execution: _Execution, deadline: float) -> _Outcome:
+    def _run(self, execution: _Execution, deadline: float,
+             listener: Callable[[str, bytes], None] | None = None) -> _Outcome:
         """Hand the execution to the zygote and read its output until the result, the exit, the
         output cap or the deadline, whichever comes first; then kill its process group."""
         raw_r, raw_w = os.pipe()
@@ -357,7 +383,7 @@ class Runner:
         socket.send_fds(self._sock, [json.dumps(message).encode()], [raw_w, chan_w])
         os.close(raw_w)
         os.close(chan_w)
-        outcome = _Outcome(output=_Output(cap=self.config.max_output_bytes),
+        outcome = _Outcome(output=_Output(cap=self.config.max_output_bytes, listener=listener),
                            reader=frames.FrameReader(max_frame=MAX_RESULT_FRAME))
         selector = selectors.DefaultSelector()
         for fd, tag in ((raw_r, "raw"), (chan_r, "chan")):

@@ -2,7 +2,9 @@
 
 Started by the API side's local invoker inside bubblewrap. Line 1 on stdout is a hello with the
 isolation report; then each request line on stdin gets exactly one response line. Requests are
-the same events the Lambda handler receives, answered by the same ``handle``.
+the same events the Lambda handler receives, answered by the same ``handle``. A request with
+``"live": true`` also gets, before its response, a line ``{"live": {"stream", "text"}}`` for each
+line the cell prints, as it prints it.
 """
 
 from __future__ import annotations
@@ -36,7 +38,11 @@ def main() -> None:
         except ValueError:
             response = {"status": "bad_request", "message": "the request line is not JSON"}
         else:
-            response = handler.handle(event, None)
+            def live(stream: str, text: str) -> None:
+                out.write(json.dumps({"live": {"stream": stream, "text": text}}) + "\n")
+
+            wants_live = isinstance(event, dict) and event.get("live") is True
+            response = handler.handle(event, None, on_output=live if wants_live else None)
         if handler._exit_after_response:
             response["worker_reset"] = True  # so the invoker never hands this worker to anyone else
         out.write(json.dumps(response) + "\n")

@@ -169,3 +169,13 @@ def test_making_an_old_version_active_says_so(page: Any) -> None:
     page.get_by_role("button", name="Make version 0 active").click()
     expect(page.get_by_role("alert")).to_have_text("Version 0 of versioned is now active.")
 
+
+
+def test_a_cells_lines_show_as_they_are_printed_and_stop_ends_it(page: Any) -> None:
+    send(page, code_message("import time\nfor n in range(20):\n    print('tick', n, flush=True)\n    time.sleep(0.4)"))
+    output = page.locator(".entry-tool pre.output")
+    expect(output).to_contain_text("tick 1")  # while the cell runs: it would end 8 s later
+    assert page.locator("#transcript").get_attribute("data-state") == "streaming"
+    expect(page.get_by_role("status")).to_contain_text("Running code")
+    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_role("status")).to_have_text("Stopped: the turn was cancelled, and nothing of it was saved")

@@ -95,7 +95,7 @@ def test_with_a_stream_url_the_page_is_told_it_and_may_connect_there_and_nowhere
     the page's CSP admits that one origin besides its own."""
     site = app.static_site
     config = site.answer("GET", "/playground/config.json", True, stream_url=FUNCTION_URL)
-    assert json.loads(config.body) == {"keys_required": True, "stream_url": FUNCTION_URL}
+    assert json.loads(config.body) == {"keys_required": True, "stream_url": FUNCTION_URL, "model_provider": "offline"}
     page = site.answer("GET", "/playground/", True, stream_url=FUNCTION_URL)
     csp = dict(part.strip().split(" ", 1) for part in page.headers["Content-Security-Policy"].split(";"))
     assert csp["connect-src"] == "'self' https://abcdefgh.lambda-url.eu-west-1.on.aws"
@@ -144,7 +144,7 @@ def test_make_serve_answers_the_playground_first_and_leaves_other_paths_to_the_n
     route = first_answer(playground(keys_required=True), None, lambda *request: (200, {}, [b"blob"]) if request == other
                          else None)
     status, headers, body = route("GET", "/playground/config.json", "")
-    assert status == 200 and json.loads(b"".join(body)) == {"keys_required": True, "stream_url": None}
+    assert status == 200 and json.loads(b"".join(body)) == {"keys_required": True, "stream_url": None, "model_provider": "offline"}
     assert "script-src 'self'" in headers["Content-Security-Policy"]
     assert route(*other)[2] == [b"blob"]
     assert route("GET", "/v1/agents", "") is None  # the API's own routes

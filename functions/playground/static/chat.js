@@ -189,7 +189,8 @@ export function mountChat(ctx) {
   function executionView(id) {
     const shell = entryShell('tool', 'Code interpreter', id);
     const code = h('div', { class: 'code-slot' });
-    const output = h('pre', { class: 'output pending', tabindex: 0 }, 'Running… (the output shows when the cell ends)');
+    const output = h('pre', { class: 'output pending', tabindex: 0 }, 'Running…');
+    let live = ''; // what the cell has printed so far
     const notice = h('p', { class: 'notice', hidden: true });
     const table = h('div', { class: 'table-slot' });
     const files = h('div', { class: 'files' });
@@ -202,6 +203,13 @@ export function mountChat(ctx) {
     return {
       item: shell.item,
       setCode(text) { partial = text; if (!finished) showPartial(); },
+      addOutput(text) {
+        if (finished) return;
+        live += text;
+        output.classList.remove('pending');
+        output.textContent = live;
+        output.scrollTop = output.scrollHeight;
+      },
       finish(info) {
         finished = true;
         if (typeof info.code === 'string') showCode(info.code);
@@ -342,6 +350,11 @@ export function mountChat(ctx) {
             setStatus('Running code…');
             break;
           case 'tool.execution.delta': {
+            if (data.output) { // a line the cell printed, as it printed it
+              view(index, () => executionView(data.id)).addOutput(data.output.text || '');
+              setStatus('Running code… (Stop ends it)');
+              break;
+            }
             const text = (args.get(index) || '') + (data.arguments || '');
             args.set(index, text);
             view(index, () => executionView(data.id)).setCode(partialCode(text));

@@ -23,6 +23,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import ServiceUnavailable
 from ..sandbox.exchange import InputMissing, InputsTooLarge
@@ -40,6 +41,7 @@ RETRY_AFTER_S = 2
 WORKER_PIDS = 256
 # Inside the worker: its /tmp, and the exchange directory on it (sandbox_runner/exchange.py).
 EXCHANGE_DIR = "xchg"
+CANCEL_POLL_S = 0.1  # how soon a cancelled execution's worker is stopped
 
 
 @dataclass(frozen=True)
@@ -210,15 +212,21 @@ class _Worker:
                  "from sandbox_runner.worker import main; main()"]
         return argv
 
-    def _read_line(self, timeout: float) -> str | None:
-        """Read one line, giving up after ``timeout`` (the worker may be wedged)."""
+    def _read_line(self, timeout: float, cancelled: Any = None) -> str | None:
+        """Read one line, giving up after ``timeout`` (the worker may be wedged), or as soon as
+        ``cancelled`` (a threading.Event) is set."""
         assert self.process.stdout is not None
         fd = self.process.stdout.fileno()
         deadline = time.monotonic() + timeout
         while b"\n" not in self._buffer:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            if cancelled is not None and cancelled.is_set():
                 return None
+            wait = remaining if cancelled is None else min(remaining, CANCEL_POLL_S)
+            if remaining <= 0:
+                return None
+            if not select.select([fd], [], [], wait)[0]:
+                continue
             chunk = os.read(fd, 1 << 20)
             if not chunk:
                 return None
@@ -226,14 +234,28 @@ class _Worker:
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line.decode("utf-8", "replace")
 
-    def execute(self, event: dict[str, object], timeout: float) -> dict[str, object] | None:
+    def execute(self, event: dict[str, object], timeout: float, on_output: Any = None,
+                cancelled: Any = None) -> dict[str, object] | None:
+        """The response to ``event``; the live lines before it go to ``on_output``. None: the
+        worker died, hung, or the caller cancelled (the worker must then be replaced)."""
         assert self.process.stdin is not None
+        if on_output is not None:
+            event = {**event, "live": True}
         try:
             self.process.stdin.write(json.dumps(event).encode() + b"\n")
         except (BrokenPipeError, OSError):
             return None
-        line = self._read_line(timeout=timeout)
-        return json.loads(line) if line else None
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self._read_line(timeout=max(0.0, deadline - time.monotonic()), cancelled=cancelled)
+            if not line:
+                return None
+            message = json.loads(line)
+            live = message.get("live") if isinstance(message, dict) else None
+            if not isinstance(live, dict):
+                return message  # type: ignore[no-any-return]
+            if on_output is not None:
+                on_output(str(live.get("stream", "stdout")), str(live.get("text", "")))
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -417,7 +439,8 @@ class LocalSandbox:
             except OSError as exc:  # e.g. the exchange directory is not a plain directory of the worker's
                 return ExecutionResult(status="crashed", notes=[f"the sandbox's exchange directory was unusable "
                                                                 f"({exc.strerror}); the worker has been replaced"])
-            response, healthy = self._exchange_lines(worker, event, request.timeout_s)
+            response, healthy = self._exchange_lines(worker, event, request.timeout_s, request.on_output,
+                                                     request.cancelled)
             result = result_from_response(response) if response is not None else ExecutionResult(
                 status="crashed", notes=["the sandbox worker stopped or timed out; it has been replaced"])
             result.isolation["tenant_isolation"] = "per execution: a bubblewrap worker's namespaces, shared in turn"
@@ -429,13 +452,14 @@ class LocalSandbox:
                 healthy = False
             self._release(worker, healthy)
 
-    def _exchange_lines(self, worker: _Worker, event: dict[str, object],
-                        timeout_s: float | None) -> tuple[dict[str, object] | None, bool]:
+    def _exchange_lines(self, worker: _Worker, event: dict[str, object], timeout_s: float | None,
+                        on_output: Any = None, cancelled: Any = None) -> tuple[dict[str, object] | None, bool]:
         """One request line, one response line. A worker that died or hung on the request is
         replaced, and the request fails once, cleanly (it is not retried, so a request that
         crashes workers cannot loop); one that answered but is resetting itself (its execution
         left something it could not clean) is not handed to the next caller either."""
-        response = worker.execute(event, timeout=(timeout_s or self.config.timeout_s) + 15.0)
+        response = worker.execute(event, timeout=(timeout_s or self.config.timeout_s) + 15.0,
+                                  on_output=on_output, cancelled=cancelled)
         if response is None:
             return None, False
         return response, worker.alive() and not response.get("worker_reset")

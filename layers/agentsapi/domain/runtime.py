@@ -7,10 +7,13 @@ turn and a buffered one can never disagree. Code runs only through the Sandbox p
 
 from __future__ import annotations
 
+import contextvars
 import json
+import queue
 import re
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -391,7 +394,22 @@ class Runtime:
                 f"not run: the turn has {max(0.0, clock.left()):.0f} s of its time budget left (TURN_TIMEOUT_S), "
                 f"less than an execution may take ({self.execution_timeout_s:g} s)"])
         else:
-            result = self._run_code(code, context)
+            # The cell's lines as it prints them (tool.execution.delta events with an ``output``
+            # beside an empty ``arguments``: the SDKs, which ignore unknown fields, still parse
+            # them); the result at its end. Closing this generator (the client went away) stops
+            # the execution.
+            live = self._run_code_live(code, context)
+            try:
+                while True:
+                    try:
+                        stream, text = next(live)
+                    except StopIteration as finished:
+                        result = finished.value
+                        break
+                    yield _event("tool.execution.delta", id=entry_id, output_index=index, name=CODE_INTERPRETER,
+                                 arguments="", output={"stream": stream, "text": text})
+            finally:
+                live.close()
         self.telemetry.code_execution(result.status, (time.monotonic() - invoked) * 1000, result.duration_ms)
         try:
             session_ref, files = _keep_outputs(result, context, entry_id)
@@ -422,12 +440,38 @@ class Runtime:
         yield _event("tool.execution.done", id=entry_id, output_index=index, name=CODE_INTERPRETER,
                      function=CODE_INTERPRETER, info=info)
 
-    def _run_code(self, code: str, context: ToolContext) -> ExecutionResult:
-        return self.sandbox.execute(ExecutionRequest(code=code, files=context.input_files,
-                                                     carry_session=context.save_state is not None,
-                                                     session_key=context.state_key, tenant=context.workspace,
-                                                     blobs=context.blobs,
-                                                     room_bytes=context.room() if context.room else None))
+    def _run_code_live(self, code: str, context: ToolContext) -> Generator[tuple[str, str], None, ExecutionResult]:
+        """Runs the execution on a thread of its own; yields (stream, text) as the cell prints,
+        returns its result. Closed early, it cancels the execution and waits for it to stop."""
+        lines: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        cancelled = threading.Event()
+        outcome: dict[str, Any] = {}
+        request = ExecutionRequest(code=code, files=context.input_files, carry_session=context.save_state is not None,
+                                   session_key=context.state_key, tenant=context.workspace, blobs=context.blobs,
+                                   room_bytes=context.room() if context.room else None,
+                                   on_output=lambda stream, text: lines.put((stream, text)), cancelled=cancelled)
+
+        def run() -> None:
+            try:
+                outcome["result"] = self.sandbox.execute(request)
+            except BaseException as exc:  # noqa: BLE001 - raised again on the turn's thread
+                outcome["error"] = exc
+            finally:
+                lines.put(None)
+
+        worker = threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True,
+                                  name="execution")
+        worker.start()
+        try:
+            while (line := lines.get()) is not None:
+                yield line
+        finally:
+            if worker.is_alive():  # closed before the end: stop the cell, and wait until it has stopped
+                cancelled.set()
+                worker.join(timeout=EXECUTION_OVERHEAD_S)
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]  # type: ignore[no-any-return]
 
     def _handoff(self, persona: Persona, target: HandoffTarget, turn: Turn, entries: list[Entry]) -> Iterator[Event]:
         entry = AgentHandoffEntry(id=new_id("handoff_"), created_at=now(), completed_at=now(),

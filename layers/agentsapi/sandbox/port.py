@@ -129,6 +129,12 @@ class ExecutionRequest(BaseModel):
     # What the workspace may still store (its quota's room; None: no quota). The sandbox hands
     # back files and state within it, and the adapter copies no more than it.
     room_bytes: int | None = None
+    # Told of each whole line the cell prints, as it prints it (stream, text), by adapters that
+    # can (the local pool); others give the output at the end only. Never part of the event.
+    on_output: Any = Field(default=None, exclude=True)
+    # Set when the caller no longer wants the result (the client closed the stream): an adapter
+    # that can stops the execution at once. Never part of the event.
+    cancelled: Any = Field(default=None, exclude=True)
 
     def by_reference(self) -> bool:
         return self.blobs is not None and (self.carry_session or any(f.key for f in self.files))
