@@ -179,3 +179,14 @@ def test_a_cells_lines_show_as_they_are_printed_and_stop_ends_it(page: Any) -> N
     expect(page.get_by_role("status")).to_contain_text("Running code")
     page.get_by_role("button", name="Stop").click()
     expect(page.get_by_role("status")).to_have_text("Stopped: the turn was cancelled, and nothing of it was saved")
+
+
+def test_a_cancelled_job_says_cancelled_and_does_not_call_its_unrun_requests_failures(page: Any) -> None:
+    slow = code_message("import time\ntime.sleep(1)\nprint('ran')")
+    job = _job(page, [{"custom_id": f"r{n}", "body": {"inputs": slow}} for n in range(6)])
+    job.get_by_role("button", name="Cancel").click()
+    expect(job).to_have_attribute("data-status", "CANCELLED", timeout=60_000)
+    expect(job.locator(".state")).to_have_text("Cancelled")
+    expect(job.locator(".state")).not_to_have_class(re.compile(r"\bbad\b"))
+    expect(job.locator(".counts")).to_contain_text(re.compile(r"(failed or cancelled|not run)"))
+    expect(job.locator(".progress .failed")).to_have_count(0)  # grey, not the red of failures
