@@ -74,18 +74,36 @@ class _Output:
 
 class LiveLines:
     """Output as it is printed, for a caller that shows it live: whole lines only (a secret is
-    never split between two pieces, so each is redacted as the final output is), per stream."""
+    never split between two pieces, so each is redacted as the final output is), per stream. A
+    line after a quiet spell goes at once; a burst goes at most every INTERVAL_S, as one piece
+    (a loop printing 30,000 lines is a few dozen pieces, not 30,000 events)."""
+
+    INTERVAL_S = 0.05
 
     def __init__(self, emit: Callable[[str, str], None], redact: Callable[[str | None], str | None]) -> None:
         self.emit, self.redact = emit, redact
-        self.pending: dict[str, bytes] = {}
+        self.pending: dict[str, bytes] = {}  # a line not yet ended, per stream
+        self.held: list[tuple[str, bytes]] = []  # whole lines not yet emitted, in order
+        self.last = float("-inf")
 
     def __call__(self, stream: str, data: bytes) -> None:
         buffered = self.pending.get(stream, b"") + data
         complete, newline, rest = buffered.rpartition(b"\n")
         self.pending[stream] = rest
         if newline:
-            self.emit(stream, self.redact((complete + newline).decode("utf-8", "replace")) or "")
+            if self.held and self.held[-1][0] == stream:
+                self.held[-1] = (stream, self.held[-1][1] + complete + newline)
+            else:
+                self.held.append((stream, complete + newline))
+        self.flush_due()
+
+    def flush_due(self) -> None:
+        now = time.monotonic()
+        if not self.held or now - self.last < self.INTERVAL_S:
+            return
+        held, self.held, self.last = self.held, [], now
+        for stream, data in held:
+            self.emit(stream, self.redact(data.decode("utf-8", "replace")) or "")
 
 
 @dataclass
@@ -414,12 +432,16 @@ class Runner:
         # The cell is over when its result arrives: the child only has os._exit() left to do,
         # and its memory teardown (milliseconds for a process holding pandas) need not be
         # waited for. The kill and the sweep make sure nothing runs on.
+        live = outcome.output.listener if isinstance(outcome.output.listener, LiveLines) else None
         while not outcome.finished():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 outcome.timed_out = True
                 return
-            for key, _ in selector.select(timeout=remaining):
+            wait = min(remaining, LiveLines.INTERVAL_S) if live is not None and live.held else remaining
+            if live is not None:
+                live.flush_due()  # a burst's held lines go out even if the cell then goes quiet
+            for key, _ in selector.select(timeout=wait):
                 if key.data != "ctl":
                     data = _read_some(key.fd)
                     if data:

@@ -111,3 +111,22 @@ def test_a_table_the_child_did_not_make_as_specified_is_dropped(forged: object) 
     assert kept.status == "ok" and kept.display == "x"
     if isinstance(forged, dict) and len(forged.get("index", [])) > 50:
         assert kept.table is None
+
+
+def test_live_lines_go_whole_redacted_and_a_burst_as_one_piece(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandbox_runner import runner
+
+    clock = [100.0]
+    monkeypatch.setattr(runner.time, "monotonic", lambda: clock[0])
+    emitted: list[tuple[str, str]] = []
+    live = runner.LiveLines(lambda stream, text: emitted.append((stream, text)),
+                            lambda text: (text or "").replace("s3cret", "[redacted]"))
+    live("stdout", b"first line\nsec")
+    assert emitted == [("stdout", "first line\n")]  # at once, after a quiet spell; the half line waits
+    for n in range(1000):  # a burst within the interval: held
+        live("stdout", b"ret s3cret\n" if n == 0 else f"line {n}\n".encode())
+    assert len(emitted) == 1
+    clock[0] += runner.LiveLines.INTERVAL_S * 1.01
+    live.flush_due()
+    assert len(emitted) == 2 and emitted[1][1].startswith("secret [redacted]\nline 1\n")
+    assert emitted[1][1].count("\n") == 1000

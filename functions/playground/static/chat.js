@@ -205,9 +205,9 @@ export function mountChat(ctx) {
       setCode(text) { partial = text; if (!finished) showPartial(); },
       addOutput(text) {
         if (finished) return;
+        if (!live) { output.classList.remove('pending'); output.textContent = ''; }
         live += text;
-        output.classList.remove('pending');
-        output.textContent = live;
+        output.append(text); // appended, not the whole output set again at each line
         output.scrollTop = output.scrollHeight;
       },
       finish(info) {
