@@ -6,9 +6,25 @@ batch service (JSONL lines) and by the runtime (names of files the code wrote).
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 MAX_NAME_BYTES = 255  # NAME_MAX of Linux file systems, in bytes of UTF-8
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def has_lone_surrogate(raw: str | bytes, data: Any) -> bool:
+    """Whether JSON text ``raw``, parsed as ``data``, holds an unpaired UTF-16 surrogate escape
+    (json.loads pairs valid ones; one left alone can be neither stored nor encoded)."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    if not _SURROGATE_ESCAPE.search(text):
+        return False
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def too_deep(value: Any, limit: int) -> list[str | int] | None:

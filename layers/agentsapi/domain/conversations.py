@@ -53,8 +53,10 @@ from .agents import AgentService
 from .files import FileService
 from .metadata import metadata_matches
 from .paging import offset_page
-from .runtime import Event, HandoffTarget, Persona, Runtime, ToolContext, Turn, pending_tool_calls
+from .runtime import CODE_INTERPRETER, Event, HandoffTarget, Persona, Runtime, ToolContext, Turn, pending_tool_calls
 
+# What an entry keeps beside a run's code: its output (capped at 100 kB by the sandbox) and notes.
+RUN_OUTPUT_ROOM_BYTES = 110_000
 # The model a session started without one (an MCP client's) names, should a person chat in it later.
 SESSION_MODEL = "mistral-medium-latest"
 
@@ -185,7 +187,7 @@ class ConversationService:
                                  "restart this one from an earlier entry", param="inputs")
 
     # -- what the code works with -----------------------------------------------------------
-    def _checkfile_refs(self, ws: str, inputs: list[Entry]) -> None:
+    def _check_file_refs(self, ws: str, inputs: list[Entry]) -> None:
         """Files named in the inputs must exist in this workspace (404 otherwise, like any id)."""
         for file_id in file_refs(inputs):
             if self.files is None:
@@ -201,8 +203,13 @@ class ConversationService:
         files, blobs = self.files, self.blobs
         by_name: dict[str, SandboxFile] = {}
         unusable: list[str] = []
+        deleted: list[str] = []
         for file_id in file_refs(history):
-            record = files.record(ws, file_id)
+            try:
+                record = files.record(ws, file_id)
+            except NotFound:  # deleted through the Files API since: the rest still works
+                deleted.append(file_id)
+                continue
             if file_name_problem(record.filename):  # stored before names were bounded: never sent on
                 unusable.append(file_id)
                 continue
@@ -212,6 +219,8 @@ class ConversationService:
         if unusable:
             context.notes.append(f"files {unusable} have names the sandbox cannot use and were not handed to the "
                                  "code; upload them again under a name of at most 255 bytes")
+        if deleted:
+            context.notes.append(f"files {deleted} were deleted and are no longer handed to the code")
         context.state_key, note = self._resume_session(ws, conversation_id, history)
         if note:
             context.notes.append(note)
@@ -369,7 +378,7 @@ class ConversationService:
             conversation.instructions = request.instructions
             conversation.tools = request.tools or []
             conversation.completion_args = request.completion_args or conversation.completion_args
-        self._checkfile_refs(ws, inputs)
+        self._check_file_refs(ws, inputs)
         _check_owed_results(pending_tool_calls(inputs), [])
         persona = self._persona(ws, conversation)
 
@@ -385,7 +394,7 @@ class ConversationService:
         inputs = self._bounded_inputs(request.inputs)
         conversation = self._load(ws, conversation_id)
         self._check_room(conversation.entry_count, len(inputs))
-        self._checkfile_refs(ws, inputs)
+        self._check_file_refs(ws, inputs)
         history = self.store.get_entries(ws, conversation_id)
         confirmations = _confirmations(history, request.tool_confirmations or [])
         if not inputs and not confirmations:
@@ -425,7 +434,7 @@ class ConversationService:
                 raise InvalidRequest("agent_version applies only to agent conversations", param="agent_version")
             _, version = self.agents.resolve_version(ws, conversation.agent_id, request.agent_version)
             conversation.agent_version = version.version
-        self._checkfile_refs(ws, inputs)
+        self._check_file_refs(ws, inputs)
         _check_owed_results(pending_tool_calls(history[: cut + 1]), inputs)
         kept = self._adopt_sessions(ws, source.id, conversation.id, history[: cut + 1])
         persona = self._persona(ws, conversation, request.completion_args, kept)
@@ -479,6 +488,30 @@ class ConversationService:
         return result
 
     # -- the interpreter driven directly, without a model (the MCP server's sessions) -----------
+    def _session_persona(self, ws: str, conversation: Conversation, history: list[Entry]) -> Persona:
+        """Who the execution is recorded for: whoever answers in the conversation (an agent whose
+        code runs only once confirmed is not bypassed); its model alone if the agent is gone."""
+        try:
+            persona = self._persona(ws, conversation, history=history)
+        except NotFound:
+            persona = Persona(SESSION_MODEL, None, conversation.tools, conversation.completion_args)
+        if persona.needs_confirmation(CODE_INTERPRETER):
+            raise InvalidRequest("this conversation's agent runs code only once the user confirms each call "
+                                 "(tool_configuration.requires_confirmation); it cannot be driven directly",
+                                 param="session_id")
+        return persona
+
+    def _check_code_size(self, code: str) -> None:
+        """A run is stored as one entry holding the code twice (arguments and info.code) beside its
+        output: code that could never be stored is refused before it runs, not after."""
+        limit = max(1024, (self.max_entry_bytes - RUN_OUTPUT_ROOM_BYTES) // 2)
+        size = len(code.encode("utf-8"))
+        if size > limit:
+            raise PayloadTooLarge(f"code is {size} bytes; a run is stored in one entry of at most "
+                                  f"{self.max_entry_bytes} bytes (MAX_ENTRY_BYTES), which takes at most {limit} "
+                                  "bytes of code", param="code")
+
+
     def run_code(self, ws: str, conversation_id: str | None, code: str,
                  inputs: list[Entry] | None = None) -> TurnResult:
         """Run ``code`` in a conversation's interpreter as if its model had called the code
@@ -495,12 +528,15 @@ class ConversationService:
         else:
             conversation = self._load(ws, conversation_id)
             history = self.store.get_entries(ws, conversation_id)
-            # While function results are owed, Mistral's rule admits nothing else into the history.
-            _check_owed_results(conversation.pending_tool_call_ids, [])
+            # While function results are owed, Mistral's rule admits nothing else into the history
+            # (an execution stored between a call and its result would break every later turn).
+            if conversation.pending_tool_call_ids:
+                raise FunctionResultsMissing(list(conversation.pending_tool_call_ids))
         self._check_room(conversation.entry_count, len(inputs) + 1)
-        self._checkfile_refs(ws, inputs)
-        persona = Persona(conversation.model or SESSION_MODEL, None, conversation.tools, conversation.completion_args,
-                          agent_id=conversation.agent_id)
+        self._check_file_refs(ws, inputs)
+        persona = self._session_persona(ws, conversation, history)
+        if code is not None:
+            self._check_code_size(code)
         expected, new = conversation.entry_count, conversation_id is None
 
         def save(turn: Turn) -> None:

@@ -108,6 +108,10 @@ class InterpreterSessions:
         _, content = self.file_service.content(ws, found.file_id)
         return found, content
 
+    def content(self, ws: str, file_id: str) -> bytes:
+        """A file's bytes, by id (the caller's workspace's only)."""
+        return self.file_service.content(ws, file_id)[1]
+
     def _files_in(self, ws: str, entries: list[Entry]) -> list[SessionFile]:
         found: list[SessionFile | None] = []
         for entry in entries:

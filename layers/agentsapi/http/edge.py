@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -13,7 +12,7 @@ from aws_lambda_powertools.event_handler import Response
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ApiError, InvalidRequest, PayloadTooLarge, ValidationFailed
-from ..limits import too_deep
+from ..limits import has_lone_surrogate, too_deep
 from ..models.common import CLIENT_INPUT
 from ..payloads import DIRECT_BODY_MAX_BYTES
 from ..settings import Settings
@@ -55,16 +54,6 @@ def too_deep_error(path: list[str | int], limit: int) -> ValidationFailed:
                               "msg": f"JSON nested deeper than {limit} levels (MAX_JSON_DEPTH)"}])
 
 
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def _has_lone_surrogate(data: Any) -> bool:
-    """json.loads pairs valid surrogate escapes; any left alone cannot be stored (nor encoded)."""
-    try:
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def parse_body(model: type[Model], raw: str | None, max_bytes: int, max_depth: int) -> Model:
@@ -83,7 +72,7 @@ def parse_body(model: type[Model], raw: str | None, max_bytes: int, max_depth: i
     deep = too_deep(data, max_depth)
     if deep is not None:
         raise too_deep_error(deep, max_depth)
-    if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(data):
+    if has_lone_surrogate(raw, data):
         raise ValidationFailed([{"type": "string_unicode", "loc": ["body"],
                                  "msg": "a string holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff)"}])
     try:

@@ -7,20 +7,19 @@ Served statelessly, so any request may reach any Lambda environment or front-end
 * the handshake revisions (2025-03-26 to 2025-11-25): ``initialize`` first, then requests
   carrying the negotiated version in the header; no ``Mcp-Session-Id`` is ever issued, so
   clients open no GET stream and send no DELETE.
-Checks run in the order the official Python SDK's own server runs them, with its HTTP statuses,
-so a client sees the same answer from us as from a reference server. Pure: no I/O here.
+Refusals use the official Python SDK server's codes and HTTP statuses (its checks run in nearly
+the same order), so a client meets the same answers as from a reference server. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..limits import too_deep
+from ..limits import has_lone_surrogate, too_deep
 
 MODERN_VERSION = "2026-07-28"
 HANDSHAKE_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26")  # newest first; 2024-11-05 had no Streamable HTTP
@@ -94,13 +93,13 @@ def _accepts_json(accept: str | None) -> bool:
     return bool(types & {"application/json", "application/*", "*/*"})
 
 
-def _header_value(raw: str) -> str:
+def _header_value(raw: str) -> str | None:
     """A header value as the client meant it: non-ASCII names travel as ``=?base64?...?=``."""
     if raw.startswith("=?base64?") and raw.endswith("?="):
         try:
             return base64.b64decode(raw[9:-2], validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return raw
+        except ValueError:  # not base64 (or not ASCII), or not UTF-8: matches nothing
+            return None
     return raw
 
 
@@ -111,6 +110,8 @@ def _load(body: bytes, max_depth: int) -> Any:
         raise RpcError(PARSE_ERROR, f"Parse error: the body is not JSON ({exc})") from exc
     if too_deep(data, max_depth) is not None:
         raise RpcError(INVALID_REQUEST, f"the JSON is nested deeper than {max_depth} levels (MAX_JSON_DEPTH)")
+    if has_lone_surrogate(body, data):
+        raise RpcError(INVALID_REQUEST, "a string holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff)")
     return data
 
 
@@ -127,9 +128,7 @@ def _version(headers: Mapping[str, str], method: str, params: dict[str, Any]) ->
     """The request's protocol revision, checked against what the request says of itself."""
     header = headers.get("mcp-protocol-version")
     meta = params.get("_meta")
-    if header is None and isinstance(meta, dict) and isinstance(meta.get(META_VERSION), str):
-        header = meta[META_VERSION]  # a client that stamps the body only
-    if header is None or header in HANDSHAKE_VERSIONS:
+    if header is None or header in HANDSHAKE_VERSIONS:  # initialize, or a negotiated handshake revision
         return header
     if header != MODERN_VERSION:
         raise RpcError(UNSUPPORTED_PROTOCOL_VERSION, "Unsupported protocol version",
@@ -142,14 +141,15 @@ def _version(headers: Mapping[str, str], method: str, params: dict[str, Any]) ->
     if _header_value(headers.get("mcp-method", "")) != method:
         raise RpcError(HEADER_MISMATCH, "the Mcp-Method header does not match the request body's method")
     named = NAMED_PARAM.get(method)
-    if named is not None and _header_value(headers.get("mcp-name", "")) != params.get(named):
+    if named is not None and named in params and _header_value(headers.get("mcp-name", "")) != params[named]:
         raise RpcError(HEADER_MISMATCH, f"the Mcp-Name header does not match the request body's {named!r} parameter")
     return header
 
 
 def parse(headers: Mapping[str, str], body: bytes, max_bytes: int, max_depth: int) -> Call | Reply:
     """One POST's request (headers with lower-case names), or the reply that refuses it.
-    Notifications are acknowledged (202) and dropped: none asks this server to do anything."""
+    Notifications are acknowledged (202) and dropped: a stateless server has nothing to act on
+    (a client cancels a call by closing its request, which stops the run)."""
     content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if content_type != "application/json":
         return error(None, RpcError(INVALID_REQUEST, "Content-Type must be application/json", status=415))

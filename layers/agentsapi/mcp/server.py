@@ -6,6 +6,7 @@ and returns the reply; the HTTP edge (functions/conversations/mcp_app.py) only c
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ..domain.files import FileService
@@ -13,6 +14,7 @@ from ..domain.sessions import InterpreterSessions
 from ..errors import ApiError, NotFound
 from .protocol import (
     HANDSHAKE_VERSIONS,
+    INTERNAL_ERROR,
     INVALID_PARAMS,
     META_SERVER_INFO,
     METHOD_NOT_FOUND,
@@ -25,8 +27,9 @@ from .protocol import (
     parse,
     result,
 )
-from .tools import FILE_URI, TOOLS, call_tool, file_content
+from .tools import FILE_URI, MAX_ID_CHARS, TOOLS, call_tool, file_content
 
+logger = logging.getLogger(__name__)
 SERVER_INFO = {"name": "agents-api-code-interpreter", "title": "Sandboxed Python interpreter", "version": "0.1.0"}
 CAPABILITIES = {"tools": {"listChanged": False}, "resources": {"listChanged": False, "subscribe": False}}
 INSTRUCTIONS = ("A sandboxed Python interpreter with no network access. run_python runs code and returns a "
@@ -56,6 +59,11 @@ class McpServer:
             return result(call.id, self._dispatch(ws, call))
         except RpcError as exc:
             return error(call.id, exc)
+        except ApiError as exc:  # refused outside a tool (a limit, the disk's reserve): said as such
+            return error(call.id, RpcError(INTERNAL_ERROR, exc.message, status=exc.status))
+        except Exception:  # noqa: BLE001 - logged with its traceback; the caller hears no detail
+            logger.exception("MCP request failed", extra={"method": call.method})
+            return error(call.id, RpcError(INTERNAL_ERROR, "Internal error", status=500))
 
     def _dispatch(self, ws: str, call: Call) -> dict[str, Any]:
         method, params = call.method, call.params
@@ -96,6 +104,8 @@ class McpServer:
         if not uri.startswith(FILE_URI) or not uri[len(FILE_URI):]:
             raise RpcError(RESOURCE_NOT_FOUND, "Resource not found", {"uri": uri})
         file_id = uri[len(FILE_URI):]
+        if len(file_id) > MAX_ID_CHARS:
+            raise RpcError(RESOURCE_NOT_FOUND, "Resource not found", {"uri": uri[:200]})
         try:
             record = self.files.record(ws, file_id)
             limit = self.sessions.read_max_bytes

@@ -9,7 +9,6 @@ that names no tool of ours is a JSON-RPC error.
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -21,6 +20,7 @@ from ..errors import ApiError, InvalidRequest
 from .protocol import INVALID_PARAMS, RpcError
 
 FILE_URI = "sandbox://files/"  # + a file id: what resources/read takes, and resource links name
+MAX_ID_CHARS = 64  # conversation and file ids are a prefix and 32 hex characters
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 SESSION_ID_HELP = ("The session to use, as returned by an earlier run_python or upload_file call. Variables, "
                    "imports and files of the session's earlier calls are there.")
@@ -32,7 +32,8 @@ class _Arguments(BaseModel):
 
 class RunPython(_Arguments):
     code: str = Field(min_length=1, description="Python 3 source to run, as one notebook cell.")
-    session_id: str | None = Field(None, description=SESSION_ID_HELP + " Omit it to start a new session.")
+    session_id: str | None = Field(None, max_length=MAX_ID_CHARS,
+                                   description=SESSION_ID_HELP + " Omit it to start a new session.")
 
 
 class UploadFile(_Arguments):
@@ -40,15 +41,16 @@ class UploadFile(_Arguments):
     content: str = Field(description="The file's content: text, or base64 when encoding is 'base64'.")
     encoding: Literal["utf-8", "base64"] = Field("utf-8", description="How content is given: 'utf-8' text "
                                                                       "(the default) or 'base64' for binary files.")
-    session_id: str | None = Field(None, description=SESSION_ID_HELP + " Omit it to start a new session.")
+    session_id: str | None = Field(None, max_length=MAX_ID_CHARS,
+                                   description=SESSION_ID_HELP + " Omit it to start a new session.")
 
 
 class ListFiles(_Arguments):
-    session_id: str = Field(description=SESSION_ID_HELP)
+    session_id: str = Field(max_length=MAX_ID_CHARS, description=SESSION_ID_HELP)
 
 
 class ReadFile(_Arguments):
-    session_id: str = Field(description=SESSION_ID_HELP)
+    session_id: str = Field(max_length=MAX_ID_CHARS, description=SESSION_ID_HELP)
     name: str = Field(description="The file's name, as list_files gives it.")
 
 
@@ -66,6 +68,7 @@ class Tool:
     run: Callable[[InterpreterSessions, str, Any], dict[str, Any]]
     output_schema: dict[str, Any] | None = None
     read_only: bool = False
+    destructive: bool = False  # may replace what is there (a file of the same name)
 
     def listing(self) -> dict[str, Any]:
         schema = self.arguments.model_json_schema()
@@ -74,7 +77,7 @@ class Tool:
             field.pop("title", None)
         listed: dict[str, Any] = {"name": self.name, "title": self.title, "description": self.description,
                                   "inputSchema": schema,
-                                  "annotations": {"readOnlyHint": self.read_only, "destructiveHint": False,
+                                  "annotations": {"readOnlyHint": self.read_only, "destructiveHint": self.destructive,
                                                   "openWorldHint": False}}
         if self.output_schema is not None:
             listed["outputSchema"] = self.output_schema
@@ -102,12 +105,19 @@ def _session_note(session_id: str) -> dict[str, Any]:
 def _run_python(sessions: InterpreterSessions, ws: str, args: RunPython) -> dict[str, Any]:
     run: CodeRun = sessions.run(ws, args.session_id, args.code)
     content = [_text(run.output or "(no output)")]
-    for found in run.files:  # plots come back as images; other files as links resources/read opens
-        if found.mime_type in IMAGE_TYPES and found.bytes <= sessions.read_max_bytes:
-            _, data = sessions.read(ws, run.session_id, found.name)
-            content.append({"type": "image", "data": base64.b64encode(data).decode(), "mimeType": found.mime_type})
-        else:
+    budget = sessions.read_max_bytes  # what all the inlined images may take together (one response)
+    for found in run.files:  # plots come back as images; other files, and what is over, as links
+        data = None
+        if found.mime_type in IMAGE_TYPES and found.bytes <= budget:
+            try:
+                data = sessions.content(ws, found.file_id)
+            except ApiError:
+                data = None  # the run is stored: a link still names the file
+        if data is None:
             content.append(_link(found))
+            continue
+        budget -= len(data)
+        content.append({"type": "image", "data": base64.b64encode(data).decode(), "mimeType": found.mime_type})
     content.append(_session_note(run.session_id))
     return {"content": content, "isError": run.failed,
             "structuredContent": {"session_id": run.session_id, "status": run.status, "output": run.output,
@@ -118,10 +128,10 @@ def _upload_file(sessions: InterpreterSessions, ws: str, args: UploadFile) -> di
     if args.encoding == "base64":
         try:
             data = base64.b64decode(args.content, validate=True)
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or characters outside ASCII
             raise InvalidRequest(f"content is not valid base64 ({exc})", param="content") from exc
     else:
-        data = args.content.encode("utf-8", "surrogatepass")
+        data = args.content.encode("utf-8")  # lone surrogates were refused with the request
     session_id, found = sessions.upload(ws, args.session_id, args.name, data)
     return {"content": [_text(f"Uploaded {found.name} ({found.bytes} bytes): the session's code opens it as "
                               f"open({found.name!r}) from its next run."), _session_note(session_id)],
@@ -172,7 +182,7 @@ TOOLS = {tool.name: tool for tool in (
          "Put a file into a session's working directory, for its code to read (e.g. a CSV for pandas). Text is "
          "given as is; binary content as base64 with encoding 'base64'. Without a session_id a new session is "
          "started. The Files API's size limit applies.",
-         UploadFile, _upload_file,
+         UploadFile, _upload_file, destructive=True,
          output_schema={"type": "object", "required": ["session_id", "file"], "properties": {
              "session_id": {"type": "string"}, "file": FILE_SCHEMA}}),
     Tool("list_files", "List a session's files",
