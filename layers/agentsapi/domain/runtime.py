@@ -451,9 +451,16 @@ class Runtime:
                                    room_bytes=context.room() if context.room else None,
                                    on_output=lambda stream, text: lines.put((stream, text)), cancelled=cancelled)
 
+        def discard(result: ExecutionResult | None) -> None:
+            # What a cancelled run handed back: no turn adopts it (idempotent).
+            if result is not None and result.exchange_prefix and context.discard is not None:
+                context.discard(result.exchange_prefix)
+
         def run() -> None:
             try:
                 outcome["result"] = self.sandbox.execute(request)
+                if cancelled.is_set():  # it ended after the caller had gone
+                    discard(outcome["result"])
             except BaseException as exc:  # noqa: BLE001 - raised again on the turn's thread
                 outcome["error"] = exc
             finally:
@@ -462,13 +469,17 @@ class Runtime:
         worker = threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True,
                                   name="execution")
         worker.start()
+        finished = False
         try:
             while (line := lines.get()) is not None:
                 yield line
+            finished = True
         finally:
-            if worker.is_alive():  # closed before the end: stop the cell, and wait until it has stopped
+            if not finished:  # closed before the end: stop the cell (adapters that can), wait a while
                 cancelled.set()
                 worker.join(timeout=EXECUTION_OVERHEAD_S)
+                discard(outcome.get("result"))
+        worker.join()  # its last step after the end-of-lines mark
         if "error" in outcome:
             raise outcome["error"]
         return outcome["result"]  # type: ignore[no-any-return]
