@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
 BROWSER_KEY = "browser-test-key"
+# Most browser tests run against the server that wants a key, as in AWS; those about the key field
+# itself run in both modes (the ``served`` fixture's params).
+KEYS_MODE_ONLY = pytest.mark.parametrize("served", ["keys"], indirect=True)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.harness import Served, open_playground
+from tests.browser.harness import KEYS_MODE_ONLY, Served, open_playground
 
 FENCE = "```"
 
@@ -52,6 +52,7 @@ def api_get(page: Any, served: Served, path: str) -> Any:
     return response.json()
 
 
+@KEYS_MODE_ONLY
 def test_printed_output_and_a_loaded_plot_appear_while_the_turn_streams(page: Any) -> None:
     plot = "import matplotlib.pyplot as plt\nprint('hello from the sandbox')\nplt.plot([1, 3, 2])"
     send(page, code_message(plot, "import time\ntime.sleep(1.5)", text="Plot a line"))
@@ -72,6 +73,7 @@ def test_printed_output_and_a_loaded_plot_appear_while_the_turn_streams(page: An
     assert page.locator("img.plot").evaluate("img => img.naturalWidth") > 0  # still shown once stored
 
 
+@KEYS_MODE_ONLY
 def test_an_attached_csv_is_summed_by_pandas(page: Any) -> None:
     page.locator("#attach").set_input_files(files=[{"name": "sales.csv", "mimeType": "text/csv",
                                                     "buffer": b"region,amount\nnorth,10\nsouth,32\n"}])
@@ -83,6 +85,7 @@ def test_an_attached_csv_is_summed_by_pandas(page: Any) -> None:
     expect(page.locator(".entry-user").last).to_contain_text("sales.csv")
 
 
+@KEYS_MODE_ONLY
 def test_restart_from_an_entry_starts_a_new_conversation_with_the_history_up_to_it(page: Any, served: Served) -> None:
     send(page, code_message("x = 1\nprint('first turn')"))
     wait_for_turn(page)
@@ -105,6 +108,7 @@ def test_restart_from_an_entry_starts_a_new_conversation_with_the_history_up_to_
     expect(page.locator("#conversation-list li")).to_have_count(len(api_get(page, served, "/v1/conversations")))
 
 
+@KEYS_MODE_ONLY
 def test_an_agent_is_created_versioned_and_used(page: Any, served: Served) -> None:
     page.get_by_role("tab", name="Agents").click()
     page.get_by_role("button", name="New agent").click()
@@ -134,6 +138,7 @@ def test_an_agent_is_created_versioned_and_used(page: Any, served: Served) -> No
     assert agent["version"] == 0 and agent["completion_args"]["temperature"] == 0.3
 
 
+@KEYS_MODE_ONLY
 def test_a_batch_progress_bar_reaches_its_total_and_the_output_downloads(page: Any) -> None:
     page.get_by_role("tab", name="Batches").click()
     lines = [json.dumps({"custom_id": f"q{n}", "body": {"inputs": code_message(f"print({n} * 10)")}}) for n in range(3)]
@@ -159,6 +164,7 @@ HOSTILE = ("<img src=x onerror=\"window.__pwned = 'img'\">",
            "[click me](javascript:window.__pwned='link')")
 
 
+@KEYS_MODE_ONLY
 def test_hostile_code_output_shows_as_text_and_runs_nothing(page: Any) -> None:
     # The fence in the output closes the answer's code block, so the tags reach the Markdown renderer too.
     lines = [*HOSTILE, "**bold** and `code`"]

@@ -10,7 +10,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.browser.harness import Served
+from tests.browser.harness import KEYS_MODE_ONLY, Served
 from tests.browser.test_playground_browser import code_message, send, wait_for_turn
 
 # An SVG the code writes: a picture, and a script that says where it ran if it ever runs.
@@ -18,6 +18,7 @@ SVG_PROBE = ('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40"><re
              '<script>document.title = "ran at " + location.origin</script></svg>')
 
 
+@KEYS_MODE_ONLY
 def test_an_svg_the_code_wrote_runs_no_script_at_the_playground_origin_when_opened_in_its_own_tab(
         page: Any, served: Served) -> None:
     send(page, code_message(f"open('chart.svg', 'w').write({SVG_PROBE!r})\nprint('drawn')"))
@@ -38,6 +39,7 @@ def test_an_svg_the_code_wrote_runs_no_script_at_the_playground_origin_when_open
             tab.close()
 
 
+@KEYS_MODE_ONLY
 def test_a_hostile_answer_or_code_cannot_freeze_the_page(page: Any) -> None:
     timings = page.evaluate("""async () => {
         const { renderMarkdown } = await import('./markdown.js');
