@@ -77,7 +77,7 @@ serve: setup
 # Three processes on two cores (most of the suite waits on servers, sandboxes and deadlines), then the tests
 # marked serial alone: they measure the machine's CPU or look at every sandbox on it.
 test: setup test-deps $(SANDBOX_VENV)/lambda-ric/.installed $(AXE)
-	$(PY) -m pytest -q -n 4 --dist loadfile -m "not serial" --durations=25
+	$(PY) -m pytest -q -n 6 --dist loadfile -m "not serial" --durations=25
 	$(PY) -m pytest -q -m serial
 
 # Every defence of docs/security.md, removed one at a time from a copy of the checkout, must fail

@@ -35,7 +35,9 @@ def wait_for_turn(page: Any) -> None:
     """Until the turn just sent has streamed to its end (the page counts finished turns: the
     "Done" of the turn before would otherwise pass for this one's) and the page is idle."""
     sent = int(page.locator("#transcript").get_attribute("data-sent") or 0)
-    expect(page.locator("#transcript")).to_have_attribute("data-turns", re.compile(rf"^(?!{sent}$)\d+$"))
+    # A turn runs for seconds, more on a loaded machine: expect's 5 s default is not its bound.
+    expect(page.locator("#transcript")).to_have_attribute("data-turns", re.compile(rf"^(?!{sent}$)\d+$"),
+                                                          timeout=60_000)
     expect(page.get_by_role("status")).to_have_text(re.compile(r"^Done"))
     expect(page.locator("#transcript")).to_have_attribute("data-state", "idle")
 

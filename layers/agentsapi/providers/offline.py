@@ -18,8 +18,9 @@ CODE_BLOCK = re.compile(r"```(?:python|py)[^\n]*\n(.*?)```", re.DOTALL | re.IGNO
 NO_PROVIDER = (
     "This server is running its offline model: no model provider is configured. "
     "Put Python code in a ```python fenced block and I will run it with code_interpreter. "
-    "To use a real model, set MISTRAL_API_KEY (Mistral's API) or LLM_BASE_URL (an OpenAI-compatible server) "
-    "and restart the service."
+    "To use a real model, restart the service with MISTRAL_API_KEY set (Mistral's API: "
+    "`MISTRAL_API_KEY=... make serve`) or LLM_BASE_URL (an OpenAI-compatible server: "
+    "`LLM_BASE_URL=http://127.0.0.1:11434/v1 make serve`)."
 )
 
 
