@@ -202,8 +202,8 @@ def test_settle_exactly_once_under_concurrency(store: Any) -> None:
 
 def test_counters_exact_after_1000_requests_and_no_slowdown(store: Any, backend: Backend) -> None:
     # moto deep-copies its table on every transaction (~50 ms a settle at this size): 1,000 on moto
-    # cost 90 s of `make test` and test nothing more of our code than 200 do.
-    total = 1000 if backend.kind == "sqlite" else 200
+    # cost 90 s of `make test` and test nothing more of our code than 100 do.
+    total = 1000 if backend.kind == "sqlite" else 100
     new_job(store, n=total)
     # Another job's requests in the same store: a settle must not depend on how much is stored.
     new_job(store, job_id="batch_neighbour", n=500 if backend.kind == "sqlite" else 100)

@@ -90,11 +90,15 @@ class S3Blobs:
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=key)
 
+    # Keys per listing page: S3's most, which is also the most one delete_objects takes.
+    LISTING_PAGE = 1000
+
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object under ``prefix``; the bytes they held."""
         paginator = self.client.get_paginator("list_objects_v2")
         removed = 0
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix,
+                                       PaginationConfig={"PageSize": self.LISTING_PAGE}):
             items = page.get("Contents", [])
             if items:
                 self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": i["Key"]} for i in items],
