@@ -40,3 +40,14 @@ def open_playground(browser: Any, served: Served, key: str | None = None) -> tup
         field.fill(typed)
         field.press("Tab")  # the change event: the page stores the key and loads the lists
     return context, page, console
+
+
+def agent_with_two_versions(page: Any, name: str) -> None:
+    """On the Agents tab: a new agent ``name``, saved a second time (versions 0 and 1, 1 active)."""
+    page.get_by_role("tab", name="Agents").click()
+    page.get_by_role("button", name="New agent").click()
+    page.get_by_label("Name").fill(name)
+    page.get_by_role("button", name="Create agent").click()
+    page.get_by_label("Instructions").fill("a second version")
+    page.get_by_role("button", name="Save as a new version").click()
+    page.get_by_role("button", name="Make version 0 active").wait_for()

@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import ARTIFACTS
+from tests.browser.harness import agent_with_two_versions
 from tests.browser.test_playground_browser import code_message, send, wait_for_turn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,13 +83,7 @@ def _axe(page: Any) -> list[dict[str, Any]]:
 
 def test_axe_finds_no_serious_or_critical_violation_on_any_view_light_or_dark(page: Any) -> None:
     _conversation_with_everything(page)
-    page.get_by_role("tab", name="Agents").click()
-    page.get_by_role("button", name="New agent").click()
-    page.get_by_label("Name").fill("axe")
-    page.get_by_role("button", name="Create agent").click()
-    page.get_by_label("Instructions").fill("again")
-    page.get_by_role("button", name="Save as a new version").click()
-    expect(page.get_by_role("button", name="Make version 0 active")).to_be_visible()
+    agent_with_two_versions(page, "axe")
     page.get_by_role("tab", name="Batches").click()
     page.get_by_label("Requests (JSONL").fill('{"custom_id": "a", "body": {"inputs": "hi"}}')
     page.get_by_role("button", name="Start batch").click()

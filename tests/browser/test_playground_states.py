@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.harness import Served
+from tests.browser.harness import Served, agent_with_two_versions
 from tests.browser.test_playground_browser import api_get, code_message, conversation_id, send, wait_for_turn
 
 
@@ -159,12 +159,7 @@ def test_a_batch_with_a_failed_request_says_so_and_its_requests_stay_out_of_the_
 
 
 def test_making_an_old_version_active_says_so(page: Any) -> None:
-    page.get_by_role("tab", name="Agents").click()
-    page.get_by_role("button", name="New agent").click()
-    page.get_by_label("Name").fill("versioned")
-    page.get_by_role("button", name="Create agent").click()
-    page.get_by_label("Instructions").fill("second")
-    page.get_by_role("button", name="Save as a new version").click()
+    agent_with_two_versions(page, "versioned")
     expect(page.get_by_role("alert")).to_contain_text("version 1")
     page.get_by_role("button", name="Make version 0 active").click()
     expect(page.get_by_role("alert")).to_have_text("Version 0 of versioned is now active.")
