@@ -132,6 +132,7 @@ def main() -> None:
                  "detail": {}}
     (HERE / "usage_recount").mkdir(exist_ok=True)
     (HERE / "usage_recount" / "scheduled.json").write_text(json.dumps(scheduled, indent=2) + "\n")
+    write_mcp_events()
     write_authorizer_events()
     write_playground_events()
     sandbox = {"code": "import pandas as pd\ndf = pd.DataFrame({'x': [1, 2, 3]})\nprint(df.describe())\ndf.x.sum()",
@@ -150,6 +151,26 @@ def main() -> None:
                                  "resolve": {"agents-api-123456789012-us-east-1-files.s3.us-east-1.amazonaws.com":
                                              "52.216.0.1"}}}
     (HERE / "sandbox" / "execute_by_reference.json").write_text(json.dumps(by_reference, indent=2) + "\n")
+
+
+def write_mcp_events() -> None:
+    """POST /mcp (served by the conversations function) as the official MCP client sends it at
+    revision 2026-07-28: the version and method in headers and in ``params._meta``."""
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "mcp", "version": "0.1.0"},
+            "io.modelcontextprotocol/clientCapabilities": {}}
+    calls = {"mcp_tools_list": ("tools/list", {}, {}),
+             "mcp_run_python": ("tools/call", {"name": "run_python", "arguments": {"code": "print(6 * 7)"}},
+                                {"mcp-name": "run_python"})}
+    for name, (method, params, extra) in calls.items():
+        body = {"jsonrpc": "2.0", "id": 2, "method": method, "params": {**params, "_meta": meta}}
+        headers = {"authorization": "Bearer sample-key", "content-type": "application/json",
+                   "accept": "application/json, text/event-stream", "mcp-protocol-version": "2026-07-28",
+                   "mcp-method": method, **extra, "user-agent": "python-httpx2/2.16.2"}
+        event = make_event("POST", "/mcp", headers, "", json.dumps(body))
+        event["requestContext"].update({"requestId": f"sample-{name}", "requestTimeEpoch": 1764000000000,
+                                        "authorizer": AUTHORIZER_CONTEXT})
+        (HERE / "conversations" / f"{name}.json").write_text(json.dumps(event, indent=2) + "\n")
 
 
 def write_authorizer_events() -> None:
