@@ -129,6 +129,8 @@ def test_a_saved_figure_shows_once_as_a_thumbnail_that_opens_whole(page: Any) ->
     images = page.locator(".entry-tool img.plot")
     expect(images).to_have_count(1)
     expect(images).to_have_attribute("alt", "line.png")
+    page.wait_for_function("() => { const img = document.querySelector('.entry-tool img.plot');"
+                           " return img && img.complete && img.naturalWidth > 0; }")  # loaded, laid out
     small = images.bounding_box()["height"]
     images.click()
     expect(images).to_have_class(re.compile(r"\bwhole\b"))
