@@ -128,6 +128,7 @@ bench: setup
 	$(PY) benchmarks/api_turn.py
 	$(PY) benchmarks/sandbox_latency.py
 	$(PY) benchmarks/session_latency.py
+	$(PY) benchmarks/live_output.py
 	$(PY) benchmarks/session_memory.py
 	$(PY) benchmarks/batch_throughput.py --requests 1000
 	$(PY) benchmarks/large_files.py
