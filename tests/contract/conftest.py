@@ -14,7 +14,9 @@ from agentsapi.adapters.sqlite.db import Database
 from agentsapi.adapters.sqlite.queue import SqliteQueue
 from agentsapi.adapters.sqlite.store import STORE_MIGRATIONS
 
-VISIBILITY_S = 1
+# Long enough that a message a test holds stays hidden while the test restarts its backend on a
+# loaded machine (1 s was not, with moto under the whole suite), short enough to wait out.
+VISIBILITY_S = 2
 MAX_RECEIVES = 2
 
 

@@ -13,7 +13,8 @@ import httpx
 FENCE = "```"
 LINES = 5
 # Each line says when it was printed (this machine's clock, which the test shares).
-TICKING = f"import time\nfor n in range({LINES}):\n    print(n, time.time(), flush=True)\n    time.sleep(0.5)"
+INTERVAL_S = 0.5
+TICKING = f"import time\nfor n in range({LINES}):\n    print(n, time.time(), flush=True)\n    time.sleep({INTERVAL_S})"
 
 
 def _turn(code: str) -> dict[str, Any]:
@@ -32,7 +33,9 @@ def _events(response: httpx.Response) -> Any:
             data = ""
 
 
-def test_each_printed_line_arrives_within_100_ms_of_its_print(server_url: str) -> None:
+def test_each_printed_line_arrives_before_the_next_is_printed(server_url: str) -> None:
+    """Live, not at the cell's end: each line is at the client before the cell prints the next,
+    half a second later (benchmarks/live_output.py measures how soon: 1-3 ms, unloaded)."""
     headers = {"Authorization": "Bearer live-key", "Accept": "text/event-stream"}
     lags, texts = [], []
     with httpx.stream("POST", f"{server_url}/v1/conversations", json=_turn(TICKING), headers=headers,
@@ -46,8 +49,7 @@ def test_each_printed_line_arrives_within_100_ms_of_its_print(server_url: str) -
                 texts.append(int(number))
                 lags.append(arrived - float(printed))
     assert texts == list(range(LINES))
-    print("live output lag, ms:", [round(lag * 1000, 1) for lag in lags])
-    assert max(lags) <= 0.1, [round(lag * 1000) for lag in lags]
+    assert max(lags) < INTERVAL_S, [round(lag * 1000) for lag in lags]
 
 
 def test_the_official_sdk_still_parses_a_stream_with_live_output(server_url: str) -> None:
