@@ -12,7 +12,6 @@ fast as it can: how many events carry them (bursts are coalesced every 50 ms).
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -26,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "layers")]
 
 from local.launcher import Server  # noqa: E402
+from local.sse import timed_events  # noqa: E402
 
 FENCE = "```"
 
@@ -37,13 +37,7 @@ def stream(url: str, code: str) -> Iterator[tuple[float, dict[str, Any]]]:
             "inputs": f"{FENCE}python\n{code}\n{FENCE}"}
     with httpx.stream("POST", f"{url}/v1/conversations", json=body, timeout=120,
                       headers={"Authorization": "Bearer bench", "Accept": "text/event-stream"}) as response:
-        data = ""
-        for line in response.iter_lines():
-            if line.startswith("data: "):
-                data = line[6:]
-            elif not line and data:
-                yield time.time(), json.loads(data)
-                data = ""
+        yield from timed_events(response.iter_lines())
 
 
 def main() -> None:

@@ -4,11 +4,12 @@ still parses the stream, and a client that closes the stream stops the cell and 
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 import httpx
+
+from local.sse import timed_events
 
 FENCE = "```"
 LINES = 5
@@ -23,14 +24,7 @@ def _turn(code: str) -> dict[str, Any]:
 
 
 def _events(response: httpx.Response) -> Any:
-    """(arrival time, event) for each SSE block, as it arrives."""
-    data = ""
-    for line in response.iter_lines():
-        if line.startswith("data: "):
-            data = line[6:]
-        elif not line and data:
-            yield time.time(), json.loads(data)
-            data = ""
+    return timed_events(response.iter_lines())
 
 
 def test_each_printed_line_arrives_before_the_next_is_printed(server_url: str) -> None:
