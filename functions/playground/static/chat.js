@@ -190,7 +190,7 @@ export function mountChat(ctx) {
     const shell = entryShell('tool', 'Code interpreter', id);
     const code = h('div', { class: 'code-slot' });
     const output = h('pre', { class: 'output pending', tabindex: 0 }, 'Running…');
-    let live = ''; // what the cell has printed so far
+    let streamed = false; // the cell has printed something while it ran
     const notice = h('p', { class: 'notice', hidden: true });
     const table = h('div', { class: 'table-slot' });
     const files = h('div', { class: 'files' });
@@ -205,8 +205,7 @@ export function mountChat(ctx) {
       setCode(text) { partial = text; if (!finished) showPartial(); },
       addOutput(text) {
         if (finished) return;
-        if (!live) { output.classList.remove('pending'); output.textContent = ''; }
-        live += text;
+        if (!streamed) { output.classList.remove('pending'); output.textContent = ''; streamed = true; }
         output.append(text); // appended, not the whole output set again at each line
         output.scrollTop = output.scrollHeight;
       },

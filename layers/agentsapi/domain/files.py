@@ -164,7 +164,8 @@ class FileService:
         size = self.blobs.size(target) or 0
         if size > self.max_bytes:
             self.blobs.delete(target)
-            raise PayloadTooLarge(f"file: {size} bytes is over the {self.max_bytes}-byte limit", param="file")
+            raise PayloadTooLarge(f"file: {size} bytes is over the {self.max_bytes}-byte limit (FILES_MAX_BYTES)",
+                                  param="file")
         try:
             self._charge(ws, size, f"the file {filename!r}")
         except BaseException:
@@ -198,7 +199,8 @@ class FileService:
             raise InvalidRequest(f"file: the file name {problem} (a plain name of at most {MAX_NAME_BYTES} bytes of "
                                  "UTF-8 is required)", param="file")
         if enforce_limit and size > self.max_bytes:
-            raise PayloadTooLarge(f"file: {size} bytes is over the {self.max_bytes}-byte limit", param="file")
+            raise PayloadTooLarge(f"file: {size} bytes is over the {self.max_bytes}-byte limit (FILES_MAX_BYTES)",
+                                  param="file")
         purpose = purpose or "fine-tune"
         if purpose not in PURPOSES:
             raise InvalidRequest(f"purpose must be one of {', '.join(PURPOSES)}", param="purpose")

@@ -13,9 +13,9 @@ import mimetypes
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..errors import InvalidRequest, NotFound, PayloadTooLarge
-from ..limits import file_name_problem
+from ..errors import NotFound, PayloadTooLarge
 from ..models.entries import Entry, FileChunk, MessageInputEntry, TextChunk, ToolExecutionEntry
+from ..models.files import FileRecord
 from .conversations import ConversationService, file_refs
 from .files import FileService
 
@@ -66,14 +66,8 @@ class InterpreterSessions:
 
     def upload(self, ws: str, session_id: str | None, name: str, content: bytes) -> tuple[str, SessionFile]:
         """Store ``content`` as a file and put it in the session's working directory (from its next
-        run on) under ``name``; returns the session's id and the file."""
-        problem = file_name_problem(name)
-        if problem:
-            raise InvalidRequest(f"name {problem}", param="name")
-        limit = self.file_service.max_bytes
-        if len(content) > limit:
-            raise PayloadTooLarge(f"content is {len(content)} bytes (decoded); a file holds at most {limit} bytes "
-                                  "(FILES_MAX_BYTES)", param="content")
+        run on) under ``name``; returns the session's id and the file. The Files API's own checks
+        (the name, FILES_MAX_BYTES, the quota) refuse it before anything is stored."""
         if session_id is not None:
             self.conversations.get(ws, session_id)  # 404 before anything is stored
         record = self.file_service.upload(ws, name, content, purpose="code_interpreter", mimetype=mime_type_of(name))
@@ -101,16 +95,17 @@ class InterpreterSessions:
         found = next((f for f in self.files(ws, session_id) if f.name == name), None)
         if found is None:
             raise NotFound(f"no file {name!r} in session {session_id} (list_files names its files)", param="name")
-        if found.bytes > self.read_max_bytes:
-            raise PayloadTooLarge(f"{name!r} is {found.bytes} bytes; at most {self.read_max_bytes} are read here "
-                                  f"(MCP_READ_MAX_BYTES): download it from the Files API, GET /v1/files/"
-                                  f"{found.file_id}/content", param="name")
-        _, content = self.file_service.content(ws, found.file_id)
-        return found, content
+        return found, self.content(ws, found.file_id)[1]
 
-    def content(self, ws: str, file_id: str) -> bytes:
-        """A file's bytes, by id (the caller's workspace's only)."""
-        return self.file_service.content(ws, file_id)[1]
+    def content(self, ws: str, file_id: str) -> tuple[FileRecord, bytes]:
+        """A file of the caller's workspace, by id, if it is small enough to be returned inline
+        (MCP_READ_MAX_BYTES; its size is checked before its bytes are read)."""
+        record = self.file_service.record(ws, file_id)
+        if record.bytes > self.read_max_bytes:
+            raise PayloadTooLarge(f"{record.filename!r} is {record.bytes} bytes; at most {self.read_max_bytes} are "
+                                  f"read here (MCP_READ_MAX_BYTES): download it from the Files API, GET /v1/files/"
+                                  f"{file_id}/content", param="name")
+        return self.file_service.content(ws, file_id)
 
     def _files_in(self, ws: str, entries: list[Entry]) -> list[SessionFile]:
         found: list[SessionFile | None] = []

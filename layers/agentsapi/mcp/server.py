@@ -107,12 +107,7 @@ class McpServer:
         if len(file_id) > MAX_ID_CHARS:
             raise RpcError(RESOURCE_NOT_FOUND, "Resource not found", {"uri": uri[:200]})
         try:
-            record = self.files.record(ws, file_id)
-            limit = self.sessions.read_max_bytes
-            if record.bytes > limit:
-                raise RpcError(INVALID_PARAMS, f"the file is {record.bytes} bytes; at most {limit} are read here "
-                                               f"(MCP_READ_MAX_BYTES): download it from GET /v1/files/{file_id}/content")
-            _, data = self.files.content(ws, file_id)
+            record, data = self.sessions.content(ws, file_id)
         except NotFound as exc:
             raise RpcError(RESOURCE_NOT_FOUND, "Resource not found", {"uri": uri}) from exc
         except ApiError as exc:

@@ -110,7 +110,7 @@ def _run_python(sessions: InterpreterSessions, ws: str, args: RunPython) -> dict
         data = None
         if found.mime_type in IMAGE_TYPES and found.bytes <= budget:
             try:
-                data = sessions.content(ws, found.file_id)
+                data = sessions.content(ws, found.file_id)[1]
             except ApiError:
                 data = None  # the run is stored: a link still names the file
         if data is None:
